@@ -1,0 +1,30 @@
+/* The analyzer's side of the shared-memory channel (see include/cgoscope/record.h). */
+#ifndef CGOSCOPE_CHANNEL_H
+#define CGOSCOPE_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cgoscope/record.h"
+
+struct channel {
+    int fd;
+    size_t size;
+    uint64_t token;
+    struct cgs_shm_header *h;
+    struct cgs_chunk_desc *desc;
+    uint8_t *chunks;
+    uint32_t *consumed; /* per chunk: bytes already handed to the sink */
+    uint8_t *copy;      /* private copy of what is being read: the program cannot change it under us */
+    uint32_t *order;
+};
+
+/* Called with each run of new records, in claim order per thread. */
+typedef void (*channel_sink)(void *arg, uint32_t tid, const uint8_t *data, size_t len);
+
+int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, char *err, size_t errlen);
+/* Hands every committed, unread record to sink and frees drained chunks. Returns bytes read. */
+size_t channel_drain(struct channel *c, channel_sink sink, void *arg);
+void channel_destroy(struct channel *c);
+
+#endif

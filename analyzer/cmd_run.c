@@ -1,0 +1,269 @@
+/* `cgoscope run`: start the program with the shim, drain its records while it runs, report. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "commands.h"
+#include "output.h"
+#include "process.h"
+#include "trace.h"
+#include "version.h"
+
+#define EXIT_TOOL_FAILED 125
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill((pid_t)child_pid, sig);
+}
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: cgoscope run [options] -- PROGRAM [ARGS...]\n"
+            "\n"
+            "Runs PROGRAM with the cgoscope shim preloaded and, when it ends, prints to stderr every\n"
+            "C allocation it never freed, grouped by stack, with the Go function and line behind it.\n"
+            "cgoscope exits with the program's own status (128+N if signal N ended it).\n"
+            "\n"
+            "Options:\n"
+            "  --json FILE        also write the report as JSON (docs/json-report.md)\n"
+            "  -o, --output FILE  also save the raw trace; `cgoscope report FILE` reads it later\n"
+            "  --show-runtime     also list leaks of the Go runtime and system libraries\n"
+            "  -q, --quiet        no text report (use with --json)\n"
+            "  -h, --help         this help\n"
+            "\n"
+            "Exit status: the program's; 125 if cgoscope itself failed before the program ran;\n"
+            "126 if PROGRAM cannot be executed; 127 if it is not found.\n");
+}
+
+struct run_sink {
+    struct process *proc;
+    struct trace_writer *trace;
+};
+
+static void sink(void *arg, uint32_t tid, const uint8_t *data, size_t len)
+{
+    struct run_sink *s = arg;
+    if (s->trace)
+        trace_write_block(s->trace, TRACE_RECORDS, tid, data, len);
+    process_feed(s->proc, tid, data, len);
+}
+
+static int find_shim(char *out, size_t outlen)
+{
+    const char *env = getenv("CGOSCOPE_SHIM");
+    if (env && *env) {
+        snprintf(out, outlen, "%s", env);
+    } else {
+        char self[PATH_MAX - 64];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+            return -1;
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = 0;
+        snprintf(out, outlen, "%s/%s/libcgoscope.so", self, CGOSCOPE_BIN_TO_SHIM);
+    }
+    char *real = realpath(out, NULL);
+    if (!real)
+        return -1;
+    snprintf(out, outlen, "%s", real);
+    free(real);
+    return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+static void exec_child(char **argv, const char *shim, const struct channel *ch, int errpipe)
+{
+    char val[64];
+    /* The shim maps the channel and closes this descriptor at start-up. */
+    int fd = fcntl(ch->fd, F_DUPFD, 3);
+    snprintf(val, sizeof val, "%d:%llx", fd, (unsigned long long)ch->token);
+    setenv(CGS_ENV_CHANNEL, val, 1);
+    const char *old = getenv("LD_PRELOAD");
+    char *pre;
+    if (old && *old) {
+        if (asprintf(&pre, "%s:%s", shim, old) < 0)
+            _exit(EXIT_TOOL_FAILED);
+    } else {
+        pre = (char *)shim;
+    }
+    setenv("LD_PRELOAD", pre, 1);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvp(argv[0], argv);
+    int e = errno;
+    if (write(errpipe, &e, sizeof e) != sizeof e)
+        _exit(127);
+    _exit(e == ENOENT ? 127 : 126);
+}
+
+static void nap(long us)
+{
+    struct timespec d = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&d, NULL);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
+        {"show-runtime", no_argument, NULL, 'r'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    struct output_options out = {0};
+    const char *trace_path = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': out.json_path = optarg; break;
+        case 'o': trace_path = optarg; break;
+        case 'r': out.show_runtime = 1; break;
+        case 'q': out.quiet = 1; break;
+        case 'h': run_usage(stdout); return 0;
+        default: run_usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "cgoscope run: no program given.\n");
+        run_usage(stderr);
+        return 2;
+    }
+    char **prog = argv + optind;
+
+    char shim[PATH_MAX];
+    if (find_shim(shim, sizeof shim) != 0) {
+        fprintf(stderr, "cgoscope: cannot find the shim libcgoscope.so (looked at %s); "
+                        "set CGOSCOPE_SHIM to its path or reinstall cgoscope\n", shim);
+        return EXIT_TOOL_FAILED;
+    }
+
+    struct channel ch;
+    char err[512];
+    if (channel_create(&ch, 2048, 64 * 1024, err, sizeof err) != 0) {
+        fprintf(stderr, "cgoscope: %s\n", err);
+        return EXIT_TOOL_FAILED;
+    }
+    struct trace_writer tw, *twp = NULL;
+    if (trace_path) {
+        if (trace_writer_open(&tw, trace_path) != 0) {
+            fprintf(stderr, "cgoscope: cannot create the trace %s: %s\n", trace_path, strerror(errno));
+            channel_destroy(&ch);
+            return EXIT_TOOL_FAILED;
+        }
+        twp = &tw;
+    }
+
+    struct process proc;
+    process_init(&proc);
+    proc.argc = argc - optind;
+    proc.argv = calloc((size_t)proc.argc + 1, sizeof *proc.argv);
+    for (int i = 0; proc.argv && i < proc.argc; i++)
+        proc.argv[i] = strdup(prog[i]);
+
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0) {
+        fprintf(stderr, "cgoscope: pipe: %s\n", strerror(errno));
+        return EXIT_TOOL_FAILED;
+    }
+    /* Like system(3): the terminal's Ctrl-C and Ctrl-\ go to the program, and cgoscope stays
+     * to report. SIGTERM and SIGHUP sent to cgoscope are passed on. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    struct sigaction sa = {0};
+    sa.sa_handler = forward_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "cgoscope: fork: %s\n", strerror(errno));
+        return EXIT_TOOL_FAILED;
+    }
+    if (pid == 0) {
+        close(errpipe[0]);
+        exec_child(prog, shim, &ch, errpipe[1]);
+    }
+    child_pid = pid;
+    close(errpipe[1]);
+    int exec_errno = 0;
+    ssize_t got = read(errpipe[0], &exec_errno, sizeof exec_errno);
+    close(errpipe[0]);
+
+    struct run_sink s = {&proc, twp};
+    int status = 0;
+    long idle = 50;
+    for (;;) {
+        size_t n = channel_drain(&ch, sink, &s);
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid || (w < 0 && errno == ECHILD))
+            break;
+        if (n) {
+            idle = 50;
+        } else {
+            nap(idle);
+            if (idle < 5000)
+                idle *= 2;
+        }
+    }
+    /* The program is gone; everything it committed is still in the channel. */
+    while (channel_drain(&ch, sink, &s))
+        ;
+    proc.events_lost = ch.h->events_lost;
+    channel_destroy(&ch);
+    child_pid = 0;
+
+    int rc;
+    if (got == (ssize_t)sizeof exec_errno) {
+        fprintf(stderr, "cgoscope: cannot run %s: %s\n", prog[0], strerror(exec_errno));
+        rc = exec_errno == ENOENT ? 127 : 126;
+        proc.exit_kind = EXIT_CODE;
+        proc.exit_value = rc;
+        if (twp) {
+            trace_write_end(twp, &proc);
+            trace_writer_close(twp, err, sizeof err);
+        }
+        process_free(&proc);
+        return rc;
+    }
+    if (WIFSIGNALED(status)) {
+        proc.exit_kind = EXIT_SIGNAL;
+        proc.exit_value = WTERMSIG(status);
+        rc = 128 + WTERMSIG(status);
+    } else {
+        proc.exit_kind = EXIT_CODE;
+        proc.exit_value = WEXITSTATUS(status);
+        rc = WEXITSTATUS(status);
+    }
+    if (!proc.pid)
+        proc.pid = (uint32_t)pid;
+
+    if (twp) {
+        trace_write_end(twp, &proc);
+        if (trace_writer_close(twp, err, sizeof err) != 0)
+            fprintf(stderr, "cgoscope: %s\n", err);
+    }
+    output_reports(&proc, 1, &out);
+    process_free(&proc);
+    return rc;
+}

@@ -1,0 +1,7 @@
+#ifndef CGOSCOPE_COMMANDS_H
+#define CGOSCOPE_COMMANDS_H
+
+int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+#endif

@@ -1,0 +1,23 @@
+/* What a Go executable says about itself: its build info (Go version, module paths). */
+#ifndef CGOSCOPE_GOBUILD_H
+#define CGOSCOPE_GOBUILD_H
+
+#include <stddef.h>
+
+struct gobuild {
+    char go_version[64];
+    char main_path[512]; /* "path" line: the main package's import path */
+    char **modules;      /* the main module and every dependency */
+    size_t nmodules;
+};
+
+/* Reads .go.buildinfo of the ELF file at path. Returns 0 when found, -1 otherwise (not a Go
+ * binary, or a format older than Go 1.18). */
+int gobuild_read(const char *path, struct gobuild *b);
+void gobuild_free(struct gobuild *b);
+/* Is this Go package (or symbol "<pkg>.<name>") the user's code, rather than the standard
+ * library or runtime? With build info: it belongs to the main module or a dependency, or is
+ * package main. Without: the first path element holds a dot (a module path), or it is main. */
+int gobuild_is_user_package(const struct gobuild *b, const char *pkg_or_symbol);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * The blocks a process holds right now. Records from different threads reach the analyzer in
+ * no particular order across threads, so an address can show up allocated twice (another
+ * thread's free of it has not been read yet) or freed before its allocation has been read.
+ * Timestamps settle both: a free ends the latest allocation of its address made before it,
+ * and a free read early waits until the allocation it ends is read.
+ */
+#ifndef CGOSCOPE_LIVESET_H
+#define CGOSCOPE_LIVESET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "u64map.h"
+
+struct live_block {
+    uint64_t addr;
+    uint64_t size;
+    uint64_t stack;
+    uint64_t ts;
+};
+
+struct ts_entry {
+    uint64_t addr;
+    uint64_t ts;
+    uint64_t idx; /* block index for duplicates */
+};
+
+struct liveset {
+    struct u64map by_addr;    /* addr -> index into blocks */
+    struct live_block *blocks;
+    size_t nblocks, capblocks;
+    uint64_t free_head;       /* free list through blocks[].size, index+1; 0 = none */
+    struct ts_entry *dups;    /* further live blocks at an address already in by_addr */
+    size_t ndups, capdups;
+    struct u64map pending;    /* addr -> ts of a free read before its allocation */
+    struct ts_entry *pending_more;
+    size_t npending_more, cappending_more;
+    uint64_t live_count, live_bytes;
+};
+
+void liveset_init(struct liveset *s);
+void liveset_free(struct liveset *s);
+/* Returns -1 when memory runs out. */
+int liveset_alloc(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts);
+/* Returns 1 if a live block ended, 0 if the free was kept pending, -1 on memory exhaustion. */
+int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts);
+size_t liveset_pending(const struct liveset *s);
+/* Calls fn for every live block. */
+void liveset_each(const struct liveset *s, void (*fn)(const struct live_block *, void *), void *arg);
+
+#endif

@@ -1,0 +1,49 @@
+/* cgoscope: finds the C memory a Go program leaks, and names the Go line behind it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "version.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: cgoscope COMMAND [options] ...\n"
+                 "\n"
+                 "Finds the C allocations a Go program (built with cgo) never frees, with the Go\n"
+                 "function and line behind each, without rebuilding the program.\n"
+                 "\n"
+                 "Commands:\n"
+                 "  run [options] -- PROGRAM [ARGS...]   run PROGRAM under cgoscope and report its leaks\n"
+                 "  report [options] TRACE               report from a trace saved with `run -o TRACE`\n"
+                 "\n"
+                 "  cgoscope COMMAND --help   options of a command\n"
+                 "  cgoscope --version        version\n"
+                 "\n"
+                 "Example:\n"
+                 "  cgoscope run --json leaks.json -- ./myprog -flag\n"
+                 "  go test -exec 'cgoscope run --' ./...\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("cgoscope %s\n", CGOSCOPE_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "cgoscope: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,68 @@
+#include "output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int write_json(const char *path, json_object *doc)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "cgoscope: cannot write the JSON report to %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    const char *s = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t len = strlen(s), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, s + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            fprintf(stderr, "cgoscope: writing the JSON report to %s failed: %s%s\n", path, strerror(errno),
+                    errno == ENOSPC ? " (disk full)" : "");
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (write(fd, "\n", 1) != 1 || close(fd) != 0) {
+        fprintf(stderr, "cgoscope: writing the JSON report to %s failed: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int output_reports(struct process *procs, size_t n, const struct output_options *o)
+{
+    struct report *reports = calloc(n ? n : 1, sizeof *reports);
+    if (!reports) {
+        fprintf(stderr, "cgoscope: out of memory building the report\n");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (report_build(&reports[i], &procs[i]) != 0) {
+            fprintf(stderr, "cgoscope: out of memory building the report of process %u\n", procs[i].pid);
+            rc = -1;
+        }
+    }
+    if (!o->quiet) {
+        struct report_options ro = {.show_runtime = o->show_runtime};
+        for (size_t i = 0; i < n; i++)
+            report_print_text(stderr, &reports[i], &ro);
+        fflush(stderr);
+    }
+    if (o->json_path) {
+        json_object *doc = report_document(reports, n);
+        if (write_json(o->json_path, doc) != 0)
+            rc = -1;
+        json_object_put(doc);
+    }
+    for (size_t i = 0; i < n; i++)
+        report_free(&reports[i]);
+    free(reports);
+    return rc;
+}

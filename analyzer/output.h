@@ -1,0 +1,20 @@
+/* Writing what the user asked for: the text report and the JSON document. */
+#ifndef CGOSCOPE_OUTPUT_H
+#define CGOSCOPE_OUTPUT_H
+
+#include <stddef.h>
+
+#include "process.h"
+#include "report.h"
+
+struct output_options {
+    const char *json_path;
+    int show_runtime;
+    int quiet; /* no text report */
+};
+
+/* Builds the report of p and writes it as asked. Returns 0, or -1 when something could not be
+ * written or built (already told on stderr). */
+int output_reports(struct process *procs, size_t n, const struct output_options *o);
+
+#endif

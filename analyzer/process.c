@@ -1,0 +1,268 @@
+/* Turns records into process state. Every record is checked before it is believed: the
+ * stream comes from inside the traced program and may be corrupt (architecture invariant 7). */
+#include "process.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgoscope/record.h"
+
+void process_init(struct process *p)
+{
+    memset(p, 0, sizeof *p);
+    u64map_init(&p->stack_index);
+    liveset_init(&p->live);
+}
+
+void process_free(struct process *p)
+{
+    free(p->exe);
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->argv);
+    for (size_t i = 0; i < p->nmodules; i++)
+        free(p->modules[i].path);
+    free(p->modules);
+    for (size_t i = 0; i < p->nsites; i++) {
+        free(p->sites[i].symbol);
+        free(p->sites[i].package);
+        free(p->sites[i].function);
+    }
+    free(p->sites);
+    for (size_t i = 0; i < p->nstacks; i++)
+        free(p->stacks[i].pcs);
+    free(p->stacks);
+    u64map_free(&p->stack_index);
+    liveset_free(&p->live);
+    memset(p, 0, sizeof *p);
+}
+
+static int corrupt(struct process *p, const char *what)
+{
+    if (!p->corrupt_records)
+        snprintf(p->corrupt_what, sizeof p->corrupt_what, "%s", what);
+    p->corrupt_records++;
+    return -1;
+}
+
+/* A NUL-terminated string that fits inside the record, or NULL. */
+static const char *rec_string(const uint8_t *rec, size_t size, size_t off)
+{
+    if (off >= size)
+        return NULL;
+    const char *s = (const char *)rec + off;
+    return memchr(s, 0, size - off) ? s : NULL;
+}
+
+static int add_module(struct process *p, const struct cgs_rec_module *r, const char *path)
+{
+    for (size_t i = 0; i < p->nmodules; i++)
+        if (p->modules[i].bias == r->bias && strcmp(p->modules[i].path, path) == 0)
+            return 0;
+    struct module_info *nm = realloc(p->modules, (p->nmodules + 1) * sizeof *nm);
+    if (!nm)
+        return -1;
+    p->modules = nm;
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    nm[p->nmodules++] = (struct module_info){copy, r->bias, r->lo, r->hi, r->h.aux == 1};
+    return 0;
+}
+
+static int add_site(struct process *p, const struct cgs_rec_site *r, const char *symbol)
+{
+    /* "<pkgpath>._cgo_<12 hex>_Cfunc_<name>" (or _C2func_, _Cmacro_) */
+    const char *w = strstr(symbol, "._cgo_"), *next;
+    if (!w)
+        return corrupt(p, "cgo site without a _cgo_ name");
+    while ((next = strstr(w + 1, "._cgo_")) != NULL)
+        w = next;
+    const char *k = w + 1 + 5 + 12;
+    if (strlen(w + 1) < 5 + 12 + 7)
+        return corrupt(p, "cgo site name too short");
+    const char *fn = strncmp(k, "_Cfunc_", 7) == 0 ? k + 7 : k + 8;
+    struct site_info *ns = realloc(p->sites, (p->nsites + 1) * sizeof *ns);
+    if (!ns)
+        return -1;
+    p->sites = ns;
+    struct site_info *s = &ns[p->nsites++];
+    s->id = r->site;
+    s->kind = r->h.aux;
+    s->wrapper = r->wrapper;
+    s->symbol = strdup(symbol);
+    s->package = strndup(symbol, (size_t)(w - symbol));
+    s->function = strdup(fn);
+    return s->symbol && s->package && s->function ? 0 : -1;
+}
+
+static int add_stack(struct process *p, const struct cgs_rec_stack *r)
+{
+    int added;
+    uint64_t *slot = u64map_put(&p->stack_index, r->id, &added);
+    if (!slot)
+        return -1;
+    if (!added)
+        return 0; /* the same stack sent again (the shim's table was crowded) */
+    if (p->nstacks == p->capstacks) {
+        size_t nc = p->capstacks ? p->capstacks * 2 : 256;
+        struct stack_info *nv = realloc(p->stacks, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        p->stacks = nv;
+        p->capstacks = nc;
+    }
+    struct stack_info *s = &p->stacks[p->nstacks];
+    s->id = r->id;
+    s->site = r->site;
+    s->nc = r->h.aux;
+    s->n = r->nframes;
+    s->pcs = malloc((r->nframes ? r->nframes : 1) * sizeof(uint64_t));
+    if (!s->pcs)
+        return -1;
+    memcpy(s->pcs, r->pcs, r->nframes * sizeof(uint64_t));
+    *slot = ++p->nstacks;
+    return 0;
+}
+
+static int feed_one(struct process *p, const uint8_t *rec, size_t size)
+{
+    const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
+    switch (h->type) {
+    case CGS_REC_PROC: {
+        if (size < sizeof(struct cgs_rec_proc))
+            return corrupt(p, "short process record");
+        const struct cgs_rec_proc *r = (const void *)rec;
+        const char *exe = rec_string(rec, size, sizeof *r);
+        if (!exe)
+            return corrupt(p, "process record without an executable name");
+        p->attached = 1;
+        p->pid = r->pid;
+        p->ppid = r->ppid;
+        free(p->exe);
+        p->exe = strdup(exe);
+        return 0;
+    }
+    case CGS_REC_MODULE: {
+        if (size < sizeof(struct cgs_rec_module))
+            return corrupt(p, "short module record");
+        const struct cgs_rec_module *r = (const void *)rec;
+        const char *path = rec_string(rec, size, sizeof *r);
+        if (!path || r->lo > r->hi)
+            return corrupt(p, "bad module record");
+        return add_module(p, r, path);
+    }
+    case CGS_REC_SITE: {
+        if (size < sizeof(struct cgs_rec_site))
+            return corrupt(p, "short cgo site record");
+        const struct cgs_rec_site *r = (const void *)rec;
+        const char *sym = rec_string(rec, size, sizeof *r);
+        if (!sym)
+            return corrupt(p, "bad cgo site record");
+        return add_site(p, r, sym);
+    }
+    case CGS_REC_STACK: {
+        if (size < sizeof(struct cgs_rec_stack))
+            return corrupt(p, "short stack record");
+        const struct cgs_rec_stack *r = (const void *)rec;
+        if (r->nframes > CGS_MAX_FRAMES || r->h.aux > r->nframes ||
+            size < sizeof *r + (size_t)r->nframes * sizeof(uint64_t) || r->id == 0)
+            return corrupt(p, "bad stack record");
+        return add_stack(p, r);
+    }
+    case CGS_REC_ALLOC: {
+        if (size < sizeof(struct cgs_rec_alloc))
+            return corrupt(p, "short allocation record");
+        const struct cgs_rec_alloc *r = (const void *)rec;
+        if (!r->addr)
+            return corrupt(p, "allocation of address 0");
+        p->allocations++;
+        return liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+    }
+    case CGS_REC_FREE: {
+        if (size < sizeof(struct cgs_rec_free))
+            return corrupt(p, "short free record");
+        const struct cgs_rec_free *r = (const void *)rec;
+        if (!r->addr)
+            return corrupt(p, "free of address 0");
+        p->frees++;
+        return liveset_free_block(&p->live, r->addr, r->ts) < 0 ? -1 : 0;
+    }
+    case CGS_REC_REALLOC: {
+        if (size < sizeof(struct cgs_rec_realloc))
+            return corrupt(p, "short realloc record");
+        const struct cgs_rec_realloc *r = (const void *)rec;
+        if (!r->addr || !r->old_addr)
+            return corrupt(p, "realloc of address 0");
+        p->frees++;
+        p->allocations++;
+        if (liveset_free_block(&p->live, r->old_addr, r->ts_free) < 0)
+            return -1;
+        return liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+    }
+    default:
+        return 0; /* a newer shim's record: skip it by its size */
+    }
+}
+
+int process_feed(struct process *p, uint32_t tid, const uint8_t *data, size_t len)
+{
+    (void)tid;
+    size_t off = 0;
+    while (off < len) {
+        if (len - off < sizeof(struct cgs_rec_hdr))
+            return corrupt(p, "record cut short");
+        struct cgs_rec_hdr h;
+        memcpy(&h, data + off, sizeof h);
+        if (h.size < sizeof h || (h.size & 7) || h.size > len - off)
+            return corrupt(p, "record with an impossible size");
+        /* Records are 8-aligned in the chunk and in the trace file; copy if not. */
+        const uint8_t *rec = data + off;
+        uint64_t aligned[64];
+        uint8_t *heap = NULL;
+        if ((uintptr_t)rec & 7) {
+            if (h.size <= sizeof aligned) {
+                memcpy(aligned, rec, h.size);
+                rec = (const uint8_t *)aligned;
+            } else {
+                heap = malloc(h.size);
+                if (!heap)
+                    return -1;
+                memcpy(heap, rec, h.size);
+                rec = heap;
+            }
+        }
+        int rc = feed_one(p, rec, h.size);
+        free(heap);
+        if (rc != 0) {
+            if (!p->corrupt_records)
+                p->out_of_memory = 1;
+            return -1;
+        }
+        off += h.size;
+    }
+    return 0;
+}
+
+const struct stack_info *process_stack(const struct process *p, uint64_t id)
+{
+    uint64_t *v = u64map_get(&p->stack_index, id);
+    return v ? &p->stacks[*v - 1] : NULL;
+}
+
+const struct site_info *process_site(const struct process *p, uint32_t id)
+{
+    for (size_t i = 0; i < p->nsites; i++)
+        if (p->sites[i].id == id)
+            return &p->sites[i];
+    return NULL;
+}
+
+const struct module_info *process_exe(const struct process *p)
+{
+    for (size_t i = 0; i < p->nmodules; i++)
+        if (p->modules[i].is_exe)
+            return &p->modules[i];
+    return NULL;
+}

@@ -1,0 +1,337 @@
+#include "report.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gobuild.h"
+#include "symbolize.h"
+#include "version.h"
+#include "cgoscope/record.h"
+
+struct group_acc {
+    struct u64map index; /* stack id -> group index+1 */
+    struct leak_group *groups;
+    size_t n, cap;
+    int oom;
+};
+
+static void add_block(const struct live_block *b, void *arg)
+{
+    struct group_acc *a = arg;
+    int added;
+    uint64_t *slot = u64map_put(&a->index, b->stack ? b->stack : 1, &added);
+    if (!slot) {
+        a->oom = 1;
+        return;
+    }
+    if (added) {
+        if (a->n == a->cap) {
+            size_t nc = a->cap ? a->cap * 2 : 64;
+            struct leak_group *nv = realloc(a->groups, nc * sizeof *nv);
+            if (!nv) {
+                a->oom = 1;
+                return;
+            }
+            a->groups = nv;
+            a->cap = nc;
+        }
+        a->groups[a->n] = (struct leak_group){.stack = b->stack};
+        *slot = ++a->n;
+    }
+    struct leak_group *g = &a->groups[*slot - 1];
+    g->blocks++;
+    g->bytes += b->size;
+}
+
+static int is_runtime_c(const struct report_frame *f)
+{
+    return (f->file && strstr(f->file, "runtime/cgo/")) ||
+           (f->function && (strncmp(f->function, "x_cgo_", 6) == 0 || strncmp(f->function, "_cgo_sys_", 9) == 0));
+}
+
+/*
+ * Whose allocation is this? (cgo-facts.md §6: the Go runtime allocates through malloc too.)
+ *  - made directly by the dynamic loader (thread-local storage): runtime;
+ *  - made during a cgo call: the calling package decides (main and the user's modules, or the
+ *    standard library such as net and os/user);
+ *  - otherwise the innermost frame outside system libraries decides: Go code by its package,
+ *    C code by whether it is runtime/cgo's.
+ */
+static int classify(const struct leak_group *g, const struct stack_info *st, const struct process *p,
+                    const struct gobuild *gb, const int *ldso_first)
+{
+    if (*ldso_first)
+        return ORIGIN_RUNTIME;
+    if (st && st->site != CGS_NO_SITE) {
+        const struct site_info *s = process_site(p, st->site);
+        if (s)
+            return gobuild_is_user_package(gb, s->package) ? ORIGIN_USER : ORIGIN_RUNTIME;
+    }
+    for (size_t i = 0; i < g->nframes; i++) {
+        const struct report_frame *f = &g->frames[i];
+        if (!f->object || module_is_system(f->object))
+            continue;
+        if (f->lang == LANG_GO)
+            return f->function && gobuild_is_user_package(gb, f->function) ? ORIGIN_USER : ORIGIN_RUNTIME;
+        return is_runtime_c(f) ? ORIGIN_RUNTIME : ORIGIN_USER;
+    }
+    return ORIGIN_RUNTIME;
+}
+
+static int symbolize_group(struct report *r, struct leak_group *g, const struct stack_info *st, int *ldso_first)
+{
+    *ldso_first = 0;
+    if (!st)
+        return 0;
+    size_t cap = st->n + 8;
+    g->frames = calloc(cap, sizeof *g->frames);
+    if (!g->frames)
+        return -1;
+    for (uint32_t i = 0; i < st->n; i++) {
+        size_t n;
+        const struct frame *fs = symbolize(r->sym, st->pcs[i], &n);
+        if (i == 0 && n)
+            *ldso_first = fs[0].ldso;
+        for (size_t k = 0; k < n; k++) {
+            if (g->nframes == cap) {
+                cap *= 2;
+                struct report_frame *nv = realloc(g->frames, cap * sizeof *nv);
+                if (!nv)
+                    return -1;
+                g->frames = nv;
+            }
+            struct report_frame *f = &g->frames[g->nframes++];
+            f->pc = fs[k].pc;
+            f->function = fs[k].function;
+            f->file = fs[k].file;
+            f->line = fs[k].line;
+            f->lang = fs[k].lang;
+            f->object = fs[k].module ? fs[k].module->path : NULL;
+        }
+    }
+    return 0;
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+    const struct leak_group *x = a, *y = b;
+    if (x->origin != y->origin)
+        return x->origin - y->origin;
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes ? -1 : 1;
+    if (x->blocks != y->blocks)
+        return x->blocks > y->blocks ? -1 : 1;
+    return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+int report_build(struct report *r, const struct process *p)
+{
+    memset(r, 0, sizeof *r);
+    r->proc = p;
+    struct group_acc acc = {0};
+    u64map_init(&acc.index);
+    liveset_each(&p->live, add_block, &acc);
+    u64map_free(&acc.index);
+    if (acc.oom) {
+        free(acc.groups);
+        return -1;
+    }
+    r->groups = acc.groups;
+    r->ngroups = acc.n;
+
+    struct gobuild gb;
+    const struct module_info *exe = process_exe(p);
+    int have_gb = exe && gobuild_read(exe->path, &gb) == 0;
+    if (have_gb)
+        snprintf(r->go_version, sizeof r->go_version, "%s", gb.go_version);
+    r->sym = symbolizer_new(p);
+    if (!r->sym) {
+        if (have_gb)
+            gobuild_free(&gb);
+        return -1;
+    }
+    for (size_t i = 0; i < r->ngroups; i++) {
+        struct leak_group *g = &r->groups[i];
+        const struct stack_info *st = process_stack(p, g->stack);
+        int ldso_first;
+        if (symbolize_group(r, g, st, &ldso_first) != 0)
+            return -1;
+        g->origin = classify(g, st, p, have_gb ? &gb : NULL, &ldso_first);
+        if (g->origin == ORIGIN_USER) {
+            r->user_blocks += g->blocks;
+            r->user_bytes += g->bytes;
+        } else {
+            r->runtime_blocks += g->blocks;
+            r->runtime_bytes += g->bytes;
+        }
+    }
+    if (have_gb)
+        gobuild_free(&gb);
+    qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
+    return 0;
+}
+
+void report_free(struct report *r)
+{
+    for (size_t i = 0; i < r->ngroups; i++)
+        free(r->groups[i].frames);
+    free(r->groups);
+    symbolizer_free(r->sym);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *lang_name(int lang) { return lang == LANG_GO ? "go" : "c"; }
+
+static void print_frame(FILE *out, size_t i, const struct report_frame *f)
+{
+    const char *obj = f->object ? strrchr(f->object, '/') : NULL;
+    obj = obj ? obj + 1 : f->object;
+    fprintf(out, "    #%-2zu ", i);
+    if (f->function)
+        fprintf(out, "%s", f->function);
+    else
+        fprintf(out, "0x%" PRIx64, f->pc);
+    if (f->file)
+        fprintf(out, "  %s:%d", f->file, f->line);
+    else if (obj)
+        fprintf(out, "  (%s)", obj);
+    fprintf(out, "\n");
+}
+
+static void describe_exit(FILE *out, const struct process *p)
+{
+    if (p->exit_kind == EXIT_CODE)
+        fprintf(out, "exited with status %d", p->exit_value);
+    else if (p->exit_kind == EXIT_SIGNAL)
+        fprintf(out, "was killed by signal %d (%s)", p->exit_value, strsignal(p->exit_value));
+    else
+        fprintf(out, "ended in an unknown way");
+}
+
+void report_print_text(FILE *out, const struct report *r, const struct report_options *o)
+{
+    const struct process *p = r->proc;
+    fprintf(out, "\n== cgoscope: process %u (%s) ", p->pid, p->exe ? p->exe : "?");
+    describe_exit(out, p);
+    fprintf(out, "\n");
+    if (!p->attached) {
+        fprintf(out, "== cgoscope: the shim never started in this process, so nothing was recorded.\n"
+                     "   Is it a static binary, or does it unset LD_PRELOAD? (`file PROG` tells if it is static.)\n");
+        return;
+    }
+    size_t nuser = 0, nrt = 0;
+    for (size_t i = 0; i < r->ngroups; i++)
+        r->groups[i].origin == ORIGIN_USER ? nuser++ : nrt++;
+    size_t shown = 0;
+    for (size_t i = 0; i < r->ngroups; i++) {
+        const struct leak_group *g = &r->groups[i];
+        if (g->origin == ORIGIN_RUNTIME && !o->show_runtime)
+            continue;
+        fprintf(out, "\n%s leak %zu: %" PRIu64 " bytes in %" PRIu64 " block%s\n",
+                g->origin == ORIGIN_USER ? "User" : "Runtime", ++shown, g->bytes, g->blocks,
+                g->blocks == 1 ? "" : "s");
+        if (!g->nframes)
+            fprintf(out, "    (stack not recorded)\n");
+        for (size_t k = 0; k < g->nframes; k++)
+            print_frame(out, k, &g->frames[k]);
+    }
+    fprintf(out, "\n== Summary: %" PRIu64 " bytes in %" PRIu64 " blocks leaked by the program (%zu site%s)\n",
+            r->user_bytes, r->user_blocks, nuser, nuser == 1 ? "" : "s");
+    fprintf(out, "== Go runtime and system libraries: %" PRIu64 " bytes in %" PRIu64 " blocks (%zu site%s)%s\n",
+            r->runtime_bytes, r->runtime_blocks, nrt, nrt == 1 ? "" : "s",
+            o->show_runtime || !nrt ? "" : ", not shown: add --show-runtime");
+    fprintf(out, "== %" PRIu64 " allocations, %" PRIu64 " frees, %" PRIu64 " events lost\n", p->allocations,
+            p->frees, p->events_lost);
+    if (p->corrupt_records)
+        fprintf(out, "== WARNING: %" PRIu64 " corrupt record run%s skipped (first: %s); the report covers the rest\n",
+                p->corrupt_records, p->corrupt_records == 1 ? "" : "s", p->corrupt_what);
+    if (p->out_of_memory)
+        fprintf(out, "== WARNING: the analyzer ran out of memory; some records were not processed\n");
+    const char *w = symbolizer_warnings(r->sym);
+    if (w && *w)
+        fprintf(out, "== note: %s", w);
+}
+
+static json_object *frame_json(const struct report_frame *f)
+{
+    json_object *o = json_object_new_object();
+    char buf[32];
+    if (f->function) {
+        json_object_object_add(o, "function", json_object_new_string(f->function));
+    } else {
+        snprintf(buf, sizeof buf, "0x%" PRIx64, f->pc);
+        json_object_object_add(o, "function", json_object_new_string(buf));
+    }
+    json_object_object_add(o, "file", f->file ? json_object_new_string(f->file) : NULL);
+    json_object_object_add(o, "line", json_object_new_int(f->line));
+    json_object_object_add(o, "language", json_object_new_string(lang_name(f->lang)));
+    json_object_object_add(o, "object", f->object ? json_object_new_string(f->object) : NULL);
+    snprintf(buf, sizeof buf, "0x%" PRIx64, f->pc);
+    json_object_object_add(o, "pc", json_object_new_string(buf));
+    return o;
+}
+
+json_object *report_process_json(const struct report *r)
+{
+    const struct process *p = r->proc;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "pid", json_object_new_int64(p->pid));
+    json_object_object_add(o, "ppid", json_object_new_int64(p->ppid));
+    json_object_object_add(o, "exe", p->exe ? json_object_new_string(p->exe) : NULL);
+    json_object *argv = json_object_new_array();
+    for (int i = 0; i < p->argc; i++)
+        json_object_array_add(argv, json_object_new_string(p->argv[i]));
+    json_object_object_add(o, "argv", argv);
+    if (r->go_version[0])
+        json_object_object_add(o, "go_version", json_object_new_string(r->go_version));
+    json_object *ex = json_object_new_object();
+    if (p->exit_kind == EXIT_CODE)
+        json_object_object_add(ex, "code", json_object_new_int(p->exit_value));
+    else if (p->exit_kind == EXIT_SIGNAL)
+        json_object_object_add(ex, "signal", json_object_new_int(p->exit_value));
+    json_object_object_add(o, "exit", ex);
+    json_object_object_add(o, "traced", json_object_new_boolean(p->attached));
+    json_object_object_add(o, "events_lost", json_object_new_int64((int64_t)p->events_lost));
+    json_object_object_add(o, "corrupt_records", json_object_new_int64((int64_t)p->corrupt_records));
+
+    json_object *t = json_object_new_object();
+    json_object_object_add(t, "allocations", json_object_new_int64((int64_t)p->allocations));
+    json_object_object_add(t, "frees", json_object_new_int64((int64_t)p->frees));
+    json_object_object_add(t, "leaked_blocks", json_object_new_int64((int64_t)r->user_blocks));
+    json_object_object_add(t, "leaked_bytes", json_object_new_int64((int64_t)r->user_bytes));
+    json_object_object_add(t, "runtime_leaked_blocks", json_object_new_int64((int64_t)r->runtime_blocks));
+    json_object_object_add(t, "runtime_leaked_bytes", json_object_new_int64((int64_t)r->runtime_bytes));
+    json_object_object_add(o, "totals", t);
+
+    json_object *leaks = json_object_new_array();
+    for (size_t i = 0; i < r->ngroups; i++) {
+        const struct leak_group *g = &r->groups[i];
+        json_object *l = json_object_new_object();
+        json_object_object_add(l, "blocks", json_object_new_int64((int64_t)g->blocks));
+        json_object_object_add(l, "bytes", json_object_new_int64((int64_t)g->bytes));
+        json_object_object_add(l, "origin", json_object_new_string(g->origin == ORIGIN_USER ? "user" : "runtime"));
+        json_object_object_add(l, "suppressed", json_object_new_boolean(0));
+        json_object *st = json_object_new_array();
+        for (size_t k = 0; k < g->nframes; k++)
+            json_object_array_add(st, frame_json(&g->frames[k]));
+        json_object_object_add(l, "stack", st);
+        json_object_array_add(leaks, l);
+    }
+    json_object_object_add(o, "leaks", leaks);
+    return o;
+}
+
+json_object *report_document(const struct report *reports, size_t n)
+{
+    json_object *doc = json_object_new_object();
+    json_object *tool = json_object_new_object();
+    json_object_object_add(tool, "name", json_object_new_string("cgoscope"));
+    json_object_object_add(tool, "version", json_object_new_string(CGOSCOPE_VERSION));
+    json_object_object_add(doc, "tool", tool);
+    json_object *procs = json_object_new_array();
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(procs, report_process_json(&reports[i]));
+    json_object_object_add(doc, "processes", procs);
+    return doc;
+}

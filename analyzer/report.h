@@ -1,0 +1,47 @@
+/* The leak report of one process: unfreed blocks grouped by stack, symbolized, classified. */
+#ifndef CGOSCOPE_REPORT_H
+#define CGOSCOPE_REPORT_H
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "process.h"
+
+struct report_frame {
+    uint64_t pc;
+    const char *function, *file, *object;
+    int line, lang;
+};
+
+enum origin { ORIGIN_USER = 0, ORIGIN_RUNTIME = 1 };
+
+struct leak_group {
+    uint64_t stack;
+    uint64_t blocks, bytes;
+    int origin;
+    struct report_frame *frames;
+    size_t nframes;
+};
+
+struct report {
+    const struct process *proc;
+    struct symbolizer *sym;
+    struct leak_group *groups; /* user first, then by bytes */
+    size_t ngroups;
+    uint64_t user_blocks, user_bytes, runtime_blocks, runtime_bytes;
+    char go_version[64];
+};
+
+struct report_options {
+    int show_runtime;
+};
+
+int report_build(struct report *r, const struct process *p);
+void report_free(struct report *r);
+void report_print_text(FILE *out, const struct report *r, const struct report_options *o);
+json_object *report_process_json(const struct report *r);
+/* The whole JSON document for these processes' reports. */
+json_object *report_document(const struct report *reports, size_t n);
+
+#endif

@@ -1,0 +1,351 @@
+/*
+ * Symbolization with elfutils. Two things need care (cgo-facts.md §5):
+ *  - .debug_aranges of a Go executable covers only its C objects, so for Go code the
+ *    compilation unit is found through a table of every CU's address ranges instead;
+ *  - a static function of the cgo preamble is usually inlined into its wrapper, and Go inlines
+ *    too: inlined calls are expanded into frames of their own from DW_TAG_inlined_subroutine.
+ * Every address is a return address, so `pc - 1` is looked up: the line of the call.
+ */
+#include "symbolize.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "u64map.h"
+
+struct cu_range {
+    uint64_t lo, hi;
+    Dwarf_Off cu_off;
+};
+
+struct sym_module {
+    const struct module_info *info;
+    Dwfl_Module *mod;
+    Dwarf *dw;
+    Dwarf_Addr dwbias;
+    struct cu_range *cus;
+    size_t ncus;
+    int cus_built;
+    int system, ldso;
+};
+
+struct symbolizer {
+    Dwfl *dwfl;
+    struct sym_module *mods;
+    size_t nmods;
+    struct u64map cache; /* pc -> index+1 of first frame in frames, count in high bits */
+    struct frame *frames;
+    size_t nframes, capframes;
+    char **strings; /* owned copies of names */
+    size_t nstrings, capstrings;
+    char warnings[1024];
+};
+
+static const Dwfl_Callbacks offline_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+};
+
+int module_is_system(const char *path)
+{
+    static const char *const dirs[] = {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/local/lib/cgoscope/"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (strncmp(path, dirs[i], strlen(dirs[i])) == 0)
+            return 1;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "linux-vdso", 10) == 0 ||
+           strncmp(base, "libcgoscope", 11) == 0;
+}
+
+static void warn(struct symbolizer *s, const char *fmt, const char *arg)
+{
+    size_t used = strlen(s->warnings);
+    if (used + 200 > sizeof s->warnings)
+        return;
+    snprintf(s->warnings + used, sizeof s->warnings - used, fmt, arg);
+}
+
+struct symbolizer *symbolizer_new(const struct process *p)
+{
+    struct symbolizer *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    u64map_init(&s->cache);
+    s->dwfl = dwfl_begin(&offline_callbacks);
+    s->mods = calloc(p->nmodules ? p->nmodules : 1, sizeof *s->mods);
+    if (!s->dwfl || !s->mods) {
+        symbolizer_free(s);
+        return NULL;
+    }
+    dwfl_report_begin(s->dwfl);
+    for (size_t i = 0; i < p->nmodules; i++) {
+        const struct module_info *m = &p->modules[i];
+        struct sym_module *sm = &s->mods[s->nmods++];
+        sm->info = m;
+        const char *base = strrchr(m->path, '/');
+        base = base ? base + 1 : m->path;
+        sm->ldso = strncmp(base, "ld-linux", 8) == 0;
+        sm->system = module_is_system(m->path);
+        if (strncmp(base, "linux-vdso", 10) == 0 || access(m->path, R_OK) != 0) {
+            if (strncmp(base, "linux-vdso", 10) != 0)
+                warn(s, "cannot read %s: its frames are shown as addresses\n", m->path);
+            continue;
+        }
+        sm->mod = dwfl_report_elf(s->dwfl, base, m->path, -1, m->bias, false);
+        if (!sm->mod)
+            warn(s, "cannot load %s: its frames are shown as addresses\n", m->path);
+    }
+    dwfl_report_end(s->dwfl, NULL, NULL);
+    return s;
+}
+
+void symbolizer_free(struct symbolizer *s)
+{
+    if (!s)
+        return;
+    if (s->dwfl)
+        dwfl_end(s->dwfl);
+    for (size_t i = 0; i < s->nmods; i++)
+        free(s->mods[i].cus);
+    free(s->mods);
+    free(s->frames);
+    for (size_t i = 0; i < s->nstrings; i++)
+        free(s->strings[i]);
+    free(s->strings);
+    u64map_free(&s->cache);
+    free(s);
+}
+
+const char *symbolizer_warnings(const struct symbolizer *s) { return s->warnings; }
+
+static const char *keep(struct symbolizer *s, const char *str)
+{
+    if (!str)
+        return NULL;
+    if (s->nstrings == s->capstrings) {
+        size_t nc = s->capstrings ? s->capstrings * 2 : 256;
+        char **nv = realloc(s->strings, nc * sizeof *nv);
+        if (!nv)
+            return NULL;
+        s->strings = nv;
+        s->capstrings = nc;
+    }
+    char *c = strdup(str);
+    if (c)
+        s->strings[s->nstrings++] = c;
+    return c;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const struct cu_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static void build_cu_table(struct sym_module *m)
+{
+    m->cus_built = 1;
+    if (!m->dw)
+        return;
+    size_t cap = 0;
+    Dwarf_Off off = 0, next;
+    size_t hsize;
+    while (dwarf_nextcu(m->dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+        Dwarf_Die cu;
+        if (dwarf_offdie(m->dw, off + hsize, &cu)) {
+            Dwarf_Addr base, start, end;
+            ptrdiff_t it = 0;
+            while ((it = dwarf_ranges(&cu, it, &base, &start, &end)) > 0) {
+                if (end <= start)
+                    continue;
+                if (m->ncus == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    struct cu_range *nv = realloc(m->cus, cap * sizeof *nv);
+                    if (!nv)
+                        return;
+                    m->cus = nv;
+                }
+                m->cus[m->ncus++] = (struct cu_range){start, end, off + hsize};
+            }
+        }
+        off = next;
+    }
+    qsort(m->cus, m->ncus, sizeof *m->cus, cmp_range);
+}
+
+static int find_cu(struct sym_module *m, Dwarf_Addr addr, Dwarf_Die *cu)
+{
+    if (dwarf_addrdie(m->dw, addr, cu) && dwarf_haspc(cu, addr) == 1)
+        return 1;
+    if (!m->cus_built)
+        build_cu_table(m);
+    size_t lo = 0, hi = m->ncus;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->cus[mid].lo <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Ranges may nest or overlap a little; look back over a few candidates. */
+    for (size_t i = lo; i > 0 && lo - i < 8; i--) {
+        const struct cu_range *r = &m->cus[i - 1];
+        if (addr >= r->lo && addr < r->hi && dwarf_offdie(m->dw, r->cu_off, cu))
+            return 1;
+    }
+    return 0;
+}
+
+static const char *die_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    const char *n = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_name, &attr))
+        n = dwarf_formstring(&attr);
+    return n;
+}
+
+static int push_frame(struct symbolizer *s, struct frame f)
+{
+    if (s->nframes == s->capframes) {
+        size_t nc = s->capframes ? s->capframes * 2 : 1024;
+        struct frame *nv = realloc(s->frames, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        s->frames = nv;
+        s->capframes = nc;
+    }
+    s->frames[s->nframes++] = f;
+    return 0;
+}
+
+static struct sym_module *module_for(struct symbolizer *s, uint64_t pc)
+{
+    for (size_t i = 0; i < s->nmods; i++)
+        if (pc >= s->mods[i].info->lo && pc < s->mods[i].info->hi)
+            return &s->mods[i];
+    return NULL;
+}
+
+/* Appends the frames for one address to s->frames; returns how many. */
+static size_t resolve(struct symbolizer *s, uint64_t pc)
+{
+    uint64_t addr = pc ? pc - 1 : 0;
+    struct sym_module *m = module_for(s, addr);
+    struct frame base = {.pc = pc, .lang = LANG_UNKNOWN};
+    if (m) {
+        base.module = m->info;
+        base.system = m->system;
+        base.ldso = m->ldso;
+    }
+    if (!m || !m->mod) {
+        push_frame(s, base);
+        return 1;
+    }
+
+    GElf_Off off;
+    GElf_Sym sym;
+    const char *symname = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
+    if (!m->dw && !m->cus_built)
+        m->dw = dwfl_module_getdwarf(m->mod, &m->dwbias);
+    if (!m->dw)
+        m->cus_built = 1;
+
+    Dwarf_Die cu;
+    if (m->dw && find_cu(m, addr - m->dwbias, &cu)) {
+        Dwarf_Addr a = addr - m->dwbias;
+        int lang = dwarf_srclang(&cu) == DW_LANG_Go ? LANG_GO : LANG_C;
+        const char *file = NULL;
+        int line = 0;
+        Dwarf_Line *dl = dwarf_getsrc_die(&cu, a);
+        if (dl) {
+            file = dwarf_linesrc(dl, NULL, NULL);
+            dwarf_lineno(dl, &line);
+        }
+        Dwarf_Files *files = NULL;
+        size_t nfiles = 0;
+        dwarf_getsrcfiles(&cu, &files, &nfiles);
+
+        /* The innermost function scope holding the address, then its physical nesting in the
+         * DIE tree: inlined bodies inside the function they were inlined into. */
+        Dwarf_Die *scopes = NULL;
+        int ns = dwarf_getscopes(&cu, a, &scopes);
+        for (int i = 0; i < ns; i++) {
+            int tag = dwarf_tag(&scopes[i]);
+            if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+                Dwarf_Die fn = scopes[i];
+                free(scopes);
+                scopes = NULL;
+                ns = dwarf_getscopes_die(&fn, &scopes);
+                break;
+            }
+        }
+        size_t made = 0;
+        for (int i = 0; i < ns; i++) {
+            int tag = dwarf_tag(&scopes[i]);
+            if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+                continue;
+            struct frame f = base;
+            f.lang = lang;
+            f.file = keep(s, file);
+            f.line = line;
+            const char *name = die_name(&scopes[i]);
+            if (tag == DW_TAG_subprogram && symname && (!name || lang == LANG_C))
+                name = symname;
+            f.function = keep(s, name);
+            f.inlined = tag == DW_TAG_inlined_subroutine;
+            push_frame(s, f);
+            made++;
+            if (tag == DW_TAG_subprogram)
+                break;
+            /* The next frame out is at the call site of this inlined body. */
+            Dwarf_Attribute attr;
+            Dwarf_Word cf = 0, cl = 0;
+            file = NULL;
+            line = 0;
+            if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) && dwarf_formudata(&attr, &cf) == 0 && files)
+                file = dwarf_filesrc(files, cf, NULL, NULL);
+            if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr) && dwarf_formudata(&attr, &cl) == 0)
+                line = (int)cl;
+        }
+        free(scopes);
+        if (made)
+            return made;
+        base.lang = lang;
+        base.file = keep(s, file);
+        base.line = line;
+    }
+    base.function = keep(s, symname);
+    if (base.lang == LANG_UNKNOWN && symname)
+        base.lang = (m->info->is_exe && strchr(symname, '.') && strncmp(symname, "_cgo_", 5) != 0) ? LANG_GO : LANG_C;
+    push_frame(s, base);
+    return 1;
+}
+
+const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n)
+{
+    uint64_t key = pc ? pc : 1;
+    uint64_t *v = u64map_get(&s->cache, key);
+    if (v) {
+        *n = (size_t)(*v >> 48);
+        return &s->frames[(*v & ((1ull << 48) - 1))];
+    }
+    size_t first = s->nframes;
+    size_t made = resolve(s, pc);
+    if (s->nframes < first + made) { /* out of memory */
+        *n = 0;
+        return NULL;
+    }
+    uint64_t *slot = u64map_put(&s->cache, key, NULL);
+    if (slot)
+        *slot = ((uint64_t)made << 48) | first;
+    *n = made;
+    return &s->frames[first];
+}

@@ -1,0 +1,160 @@
+/*
+ * The one contract between the shim (libcgoscope.so, inside the traced program) and the
+ * analyzer (cgoscope). Everything that crosses from one to the other is defined here:
+ * the layout of the shared-memory channel and the records written into it.
+ * docs/record-format.md explains the why of each field.
+ */
+#ifndef CGOSCOPE_RECORD_H
+#define CGOSCOPE_RECORD_H
+
+#include <stdint.h>
+
+#define CGS_SHM_MAGIC 0x4d48535343474f43ull /* "COGCSSHM" little-endian */
+#define CGS_FORMAT_VERSION 1u
+
+/* Environment variables the launcher sets for the shim. */
+#define CGS_ENV_CHANNEL "CGOSCOPE_CHANNEL" /* "<fd>:<token hex>" */
+
+/* ---- Shared-memory channel ------------------------------------------------------------ */
+
+enum cgs_chunk_state {
+    CGS_CHUNK_FREE = 0,    /* owned by nobody; a producer may claim it */
+    CGS_CHUNK_CLAIMED = 1, /* a producer is setting it up; the analyzer skips it */
+    CGS_CHUNK_WRITING = 2, /* a thread appends records; `committed` says how far */
+    CGS_CHUNK_FULL = 3,    /* the thread moved on; once drained the analyzer frees it */
+};
+
+enum cgs_clock {
+    CGS_CLOCK_TSC = 1,  /* rdtsc ticks; the analyzer converts to ns */
+    CGS_CLOCK_MONO = 2, /* CLOCK_MONOTONIC nanoseconds */
+};
+
+struct cgs_shm_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size; /* bytes before the first chunk descriptor */
+    uint64_t token;       /* random; the shim refuses a channel whose token differs */
+    uint32_t nchunks;
+    uint32_t chunk_size;
+    uint64_t chunks_offset; /* from the start of the mapping */
+    uint32_t analyzer_pid;
+    uint32_t clock; /* enum cgs_clock, set by the shim at attach */
+    _Atomic uint32_t owner_pid;     /* first process to attach; others stay untraced */
+    _Atomic uint32_t analyzer_gone; /* set by the analyzer when it stops draining */
+    _Atomic uint64_t events_lost;   /* records the shim could not deliver */
+    _Atomic uint64_t producer_waits; /* times a producer waited for a free chunk */
+    _Atomic uint64_t chunk_seq;      /* order in which chunks were claimed */
+    _Atomic uint32_t attached;       /* 1 once the shim finished its start-up records */
+    uint32_t reserved0;
+};
+
+struct cgs_chunk_desc {
+    _Atomic uint32_t state;     /* enum cgs_chunk_state */
+    uint32_t tid;               /* writer thread, valid from WRITING on */
+    _Atomic uint64_t seq;       /* claim order, valid from WRITING on */
+    _Atomic uint32_t committed; /* bytes of whole records, stored with release */
+    uint32_t reserved;
+    uint64_t reserved1;
+};
+
+/* ---- Records -------------------------------------------------------------------------- */
+/* Every record starts with this header; `size` covers the header and is a multiple of 8.
+ * A reader skips records of unknown type by their size. */
+struct cgs_rec_hdr {
+    uint16_t type;
+    uint16_t aux;
+    uint32_t size;
+};
+
+enum cgs_rec_type {
+    CGS_REC_PROC = 1,    /* the process attached: pid, ppid, exe */
+    CGS_REC_MODULE = 2,  /* a loaded ELF object and its address range */
+    CGS_REC_SITE = 3,    /* a hooked cgo wrapper pointer */
+    CGS_REC_STACK = 4,   /* a distinct stack, sent once, named by its 64-bit id */
+    CGS_REC_ALLOC = 5,   /* a block became live */
+    CGS_REC_FREE = 6,    /* a block stopped being live */
+    CGS_REC_REALLOC = 7, /* a block moved or changed size */
+    CGS_REC_TYPE_MAX = 7,
+};
+
+/* aux of CGS_REC_ALLOC and CGS_REC_REALLOC: which function made the block. */
+enum cgs_alloc_fn {
+    CGS_FN_MALLOC = 1,
+    CGS_FN_CALLOC,
+    CGS_FN_REALLOC,
+    CGS_FN_REALLOCARRAY,
+    CGS_FN_POSIX_MEMALIGN,
+    CGS_FN_ALIGNED_ALLOC,
+    CGS_FN_MEMALIGN,
+    CGS_FN_VALLOC,
+    CGS_FN_PVALLOC,
+    CGS_FN_STRDUP,
+    CGS_FN_STRNDUP,
+    CGS_FN_MAX = CGS_FN_STRNDUP,
+};
+
+struct cgs_rec_proc {
+    struct cgs_rec_hdr h;
+    uint32_t pid;
+    uint32_t ppid;
+    uint64_t ts;   /* clock at attach */
+    uint64_t mono_ns; /* CLOCK_MONOTONIC at attach, to relate ticks to time */
+    char exe[];    /* NUL-terminated, padded to 8 */
+};
+
+struct cgs_rec_module {
+    struct cgs_rec_hdr h; /* aux: 1 for the main executable */
+    uint64_t bias;        /* load bias (dlpi_addr) */
+    uint64_t lo, hi;      /* lowest and highest address of its PT_LOAD segments */
+    char path[];          /* NUL-terminated, padded to 8 */
+};
+
+/* aux of CGS_REC_SITE */
+enum cgs_site_kind { CGS_SITE_CFUNC = 1, CGS_SITE_C2FUNC = 2, CGS_SITE_CMACRO = 3 };
+
+struct cgs_rec_site {
+    struct cgs_rec_hdr h; /* aux: enum cgs_site_kind */
+    uint32_t site;        /* index used in stacks */
+    uint32_t reserved;
+    uint64_t wrapper; /* address of the C wrapper */
+    char symbol[];    /* the Go variable, "<pkgpath>._cgo_<hash>_Cfunc_<name>" */
+};
+
+#define CGS_NO_SITE 0xffffffffu
+#define CGS_MAX_FRAMES 128
+
+struct cgs_rec_stack {
+    struct cgs_rec_hdr h; /* aux: number of C frames; the rest are Go frames */
+    uint64_t id;
+    uint32_t site; /* innermost cgo call in progress, or CGS_NO_SITE */
+    uint32_t nframes;
+    uint64_t pcs[]; /* return addresses, innermost first */
+};
+
+struct cgs_rec_alloc {
+    struct cgs_rec_hdr h; /* aux: enum cgs_alloc_fn */
+    uint64_t ts;          /* read after the block was obtained */
+    uint64_t addr;
+    uint64_t size;
+    uint64_t stack;
+};
+
+struct cgs_rec_free {
+    struct cgs_rec_hdr h;
+    uint64_t ts; /* read before the block was released */
+    uint64_t addr;
+};
+
+struct cgs_rec_realloc {
+    struct cgs_rec_hdr h; /* aux: enum cgs_alloc_fn */
+    uint64_t ts_free;     /* before: when the old block stopped being ours */
+    uint64_t ts;          /* after: when the new block became live */
+    uint64_t old_addr;
+    uint64_t addr;
+    uint64_t size;
+    uint64_t stack;
+};
+
+#define CGS_ALIGN8(n) (((n) + 7u) & ~7u)
+
+#endif

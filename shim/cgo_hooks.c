@@ -1,0 +1,219 @@
+/*
+ * Hooks every cgo wrapper pointer of the executable (cgo-facts.md §1). For `C.f()` the Go
+ * package holds a writable variable `<pkg>._cgo_<hash>_Cfunc_f` with the address of the C
+ * wrapper `_cgo_<hash>_Cfunc_f`; the Go stub loads it on every call. After checking that the
+ * variable really holds that wrapper's address, we store a stub of ours in it: every later
+ * Go->C call enters cgs_cgo_enter first, on the thread's system stack.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define CGS_NSTUBS 4096
+#define WRAPPER_TABLE 16384
+
+extern const char cgs_stubs[] __attribute__((visibility("hidden")));
+static void (*site_real[CGS_NSTUBS])(void *);
+
+void cgs_cgo_enter(void *frame, uint32_t site);
+
+__attribute__((section("cgoscope_hook"), noinline, used, visibility("hidden"))) void
+cgs_cgo_enter(void *frame, uint32_t site)
+{
+    struct cgs_thread *t = &cgs_tls;
+    uint32_t d = t->depth;
+    if (d < CGS_MAX_CTX) {
+        struct cgs_cgo_ctx *c = &t->ctx[d];
+        c->site = site;
+        cgs_capture_go_frames(t, c, __builtin_frame_address(0));
+    }
+    t->depth = d + 1;
+    site_real[site](frame);
+    t->depth = d;
+    __asm__ volatile("" ::: "memory"); /* keep the call above a real call, not a tail jump */
+}
+
+struct wrapper {
+    const char *name;
+    uint64_t value;
+};
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+static int is_hex12(const char *s)
+{
+    for (int i = 0; i < 12; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+    }
+    return 1;
+}
+
+/* "_cgo_<12 hex>_Cfunc_x" and friends: returns the site kind, or 0. */
+static int wrapper_kind(const char *s)
+{
+    if (strncmp(s, "_cgo_", 5) != 0 || !is_hex12(s + 5))
+        return 0;
+    const char *k = s + 17;
+    if (strncmp(k, "_Cfunc_", 7) == 0)
+        return CGS_SITE_CFUNC;
+    if (strncmp(k, "_C2func_", 8) == 0)
+        return CGS_SITE_C2FUNC;
+    if (strncmp(k, "_Cmacro_", 8) == 0)
+        return CGS_SITE_CMACRO;
+    return 0;
+}
+
+static void send_site(uint32_t site, int kind, uint64_t wrapper, const char *symbol)
+{
+    struct cgs_thread *t = &cgs_tls;
+    size_t len = strlen(symbol) + 1;
+    if (len > 4096)
+        return;
+    uint32_t size = (uint32_t)CGS_ALIGN8(sizeof(struct cgs_rec_site) + len);
+    struct cgs_rec_site *r = cgs_reserve(t, size);
+    if (!r)
+        return;
+    memset(r, 0, size);
+    r->h.type = CGS_REC_SITE;
+    r->h.aux = (uint16_t)kind;
+    r->h.size = size;
+    r->site = site;
+    r->wrapper = wrapper;
+    memcpy(r->symbol, symbol, len);
+    cgs_commit(t, size);
+}
+
+int cgs_hook_cgo_sites(uintptr_t bias)
+{
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(Elf64_Ehdr)) {
+        close(fd);
+        return -1;
+    }
+    size_t fsize = (size_t)st.st_size;
+    const uint8_t *img = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (img == MAP_FAILED)
+        return -1;
+
+    int hooked = 0;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    struct wrapper *wt = NULL;
+    size_t wt_bytes = sizeof(struct wrapper) * WRAPPER_TABLE;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > fsize ||
+        (fsize - eh->e_shoff) / sizeof(Elf64_Shdr) < eh->e_shnum)
+        goto out;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    const Elf64_Shdr *symtab = NULL;
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if (sh[i].sh_type == SHT_SYMTAB)
+            symtab = &sh[i];
+    if (!symtab || symtab->sh_link >= eh->e_shnum)
+        goto out; /* stripped: no names to find the wrapper pointers by */
+    const Elf64_Shdr *strsh = &sh[symtab->sh_link];
+    if (symtab->sh_offset > fsize || symtab->sh_size > fsize - symtab->sh_offset ||
+        strsh->sh_offset > fsize || strsh->sh_size > fsize - strsh->sh_offset || strsh->sh_size == 0)
+        goto out;
+    const Elf64_Sym *syms = (const Elf64_Sym *)(img + symtab->sh_offset);
+    size_t nsyms = symtab->sh_size / sizeof(Elf64_Sym);
+    const char *strs = (const char *)(img + strsh->sh_offset);
+    if (strs[strsh->sh_size - 1] != 0)
+        goto out;
+
+    wt = mmap(NULL, wt_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (wt == MAP_FAILED) {
+        wt = NULL;
+        goto out;
+    }
+
+    /* Pass 1: Go text bounds, runtime.cgocallback, and the C wrappers by name. */
+    uintptr_t text = 0, etext = 0, cb = 0, cb_size = 0;
+    for (size_t i = 0; i < nsyms; i++) {
+        if (syms[i].st_name >= strsh->sh_size)
+            continue;
+        const char *name = strs + syms[i].st_name;
+        if (strcmp(name, "runtime.text") == 0)
+            text = syms[i].st_value;
+        else if (strcmp(name, "runtime.etext") == 0)
+            etext = syms[i].st_value;
+        else if (strcmp(name, "runtime.cgocallback") == 0) {
+            cb = syms[i].st_value;
+            cb_size = syms[i].st_size;
+        } else if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && wrapper_kind(name)) {
+            uint64_t h = name_hash(name);
+            for (size_t k = 0; k < WRAPPER_TABLE; k++) {
+                struct wrapper *w = &wt[(h + k) % WRAPPER_TABLE];
+                if (!w->name) {
+                    w->name = name;
+                    w->value = syms[i].st_value;
+                    break;
+                }
+            }
+        }
+    }
+    if (text && etext > text)
+        cgs_set_go_text(bias + text, bias + etext, cb ? bias + cb : 0, cb ? bias + cb + (cb_size ? cb_size : 1) : 0);
+
+    /* Pass 2: the Go variables that point at those wrappers. */
+    for (size_t i = 0; i < nsyms && hooked < CGS_NSTUBS; i++) {
+        if (ELF64_ST_TYPE(syms[i].st_info) != STT_OBJECT || syms[i].st_size != sizeof(void *) ||
+            syms[i].st_name >= strsh->sh_size)
+            continue;
+        const char *name = strs + syms[i].st_name;
+        const char *w = strstr(name, "._cgo_");
+        if (!w)
+            continue;
+        const char *next;
+        while ((next = strstr(w + 1, "._cgo_")) != NULL)
+            w = next;
+        w++;
+        int kind = wrapper_kind(w);
+        if (!kind)
+            continue;
+        uint64_t h = name_hash(w);
+        const struct wrapper *found = NULL;
+        for (size_t k = 0; k < WRAPPER_TABLE; k++) {
+            const struct wrapper *c = &wt[(h + k) % WRAPPER_TABLE];
+            if (!c->name)
+                break;
+            if (strcmp(c->name, w) == 0) {
+                found = c;
+                break;
+            }
+        }
+        if (!found)
+            continue;
+        _Atomic(uintptr_t) *var = (_Atomic(uintptr_t) *)(bias + syms[i].st_value);
+        uintptr_t wrapper = bias + found->value;
+        if (atomic_load(var) != wrapper)
+            continue; /* not what cgo-facts.md §1 promises: leave it alone */
+        uint32_t site = (uint32_t)hooked++;
+        site_real[site] = (void (*)(void *))wrapper;
+        send_site(site, kind, wrapper, name);
+        atomic_store(var, (uintptr_t)(cgs_stubs + 16 * site));
+    }
+out:
+    if (wt)
+        munmap(wt, wt_bytes);
+    munmap((void *)img, fsize);
+    return hooked;
+}

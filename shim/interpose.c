@@ -1,0 +1,298 @@
+/*
+ * The allocation functions the program sees. Each forwards to the next definition (glibc's,
+ * or jemalloc's when the program brings it) and records what became live or stopped being so.
+ * errno is the real function's: recording saves and restores it.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+__thread struct cgs_thread cgs_tls __attribute__((tls_model("initial-exec"))) = {.chunk = -1};
+
+CGS_HIDDEN void *(*cgs_real_malloc)(size_t);
+static void *(*real_calloc)(size_t, size_t);
+static void *(*real_realloc)(void *, size_t);
+static void (*real_free)(void *);
+static int (*real_posix_memalign)(void **, size_t, size_t);
+static void *(*real_aligned_alloc)(size_t, size_t);
+static void *(*real_memalign)(size_t, size_t);
+static void *(*real_valloc)(size_t);
+static void *(*real_pvalloc)(size_t);
+
+/* ---- Bootstrap arena: serves dlsym's own allocations before the real functions are known. */
+
+static _Alignas(16) unsigned char arena[64 * 1024];
+static _Atomic size_t arena_used;
+
+static void *arena_alloc(size_t n)
+{
+    size_t need = (n + 16 + 15) & ~(size_t)15;
+    size_t at = atomic_fetch_add(&arena_used, need);
+    if (at + need > sizeof arena)
+        return NULL;
+    *(size_t *)(arena + at) = n;
+    return arena + at + 16;
+}
+
+static int in_arena(const void *p)
+{
+    return (const unsigned char *)p >= arena && (const unsigned char *)p < arena + sizeof arena;
+}
+
+static size_t arena_size(const void *p) { return *(const size_t *)((const unsigned char *)p - 16); }
+
+void cgs_resolve_real(void)
+{
+    struct cgs_thread *t = &cgs_tls;
+    t->resolving++;
+    real_calloc = dlsym(RTLD_NEXT, "calloc");
+    real_realloc = dlsym(RTLD_NEXT, "realloc");
+    real_free = dlsym(RTLD_NEXT, "free");
+    real_posix_memalign = dlsym(RTLD_NEXT, "posix_memalign");
+    real_aligned_alloc = dlsym(RTLD_NEXT, "aligned_alloc");
+    real_memalign = dlsym(RTLD_NEXT, "memalign");
+    real_valloc = dlsym(RTLD_NEXT, "valloc");
+    real_pvalloc = dlsym(RTLD_NEXT, "pvalloc");
+    void *m = dlsym(RTLD_NEXT, "malloc");
+    atomic_store((_Atomic(void *) *)&cgs_real_malloc, m); /* last: it is the "resolved" flag */
+    t->resolving--;
+}
+
+/* ---- Recording ---------------------------------------------------------------------------- */
+
+static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size)
+{
+    int saved = errno;
+    uint64_t stack = cgs_stack_capture(t);
+    struct cgs_rec_alloc *r = cgs_reserve(t, sizeof *r);
+    if (r) {
+        r->h.type = CGS_REC_ALLOC;
+        r->h.aux = (uint16_t)fn;
+        r->h.size = sizeof *r;
+        r->ts = cgs_now_after();
+        r->addr = (uintptr_t)p;
+        r->size = size;
+        r->stack = stack;
+        cgs_commit(t, sizeof *r);
+    }
+    errno = saved;
+}
+
+static void record_free(struct cgs_thread *t, void *p, uint64_t ts)
+{
+    struct cgs_rec_free *r = cgs_reserve(t, sizeof *r);
+    if (r) {
+        r->h.type = CGS_REC_FREE;
+        r->h.aux = 0;
+        r->h.size = sizeof *r;
+        r->ts = ts;
+        r->addr = (uintptr_t)p;
+        cgs_commit(t, sizeof *r);
+    }
+}
+
+static void record_realloc(struct cgs_thread *t, int fn, void *old, void *p, size_t size, uint64_t ts_free)
+{
+    int saved = errno;
+    uint64_t stack = cgs_stack_capture(t);
+    struct cgs_rec_realloc *r = cgs_reserve(t, sizeof *r);
+    if (r) {
+        r->h.type = CGS_REC_REALLOC;
+        r->h.aux = (uint16_t)fn;
+        r->h.size = sizeof *r;
+        r->ts_free = ts_free;
+        r->ts = cgs_now_after();
+        r->old_addr = (uintptr_t)old;
+        r->addr = (uintptr_t)p;
+        r->size = size;
+        r->stack = stack;
+        cgs_commit(t, sizeof *r);
+    }
+    errno = saved;
+}
+
+static inline int resolved(void) { return CGS_LIKELY(cgs_real_malloc != NULL); }
+
+/* True when this call should be recorded; the caller then must call leave(). */
+static inline int enter(struct cgs_thread *t)
+{
+    if (!cgs_ready || t->guard)
+        return 0;
+    t->guard++;
+    return 1;
+}
+
+static inline void leave(struct cgs_thread *t) { t->guard--; }
+
+/* ---- The interposed functions ---------------------------------------------------------------- */
+
+EXPORT void *malloc(size_t n)
+{
+    struct cgs_thread *t = &cgs_tls;
+    if (!resolved()) {
+        if (t->resolving)
+            return arena_alloc(n);
+        cgs_resolve_real();
+    }
+    if (!enter(t))
+        return cgs_real_malloc(n);
+    void *p = cgs_real_malloc(n);
+    if (p)
+        record_alloc(t, CGS_FN_MALLOC, p, n);
+    leave(t);
+    return p;
+}
+
+EXPORT void *calloc(size_t n, size_t m)
+{
+    struct cgs_thread *t = &cgs_tls;
+    if (!resolved()) {
+        if (t->resolving) {
+            size_t total;
+            if (__builtin_mul_overflow(n, m, &total))
+                return NULL;
+            return arena_alloc(total); /* static storage: already zero */
+        }
+        cgs_resolve_real();
+    }
+    if (!enter(t))
+        return real_calloc(n, m);
+    void *p = real_calloc(n, m);
+    if (p)
+        record_alloc(t, CGS_FN_CALLOC, p, n * m);
+    leave(t);
+    return p;
+}
+
+EXPORT void free(void *p)
+{
+    if (!p || in_arena(p))
+        return;
+    struct cgs_thread *t = &cgs_tls;
+    if (!resolved())
+        cgs_resolve_real();
+    if (!enter(t)) {
+        real_free(p);
+        return;
+    }
+    int saved = errno;
+    record_free(t, p, cgs_now_before());
+    errno = saved;
+    real_free(p);
+    leave(t);
+}
+
+static void *do_realloc(struct cgs_thread *t, int fn, void *old, size_t n)
+{
+    if (old && in_arena(old)) {
+        /* A block from the bootstrap arena moves into the real heap; the arena keeps its copy. */
+        void *p = malloc(n);
+        if (p) {
+            size_t have = arena_size(old);
+            memcpy(p, old, have < n ? have : n);
+        }
+        return p;
+    }
+    if (!resolved())
+        cgs_resolve_real();
+    if (!enter(t))
+        return real_realloc(old, n);
+    void *p;
+    if (!old) {
+        p = real_realloc(NULL, n);
+        if (p)
+            record_alloc(t, fn, p, n);
+    } else {
+        uint64_t ts_free = cgs_now_before();
+        p = real_realloc(old, n);
+        if (p) {
+            record_realloc(t, fn, old, p, n, ts_free);
+        } else if (n == 0) {
+            /* glibc frees the block and returns NULL */
+            int saved = errno;
+            record_free(t, old, ts_free);
+            errno = saved;
+        }
+    }
+    leave(t);
+    return p;
+}
+
+EXPORT void *realloc(void *old, size_t n) { return do_realloc(&cgs_tls, CGS_FN_REALLOC, old, n); }
+
+EXPORT void *reallocarray(void *old, size_t n, size_t m)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, m, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return do_realloc(&cgs_tls, CGS_FN_REALLOCARRAY, old, total);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    struct cgs_thread *t = &cgs_tls;
+    if (!resolved())
+        cgs_resolve_real();
+    if (!enter(t))
+        return real_posix_memalign(out, align, n);
+    int rc = real_posix_memalign(out, align, n);
+    if (rc == 0)
+        record_alloc(t, CGS_FN_POSIX_MEMALIGN, *out, n);
+    leave(t);
+    return rc;
+}
+
+#define ALIGNED_FN(name, fn_id, real, params, args, size)                                          \
+    EXPORT void *name params                                                                       \
+    {                                                                                              \
+        struct cgs_thread *t = &cgs_tls;                                                           \
+        if (!resolved())                                                                           \
+            cgs_resolve_real();                                                                    \
+        if (!enter(t))                                                                             \
+            return real args;                                                                      \
+        void *p = real args;                                                                       \
+        if (p)                                                                                     \
+            record_alloc(t, fn_id, p, size);                                                       \
+        leave(t);                                                                                  \
+        return p;                                                                                  \
+    }
+
+ALIGNED_FN(aligned_alloc, CGS_FN_ALIGNED_ALLOC, real_aligned_alloc, (size_t align, size_t n), (align, n), n)
+ALIGNED_FN(memalign, CGS_FN_MEMALIGN, real_memalign, (size_t align, size_t n), (align, n), n)
+ALIGNED_FN(valloc, CGS_FN_VALLOC, real_valloc, (size_t n), (n), n)
+ALIGNED_FN(pvalloc, CGS_FN_PVALLOC, real_pvalloc, (size_t n), (n), n)
+
+/* strdup and strndup are recorded as themselves: they allocate through the real malloc
+ * directly, so the malloc inside them is not seen a second time. */
+static char *dup_n(const char *s, size_t len, int fn)
+{
+    struct cgs_thread *t = &cgs_tls;
+    if (!resolved())
+        cgs_resolve_real();
+    int rec = enter(t);
+    char *p = cgs_real_malloc(len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = 0;
+        if (rec)
+            record_alloc(t, fn, p, len + 1);
+    }
+    if (rec)
+        leave(t);
+    return p;
+}
+
+EXPORT char *strdup(const char *s) { return dup_n(s, strlen(s), CGS_FN_STRDUP); }
+
+EXPORT char *strndup(const char *s, size_t n) { return dup_n(s, strnlen(s, n), CGS_FN_STRNDUP); }

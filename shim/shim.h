@@ -1,0 +1,97 @@
+/* Internal interfaces of the shim. Nothing here is seen by the analyzer. */
+#ifndef CGOSCOPE_SHIM_H
+#define CGOSCOPE_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cgoscope/record.h"
+
+#define CGS_HIDDEN __attribute__((visibility("hidden")))
+#define CGS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CGS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define CGS_MAX_C_FRAMES 64
+#define CGS_MAX_GO_FRAMES 48
+#define CGS_MAX_CTX 6
+
+/* One Go->C call in progress on this thread: its site and the Go frames that made it,
+ * captured as return addresses at entry (they stay valid if a callback moves the stack). */
+struct cgs_cgo_ctx {
+    uint32_t site;
+    uint32_t ngo;
+    uint64_t go_pcs[CGS_MAX_GO_FRAMES];
+};
+
+struct cgs_thread {
+    int guard;     /* > 0 while the shim itself runs on this thread: nested calls pass through */
+    int resolving; /* inside dlsym bootstrap: allocations come from the static arena */
+    int32_t chunk; /* chunk this thread writes into, or -1 */
+    uint32_t off;  /* write offset inside that chunk */
+    uint32_t tid;
+    uint32_t depth; /* cgo calls in progress (may exceed CGS_MAX_CTX; extra ones are not kept) */
+    int exit_key_set;
+    struct cgs_cgo_ctx ctx[CGS_MAX_CTX];
+};
+
+extern CGS_HIDDEN __thread struct cgs_thread cgs_tls __attribute__((tls_model("initial-exec")));
+
+/* Set once the channel is attached and start-up records are written. */
+extern CGS_HIDDEN int cgs_ready;
+extern CGS_HIDDEN int cgs_clock_kind;
+
+/* interpose.c */
+CGS_HIDDEN void cgs_resolve_real(void);
+extern CGS_HIDDEN void *(*cgs_real_malloc)(size_t);
+
+/* channel.c */
+CGS_HIDDEN int cgs_channel_attach(void);
+CGS_HIDDEN void *cgs_reserve(struct cgs_thread *t, uint32_t size);
+CGS_HIDDEN void cgs_commit(struct cgs_thread *t, uint32_t size);
+CGS_HIDDEN void cgs_thread_done(struct cgs_thread *t);
+CGS_HIDDEN void cgs_channel_detach_after_fork(void);
+CGS_HIDDEN void cgs_count_lost(uint64_t n);
+
+/* stack.c */
+CGS_HIDDEN int cgs_stack_init(void);
+CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t);
+CGS_HIDDEN void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cb_lo, uintptr_t cb_hi);
+CGS_HIDDEN void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp);
+
+/* cgo_hooks.c */
+CGS_HIDDEN int cgs_hook_cgo_sites(uintptr_t exe_bias);
+
+/* modules.c */
+CGS_HIDDEN uintptr_t cgs_send_modules(void);
+
+/* clock.c */
+CGS_HIDDEN void cgs_clock_init(void);
+CGS_HIDDEN uint64_t cgs_mono_ns(void);
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+/* Read before an event whose effect others could observe (a free): nothing after it starts early. */
+static inline uint64_t cgs_now_before(void)
+{
+    if (CGS_LIKELY(cgs_clock_kind == CGS_CLOCK_TSC)) {
+        uint64_t v = __rdtsc();
+        _mm_lfence();
+        return v;
+    }
+    return cgs_mono_ns();
+}
+/* Read after an event (an allocation): everything before it has finished. */
+static inline uint64_t cgs_now_after(void)
+{
+    if (CGS_LIKELY(cgs_clock_kind == CGS_CLOCK_TSC)) {
+        unsigned aux;
+        return __rdtscp(&aux);
+    }
+    return cgs_mono_ns();
+}
+#else
+static inline uint64_t cgs_now_before(void) { return cgs_mono_ns(); }
+static inline uint64_t cgs_now_after(void) { return cgs_mono_ns(); }
+#endif
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * Stacks: the C frames above an allocation (libunwind, from the caller of the allocation
+ * function up to the cgo hook or the thread's entry), followed by the Go frames of the cgo call
+ * in progress (captured from the frame-pointer chain when the call entered the hook).
+ * Each distinct stack gets a 64-bit id (a hash of its content); the first thread that inserts
+ * an id into the process-wide table sends the frames, every later use sends only the id.
+ */
+#define _GNU_SOURCE
+#define UNW_LOCAL_ONLY
+#include <dlfcn.h>
+#include <libunwind.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "shim.h"
+
+#define TABLE_BITS 20
+#define TABLE_PROBES 32
+
+static _Atomic uint64_t *table; /* open addressing; 0 = empty */
+static uintptr_t self_lo, self_hi;   /* the shim's own code */
+static uintptr_t go_lo, go_hi;       /* Go code of the executable (runtime.text..runtime.etext) */
+static uintptr_t cb_lo, cb_hi;       /* runtime.cgocallback */
+
+/* The hook through which every cgo call enters lives in its own section: a C unwind that
+ * reaches it has reached the Go side. */
+extern const char __start_cgoscope_hook[] __attribute__((visibility("hidden")));
+extern const char __stop_cgoscope_hook[] __attribute__((visibility("hidden")));
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t want = (uintptr_t)data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + ph->p_memsz;
+    }
+    if (want >= lo && want < hi) {
+        self_lo = lo;
+        self_hi = hi;
+        return 1;
+    }
+    return 0;
+}
+
+int cgs_stack_init(void)
+{
+    void *m = mmap(NULL, sizeof(uint64_t) << TABLE_BITS, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    table = m;
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&cgs_stack_init);
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    return 0;
+}
+
+void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cblo, uintptr_t cbhi)
+{
+    go_lo = lo;
+    go_hi = hi;
+    cb_lo = cblo;
+    cb_hi = cbhi;
+}
+
+static inline int in_go(uintptr_t pc) { return pc >= go_lo && pc < go_hi; }
+
+/* Walk the frame-pointer chain from the hook's own frame into the goroutine that made the cgo
+ * call. Only Go frames are followed (Go keeps frame pointers; C code usually does not), and
+ * the walk ends at the first return address outside Go code, at a zero frame pointer, or at
+ * runtime.cgocallback, beyond which lies the C code of an enclosing cgo call: its Go frames
+ * were captured when that call entered and are appended instead. */
+void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp)
+{
+    uint32_t n = 0;
+    int reached_callback = 0;
+    if (go_hi) {
+        while (n < CGS_MAX_GO_FRAMES && fp && !((uintptr_t)fp & 7)) {
+            uintptr_t pc = fp[1];
+            if (!in_go(pc))
+                break;
+            c->go_pcs[n++] = pc;
+            if (pc >= cb_lo && pc < cb_hi) {
+                reached_callback = 1;
+                break;
+            }
+            fp = (uintptr_t *)fp[0];
+        }
+    }
+    if (reached_callback && t->depth > 0 && t->depth <= CGS_MAX_CTX) {
+        const struct cgs_cgo_ctx *outer = &t->ctx[t->depth - 1];
+        for (uint32_t i = 0; i < outer->ngo && n < CGS_MAX_GO_FRAMES; i++)
+            c->go_pcs[n++] = outer->go_pcs[i];
+    }
+    c->ngo = n;
+}
+
+static inline uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Returns 1 when this call inserted the id (so it must send the frames). */
+static int table_insert(uint64_t id)
+{
+    uint64_t mask = ((uint64_t)1 << TABLE_BITS) - 1;
+    for (uint64_t i = 0; i < TABLE_PROBES; i++) {
+        _Atomic uint64_t *slot = &table[(id + i) & mask];
+        uint64_t cur = atomic_load_explicit(slot, memory_order_relaxed);
+        if (cur == id)
+            return 0;
+        if (cur == 0) {
+            uint64_t expect = 0;
+            if (atomic_compare_exchange_strong(slot, &expect, id))
+                return 1;
+            if (expect == id)
+                return 0;
+        }
+    }
+    return 1; /* table crowded here: send the frames again; the analyzer keeps one copy */
+}
+
+uint64_t cgs_stack_capture(struct cgs_thread *t)
+{
+    void *ips[CGS_MAX_C_FRAMES + 8];
+    uint64_t pcs[CGS_MAX_FRAMES];
+    int got = unw_backtrace(ips, CGS_MAX_C_FRAMES + 8);
+    int i = 0;
+    while (i < got && (uintptr_t)ips[i] >= self_lo && (uintptr_t)ips[i] < self_hi)
+        i++;
+    uint32_t nc = 0;
+    for (; i < got && nc < CGS_MAX_C_FRAMES; i++) {
+        uintptr_t pc = (uintptr_t)ips[i];
+        if ((pc >= (uintptr_t)__start_cgoscope_hook && pc < (uintptr_t)__stop_cgoscope_hook) || in_go(pc))
+            break;
+        pcs[nc++] = pc;
+    }
+    uint32_t n = nc;
+    uint32_t site = CGS_NO_SITE;
+    if (t->depth > 0 && t->depth <= CGS_MAX_CTX) {
+        const struct cgs_cgo_ctx *c = &t->ctx[t->depth - 1];
+        site = c->site;
+        for (uint32_t k = 0; k < c->ngo && n < CGS_MAX_FRAMES; k++)
+            pcs[n++] = c->go_pcs[k];
+    }
+
+    uint64_t h = mix(((uint64_t)site << 32) ^ ((uint64_t)nc << 16) ^ n);
+    for (uint32_t k = 0; k < n; k++)
+        h = mix(h ^ pcs[k]) + k;
+    if (h == 0)
+        h = 1;
+
+    if (table_insert(h)) {
+        uint32_t size = (uint32_t)(sizeof(struct cgs_rec_stack) + n * sizeof(uint64_t));
+        struct cgs_rec_stack *r = cgs_reserve(t, size);
+        if (r) {
+            r->h.type = CGS_REC_STACK;
+            r->h.aux = (uint16_t)nc;
+            r->h.size = size;
+            r->id = h;
+            r->site = site;
+            r->nframes = n;
+            memcpy(r->pcs, pcs, n * sizeof(uint64_t));
+            cgs_commit(t, size);
+        }
+    }
+    return h;
+}

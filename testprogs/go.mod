@@ -1,0 +1,3 @@
+module cgoscope.test/testprogs
+
+go 1.21

@@ -1,0 +1,119 @@
+// Package truth lets a test program state its own ground truth: which C blocks it leaks, from
+// which Go line, and which functions must appear in no leak. When CGOSCOPE_EXPECT names a file,
+// Write puts the expectations there as JSON for the integration tests to compare with
+// cgoscope's report. Without it nothing is written, so the program behaves the same either way.
+package truth
+
+import (
+	"encoding/json"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"unsafe"
+)
+
+// Frame is a frame that must appear in the leak's stack.
+type Frame struct {
+	Function string `json:"function"`
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+}
+
+// Site is one expected leak: all blocks whose stacks hold every frame in Frames.
+type Site struct {
+	Frames []Frame `json:"frames"`
+	Blocks int64   `json:"blocks"`
+	Bytes  int64   `json:"bytes"`
+}
+
+type key struct {
+	fn, file string
+	line     int
+	cfn      string
+}
+
+var (
+	mu     sync.Mutex
+	sites  = map[key]*Site{}
+	absent []string
+)
+
+func add(k key, frames []Frame, bytes int64) {
+	mu.Lock()
+	defer mu.Unlock()
+	s := sites[k]
+	if s == nil {
+		s = &Site{Frames: frames}
+		sites[k] = s
+	}
+	s.Blocks++
+	s.Bytes += bytes
+}
+
+func caller(skip int) Frame {
+	pc, file, line, _ := runtime.Caller(skip + 1)
+	// runtime.Caller's pc belongs to the logical (possibly inlined) frame; CallersFrames names it.
+	frames := runtime.CallersFrames([]uintptr{pc + 1})
+	f, _ := frames.Next()
+	return Frame{Function: f.Function, File: file, Line: line}
+}
+
+// Leak records that p, a block of size bytes allocated on the caller's line by a cgo call
+// (C.CString, C.malloc, or a C function that allocates), is never freed. cFunc, if given, is a
+// C function that must appear in the leak's stack. It returns p so it can wrap the call.
+func Leak(p unsafe.Pointer, bytes int64, cFunc ...string) unsafe.Pointer {
+	g := caller(1)
+	frames := []Frame{g}
+	k := key{fn: g.Function, file: g.File, line: g.Line}
+	for _, c := range cFunc {
+		frames = append(frames, Frame{Function: c})
+		k.cfn += c + ","
+	}
+	add(k, frames, bytes)
+	return p
+}
+
+// LeakC records a leak made by C code that no Go frame leads to (a thread C created), named
+// by a C function in its stack.
+func LeakC(cFunc string, bytes int64) {
+	add(key{cfn: cFunc}, []Frame{{Function: cFunc}}, bytes)
+}
+
+// Absent names a function that must appear in no leak's stack.
+func Absent(function string) {
+	mu.Lock()
+	absent = append(absent, function)
+	mu.Unlock()
+}
+
+// Write saves the expectations where CGOSCOPE_EXPECT says, if it says.
+func Write() {
+	path := os.Getenv("CGOSCOPE_EXPECT")
+	if path == "" {
+		return
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := struct {
+		Leaks  []*Site  `json:"leaks"`
+		Absent []string `json:"absent"`
+	}{Absent: absent}
+	for _, s := range sites {
+		out.Leaks = append(out.Leaks, s)
+	}
+	sort.Slice(out.Leaks, func(i, j int) bool {
+		a, b := out.Leaks[i].Frames[0], out.Leaks[j].Frames[0]
+		if a.Function != b.Function {
+			return a.Function < b.Function
+		}
+		return a.Line < b.Line
+	})
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err == nil {
+		err = os.WriteFile(path, data, 0o600)
+	}
+	if err != nil {
+		panic("truth: " + err.Error())
+	}
+}

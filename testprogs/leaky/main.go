@@ -1,0 +1,80 @@
+// leaky is the demo program: it leaks C memory four ways and frees everything else.
+//
+//   - C.CString at two Go call sites (leakNames, leakGreeting),
+//   - malloc inside a C function (make_buffer),
+//   - strdup inside a C function (copy_label),
+//
+// and a loop (churn) that allocates and frees 1,000 blocks, which must appear in no report.
+package main
+
+/*
+#include <stdlib.h>
+#include <string.h>
+
+static void *make_buffer(size_t n) {
+	char *p = malloc(n);
+	if (p) memset(p, 0x5a, n);
+	return p;
+}
+
+static char *copy_label(const char *s) {
+	return strdup(s);
+}
+
+static void churn_once(int i) {
+	void *p = malloc(64 + i % 7);
+	free(p);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"cgoscope.test/testprogs/internal/truth"
+)
+
+var keep []unsafe.Pointer
+
+func leakNames() {
+	for _, name := range []string{"alpha", "beta", "gamma"} {
+		keep = append(keep, truth.Leak(unsafe.Pointer(C.CString(name)), int64(len(name)+1)))
+	}
+}
+
+func leakGreeting() {
+	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("hello, cgoscope")), 16))
+}
+
+func leakBuffers() {
+	for i := 0; i < 4; i++ {
+		keep = append(keep, truth.Leak(unsafe.Pointer(C.make_buffer(256)), 256, "make_buffer"))
+	}
+}
+
+func leakLabel() {
+	label := C.CString("label-01")
+	keep = append(keep, truth.Leak(unsafe.Pointer(C.copy_label(label)), 9, "copy_label"))
+	C.free(unsafe.Pointer(label))
+}
+
+func churn() {
+	for i := 0; i < 1000; i++ {
+		C.churn_once(C.int(i))
+		s := C.CString("temporary")
+		C.free(unsafe.Pointer(s))
+	}
+}
+
+func main() {
+	truth.Absent("main.churn")
+	truth.Absent("churn_once")
+	leakNames()
+	leakGreeting()
+	leakBuffers()
+	leakLabel()
+	churn()
+	fmt.Println("leaky: done")
+	truth.Write()
+}
