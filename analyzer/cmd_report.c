@@ -17,6 +17,7 @@ static void report_usage(FILE *out)
                  "Options:\n"
                  "  --json FILE      also write the report as JSON\n"
                  "  --show-runtime   also list leaks of the Go runtime and system libraries\n"
+            "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
                  "  -q, --quiet      no text report (use with --json)\n"
                  "  -h, --help       this help\n"
                  "\n"
@@ -27,7 +28,7 @@ static void report_usage(FILE *out)
 int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", required_argument, NULL, 'j'}, {"show-runtime", no_argument, NULL, 'r'},
+        {"json", required_argument, NULL, 'j'}, {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'},
         {"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -38,6 +39,7 @@ int cmd_report(int argc, char **argv)
         switch (c) {
         case 'j': out.json_path = optarg; break;
         case 'r': out.show_runtime = 1; break;
+        case 'F': out.full_stacks = 1; break;
         case 'q': out.quiet = 1; break;
         case 'h': report_usage(stdout); return 0;
         default: report_usage(stderr); return 2;

@@ -42,6 +42,7 @@ static void run_usage(FILE *out)
             "  --json FILE        also write the report as JSON (docs/json-report.md)\n"
             "  -o, --output FILE  also save the raw trace; `cgoscope report FILE` reads it later\n"
             "  --show-runtime     also list leaks of the Go runtime and system libraries\n"
+            "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
             "  -q, --quiet        no text report (use with --json)\n"
             "  -h, --help         this help\n"
             "\n"
@@ -126,7 +127,7 @@ int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
-        {"show-runtime", no_argument, NULL, 'r'}, {"quiet", no_argument, NULL, 'q'},
+        {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     struct output_options out = {0};
@@ -138,6 +139,7 @@ int cmd_run(int argc, char **argv)
         case 'j': out.json_path = optarg; break;
         case 'o': trace_path = optarg; break;
         case 'r': out.show_runtime = 1; break;
+        case 'F': out.full_stacks = 1; break;
         case 'q': out.quiet = 1; break;
         case 'h': run_usage(stdout); return 0;
         default: run_usage(stderr); return 2;

@@ -50,7 +50,7 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
         }
     }
     if (!o->quiet) {
-        struct report_options ro = {.show_runtime = o->show_runtime};
+        struct report_options ro = {.show_runtime = o->show_runtime, .full_stacks = o->full_stacks};
         for (size_t i = 0; i < n; i++)
             report_print_text(stderr, &reports[i], &ro);
         fflush(stderr);

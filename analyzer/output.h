@@ -10,6 +10,7 @@
 struct output_options {
     const char *json_path;
     int show_runtime;
+    int full_stacks;
     int quiet; /* no text report */
 };
 

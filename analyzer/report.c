@@ -183,7 +183,7 @@ void report_free(struct report *r)
 
 static const char *lang_name(int lang) { return lang == LANG_GO ? "go" : "c"; }
 
-static void print_frame(FILE *out, size_t i, const struct report_frame *f)
+static void print_frame(FILE *out, size_t i, const struct report_frame *f, size_t repeat)
 {
     const char *obj = f->object ? strrchr(f->object, '/') : NULL;
     obj = obj ? obj + 1 : f->object;
@@ -196,7 +196,59 @@ static void print_frame(FILE *out, size_t i, const struct report_frame *f)
         fprintf(out, "  %s:%d", f->file, f->line);
     else if (obj)
         fprintf(out, "  (%s)", obj);
+    if (repeat > 1)
+        fprintf(out, "  (x%zu, recursion)", repeat);
     fprintf(out, "\n");
+}
+
+/* The Go name without its package path: "main._Cfunc_f" -> "_Cfunc_f". */
+static const char *go_base(const char *fn)
+{
+    const char *slash = strrchr(fn, '/');
+    const char *dot = strchr(slash ? slash : fn, '.');
+    return dot ? dot + 1 : fn;
+}
+
+/* Frames that every cgo call has and that say nothing about the program: the runtime's call
+ * machinery and the stubs cgo generates. The JSON report keeps them all. */
+static int is_glue(const struct report_frame *f)
+{
+    if (!f->function || f->lang != LANG_GO)
+        return 0;
+    static const char *const runtime[] = {"runtime.asmcgocall", "runtime.asmcgocall_landingpad",
+                                          "runtime.cgocall", "runtime.goexit", "runtime.main",
+                                          "runtime.cgocallbackg", "runtime.cgocallbackg1",
+                                          "runtime.cgocallback", "runtime.systemstack"};
+    for (size_t i = 0; i < sizeof runtime / sizeof runtime[0]; i++)
+        if (strcmp(f->function, runtime[i]) == 0)
+            return 1;
+    const char *b = go_base(f->function);
+    return strncmp(b, "_Cfunc_", 7) == 0 || strncmp(b, "_cgo_", 5) == 0 || strncmp(b, "_cgoexp_", 8) == 0;
+}
+
+static int same_place(const struct report_frame *a, const struct report_frame *b)
+{
+    return a->function && b->function && strcmp(a->function, b->function) == 0 && a->line == b->line &&
+           ((!a->file && !b->file) || (a->file && b->file && strcmp(a->file, b->file) == 0));
+}
+
+static void print_stack(FILE *out, const struct leak_group *g, int full)
+{
+    size_t hidden = 0, shown = 0;
+    for (size_t k = 0; k < g->nframes; k++) {
+        if (!full && is_glue(&g->frames[k])) {
+            hidden++;
+            continue;
+        }
+        size_t repeat = 1;
+        while (!full && k + repeat < g->nframes && same_place(&g->frames[k], &g->frames[k + repeat]))
+            repeat++;
+        print_frame(out, shown++, &g->frames[k], repeat);
+        k += repeat - 1;
+    }
+    if (hidden)
+        fprintf(out, "        (%zu cgo and runtime frame%s not shown; --full-stacks shows them)\n", hidden,
+                hidden == 1 ? "" : "s");
 }
 
 static void describe_exit(FILE *out, const struct process *p)
@@ -233,8 +285,7 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
                 g->blocks == 1 ? "" : "s");
         if (!g->nframes)
             fprintf(out, "    (stack not recorded)\n");
-        for (size_t k = 0; k < g->nframes; k++)
-            print_frame(out, k, &g->frames[k]);
+        print_stack(out, g, o->full_stacks);
     }
     fprintf(out, "\n== Summary: %" PRIu64 " bytes in %" PRIu64 " blocks leaked by the program (%zu site%s)\n",
             r->user_bytes, r->user_blocks, nuser, nuser == 1 ? "" : "s");

@@ -35,6 +35,7 @@ struct report {
 
 struct report_options {
     int show_runtime;
+    int full_stacks; /* also the cgo glue frames, and recursion unfolded */
 };
 
 int report_build(struct report *r, const struct process *p);

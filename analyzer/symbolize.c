@@ -297,8 +297,8 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
             f.file = keep(s, file);
             f.line = line;
             const char *name = die_name(&scopes[i]);
-            if (tag == DW_TAG_subprogram && symname && (!name || lang == LANG_C))
-                name = symname;
+            if (!name)
+                name = symname; /* DWARF's name is the source's: no .constprop.0 clone suffixes */
             f.function = keep(s, name);
             f.inlined = tag == DW_TAG_inlined_subroutine;
             push_frame(s, f);

@@ -21,8 +21,11 @@ static char *copy_label(const char *s) {
 	return strdup(s);
 }
 
+void *volatile churn_sink; // keeps the compiler from removing the malloc/free pair
+
 static void churn_once(int i) {
 	void *p = malloc(64 + i % 7);
+	churn_sink = p;
 	free(p);
 }
 */

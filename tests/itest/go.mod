@@ -1,0 +1,3 @@
+module cgoscope.test/itest
+
+go 1.21

@@ -1,0 +1,359 @@
+// itest runs one integration case: a program from testprogs/ under the real cgoscope and shim,
+// compared with the ground truth the program wrote about itself (CGOSCOPE_EXPECT) and with a
+// plain run of the same program. It prints what differs and exits 1 on any difference.
+//
+//	itest -cgoscope BIN -progs DIR -work DIR CASE
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+var (
+	cgoscope = flag.String("cgoscope", "", "path of the cgoscope binary")
+	progs    = flag.String("progs", "", "directory of the built test programs")
+	work     = flag.String("work", "", "scratch directory for this case")
+)
+
+type frame struct {
+	Function string `json:"function"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Language string `json:"language"`
+	Object   string `json:"object"`
+}
+
+type leak struct {
+	Blocks     int64   `json:"blocks"`
+	Bytes      int64   `json:"bytes"`
+	Origin     string  `json:"origin"`
+	Suppressed bool    `json:"suppressed"`
+	Stack      []frame `json:"stack"`
+}
+
+type process struct {
+	Pid        int            `json:"pid"`
+	Exe        string         `json:"exe"`
+	Argv       []string       `json:"argv"`
+	Exit       map[string]int `json:"exit"`
+	EventsLost int64          `json:"events_lost"`
+	Totals     struct {
+		Allocations  int64 `json:"allocations"`
+		Frees        int64 `json:"frees"`
+		LeakedBlocks int64 `json:"leaked_blocks"`
+		LeakedBytes  int64 `json:"leaked_bytes"`
+	} `json:"totals"`
+	Leaks []leak `json:"leaks"`
+}
+
+type report struct {
+	Tool struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"tool"`
+	Processes []process `json:"processes"`
+}
+
+type expectSite struct {
+	Frames []frame `json:"frames"`
+	Blocks int64   `json:"blocks"`
+	Bytes  int64   `json:"bytes"`
+}
+
+type expectation struct {
+	Leaks  []expectSite `json:"leaks"`
+	Absent []string     `json:"absent"`
+}
+
+var failures []string
+
+func failf(format string, args ...any) {
+	failures = append(failures, fmt.Sprintf(format, args...))
+}
+
+type result struct {
+	stdout, stderr []byte
+	code           int // exit code, or -signal
+}
+
+func run(env []string, name string, args ...string) result {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.Bytes(), stderr: errb.Bytes()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			fmt.Fprintf(os.Stderr, "itest: cannot run %s: %v\n", name, err)
+			os.Exit(2)
+		}
+		ws := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			r.code = -int(ws.Signal())
+		} else {
+			r.code = ws.ExitStatus()
+		}
+	}
+	return r
+}
+
+// traced runs prog under `cgoscope run` with extra options; returns the result, the parsed
+// JSON report and the expectations the program wrote.
+func traced(prog string, opts []string, args ...string) (result, report, expectation) {
+	jsonPath := filepath.Join(*work, prog+".json")
+	expPath := filepath.Join(*work, prog+".expect.json")
+	os.Remove(jsonPath)
+	os.Remove(expPath)
+	cargs := append([]string{"run", "--json", jsonPath}, opts...)
+	cargs = append(cargs, "--", filepath.Join(*progs, prog))
+	cargs = append(cargs, args...)
+	r := run([]string{"CGOSCOPE_EXPECT=" + expPath}, *cgoscope, cargs...)
+	return r, readReport(jsonPath, r), readExpect(expPath)
+}
+
+func readReport(path string, r result) report {
+	var rep report
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &rep)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "itest: no usable JSON report %s: %v\ncgoscope stderr:\n%s\n", path, err, r.stderr)
+		os.Exit(1)
+	}
+	if len(rep.Processes) == 0 {
+		fmt.Fprintf(os.Stderr, "itest: report %s has no process\n", path)
+		os.Exit(1)
+	}
+	return rep
+}
+
+func readExpect(path string) expectation {
+	var e expectation
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &e)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "itest: the program wrote no expectations (%s): %v\n", path, err)
+		os.Exit(1)
+	}
+	return e
+}
+
+func frameMatches(want, got frame) bool {
+	if want.Function != got.Function {
+		return false
+	}
+	if want.Line != 0 && want.Line != got.Line {
+		return false
+	}
+	if want.File != "" && filepath.Base(want.File) != filepath.Base(got.File) {
+		return false
+	}
+	return true
+}
+
+func stackHas(st []frame, want []frame) bool {
+	for _, w := range want {
+		found := false
+		for _, g := range st {
+			if frameMatches(w, g) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func describe(fs []frame) string {
+	var parts []string
+	for _, f := range fs {
+		if f.Line != 0 {
+			parts = append(parts, fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line))
+		} else {
+			parts = append(parts, f.Function)
+		}
+	}
+	return strings.Join(parts, " + ")
+}
+
+// checkLeaks compares the user leaks of p with the expectations, exactly.
+func checkLeaks(p process, e expectation) {
+	if p.EventsLost != 0 {
+		failf("events_lost is %d, want 0", p.EventsLost)
+	}
+	var user []leak
+	for _, l := range p.Leaks {
+		if l.Origin == "user" {
+			user = append(user, l)
+		}
+	}
+	matched := make([]bool, len(user))
+	var wantBlocks, wantBytes int64
+	for _, site := range e.Leaks {
+		var blocks, bytes int64
+		for i, l := range user {
+			if stackHas(l.Stack, site.Frames) {
+				blocks += l.Blocks
+				bytes += l.Bytes
+				matched[i] = true
+			}
+		}
+		if blocks != site.Blocks || bytes != site.Bytes {
+			failf("leak at %s: got %d blocks / %d bytes, want %d / %d",
+				describe(site.Frames), blocks, bytes, site.Blocks, site.Bytes)
+		}
+		wantBlocks += site.Blocks
+		wantBytes += site.Bytes
+	}
+	for i, l := range user {
+		if !matched[i] {
+			failf("unexpected user leak: %d blocks / %d bytes at %s", l.Blocks, l.Bytes, describe(l.Stack))
+		}
+	}
+	if p.Totals.LeakedBlocks != wantBlocks || p.Totals.LeakedBytes != wantBytes {
+		failf("totals: %d blocks / %d bytes leaked, want %d / %d",
+			p.Totals.LeakedBlocks, p.Totals.LeakedBytes, wantBlocks, wantBytes)
+	}
+	for _, fn := range e.Absent {
+		for _, l := range p.Leaks {
+			for _, f := range l.Stack {
+				if f.Function == fn {
+					failf("%s appears in a %s leak of %d bytes, but frees all it allocates", fn, l.Origin, l.Bytes)
+				}
+			}
+		}
+	}
+}
+
+func wantExit(r result, p process, code, signal int) {
+	want := code
+	if signal != 0 {
+		want = 128 + signal
+	}
+	if r.code != want {
+		failf("cgoscope exited with %d, want %d", r.code, want)
+	}
+	if signal != 0 {
+		if p.Exit["signal"] != signal {
+			failf(`JSON exit is %v, want {"signal": %d}`, p.Exit, signal)
+		}
+	} else if c, ok := p.Exit["code"]; !ok || c != code {
+		failf(`JSON exit is %v, want {"code": %d}`, p.Exit, code)
+	}
+}
+
+// simple: the program's leaks match its truth, and it ends as it says.
+func simple(prog string, code, signal int, opts ...string) {
+	r, rep, e := traced(prog, opts)
+	checkLeaks(rep.Processes[0], e)
+	wantExit(r, rep.Processes[0], code, signal)
+	if len(e.Leaks) == 0 {
+		failf("the program expects no leak at all: this case could not fail")
+	}
+}
+
+func sameLeaks(a, b process) bool {
+	norm := func(p process) string {
+		ls := append([]leak(nil), p.Leaks...)
+		sort.Slice(ls, func(i, j int) bool {
+			return fmt.Sprint(ls[i]) < fmt.Sprint(ls[j])
+		})
+		data, _ := json.Marshal(struct {
+			L []leak
+			T any
+			E map[string]int
+		}{ls, p.Totals, p.Exit})
+		return string(data)
+	}
+	return norm(a) == norm(b)
+}
+
+func main() {
+	flag.Parse()
+	if flag.NArg() != 1 || *cgoscope == "" || *progs == "" || *work == "" {
+		fmt.Fprintln(os.Stderr, "usage: itest -cgoscope BIN -progs DIR -work DIR CASE")
+		os.Exit(2)
+	}
+	if err := os.MkdirAll(*work, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	switch c := flag.Arg(0); c {
+	case "leaky", "goroutines", "cthread", "allocfns", "callback":
+		simple(c, 0, 0)
+	case "sigkill":
+		simple(c, 0, 9)
+	case "exitcode":
+		plain := run(nil, filepath.Join(*progs, c))
+		r, rep, e := traced(c, nil)
+		checkLeaks(rep.Processes[0], e)
+		wantExit(r, rep.Processes[0], 3, 0)
+		if plain.code != 3 {
+			failf("the plain run exited %d, want 3", plain.code)
+		}
+		if !bytes.Equal(plain.stdout, r.stdout) {
+			failf("stdout differs under cgoscope:\nplain:  %q\ntraced: %q", plain.stdout, r.stdout)
+		}
+		// The program's stderr comes first, byte for byte; the report follows it.
+		if !bytes.HasPrefix(r.stderr, plain.stderr) {
+			failf("stderr under cgoscope does not start with the program's own stderr:\nplain:  %q\ntraced: %q", plain.stderr, r.stderr)
+		}
+		rest := r.stderr[len(plain.stderr):]
+		if !bytes.Contains(rest, []byte("== cgoscope: process")) {
+			failf("no text report after the program's stderr: %q", rest)
+		}
+		// With --quiet the program's stderr is all there is.
+		q, _, _ := traced(c, []string{"--quiet"})
+		if !bytes.Equal(plain.stderr, q.stderr) || !bytes.Equal(plain.stdout, q.stdout) {
+			failf("with --quiet, stdout/stderr differ from the plain run:\nplain:  %q %q\ntraced: %q %q",
+				plain.stdout, plain.stderr, q.stdout, q.stderr)
+		}
+	case "report-from-trace":
+		trace := filepath.Join(*work, "leaky.cgs")
+		r, live, e := traced("leaky", []string{"-o", trace})
+		checkLeaks(live.Processes[0], e)
+		wantExit(r, live.Processes[0], 0, 0)
+		if st, err := os.Stat(trace); err != nil || st.Mode().Perm() != 0o600 {
+			failf("trace file %s: %v, mode %v, want 0600", trace, err, st.Mode().Perm())
+		}
+		again := filepath.Join(*work, "leaky.again.json")
+		rr := run(nil, *cgoscope, "report", "--json", again, trace)
+		if rr.code != 0 {
+			failf("cgoscope report exited %d: %s", rr.code, rr.stderr)
+		}
+		later := readReport(again, rr)
+		if !sameLeaks(live.Processes[0], later.Processes[0]) {
+			failf("cgoscope report on the saved trace differs from the live run")
+		}
+		if !bytes.Contains(rr.stderr, []byte("User leak 1:")) {
+			failf("cgoscope report printed no text report: %s", rr.stderr)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "itest: unknown case %q\n", c)
+		os.Exit(2)
+	}
+	if len(failures) > 0 {
+		for _, f := range failures {
+			fmt.Println("FAIL:", f)
+		}
+		os.Exit(1)
+	}
+	fmt.Println("ok")
+}

@@ -1,0 +1,14 @@
+#ifndef CGOSCOPE_TEST_SUITES_H
+#define CGOSCOPE_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *u64map_suite(void);
+Suite *liveset_suite(void);
+Suite *records_suite(void);
+Suite *symbolize_suite(void);
+Suite *gobuild_suite(void);
+Suite *report_suite(void);
+Suite *trace_suite(void);
+
+#endif

@@ -1,0 +1,111 @@
+#include "liveset.h"
+#include "suites.h"
+
+START_TEST(alloc_then_free)
+{
+    struct liveset s;
+    liveset_init(&s);
+    ck_assert_int_eq(liveset_alloc(&s, 0x1000, 10, 1, 5), 0);
+    ck_assert_int_eq(liveset_alloc(&s, 0x2000, 20, 1, 6), 0);
+    ck_assert_uint_eq(s.live_count, 2);
+    ck_assert_uint_eq(s.live_bytes, 30);
+    ck_assert_int_eq(liveset_free_block(&s, 0x1000, 7), 1);
+    ck_assert_uint_eq(s.live_count, 1);
+    ck_assert_uint_eq(s.live_bytes, 20);
+    ck_assert_uint_eq(liveset_pending(&s), 0);
+    liveset_free(&s);
+}
+END_TEST
+
+/* Thread B allocated X at t=1 and thread A freed it at t=2, but A's records were read first. */
+START_TEST(free_read_before_its_allocation)
+{
+    struct liveset s;
+    liveset_init(&s);
+    ck_assert_int_eq(liveset_free_block(&s, 0x1000, 2), 0);
+    ck_assert_uint_eq(liveset_pending(&s), 1);
+    ck_assert_int_eq(liveset_alloc(&s, 0x1000, 10, 1, 1), 0);
+    ck_assert_uint_eq(s.live_count, 0);
+    ck_assert_uint_eq(liveset_pending(&s), 0);
+    /* B reuses X at t=3, after the free: that block is live. */
+    ck_assert_int_eq(liveset_alloc(&s, 0x1000, 30, 2, 3), 0);
+    ck_assert_uint_eq(s.live_count, 1);
+    ck_assert_uint_eq(s.live_bytes, 30);
+    liveset_free(&s);
+}
+END_TEST
+
+/* B: alloc X t=1, alloc X t=3 (read first); A: free X t=2 (read later). The free ends the
+ * allocation at t=1, and the one at t=3 stays live. */
+START_TEST(address_reused_before_free_read)
+{
+    struct liveset s;
+    liveset_init(&s);
+    liveset_alloc(&s, 0x1000, 10, 1, 1);
+    liveset_alloc(&s, 0x1000, 30, 2, 3);
+    ck_assert_uint_eq(s.live_count, 2);
+    ck_assert_int_eq(liveset_free_block(&s, 0x1000, 2), 1);
+    ck_assert_uint_eq(s.live_count, 1);
+    ck_assert_uint_eq(s.live_bytes, 30);
+    ck_assert_int_eq(liveset_free_block(&s, 0x1000, 4), 1);
+    ck_assert_uint_eq(s.live_count, 0);
+    ck_assert_ptr_null(u64map_get(&s.by_addr, 0x1000));
+    liveset_free(&s);
+}
+END_TEST
+
+/* The latest earlier allocation is the one a free ends, whichever table holds it. */
+START_TEST(free_picks_latest_earlier_allocation)
+{
+    struct liveset s;
+    liveset_init(&s);
+    liveset_alloc(&s, 0x1000, 1, 1, 10);
+    liveset_alloc(&s, 0x1000, 2, 2, 30);
+    liveset_alloc(&s, 0x1000, 4, 3, 20);
+    ck_assert_int_eq(liveset_free_block(&s, 0x1000, 25), 1); /* ends the one at 20 */
+    ck_assert_uint_eq(s.live_bytes, 3);
+    ck_assert_int_eq(liveset_free_block(&s, 0x1000, 35), 1); /* ends the one at 30 */
+    ck_assert_uint_eq(s.live_bytes, 1);
+    ck_assert_int_eq(liveset_free_block(&s, 0x1000, 40), 1);
+    ck_assert_uint_eq(s.live_count, 0);
+    liveset_free(&s);
+}
+END_TEST
+
+static void count(const struct live_block *b, void *arg)
+{
+    (void)b;
+    ++*(int *)arg;
+}
+
+START_TEST(slots_are_reused)
+{
+    struct liveset s;
+    liveset_init(&s);
+    for (uint64_t round = 0; round < 100; round++) {
+        for (uint64_t i = 1; i <= 1000; i++)
+            liveset_alloc(&s, i * 16, 16, 1, round * 2000 + i);
+        for (uint64_t i = 1; i <= 1000; i++)
+            liveset_free_block(&s, i * 16, round * 2000 + 1000 + i);
+    }
+    liveset_alloc(&s, 0x99990, 5, 1, 1u << 30);
+    ck_assert_uint_le(s.nblocks, 1001); /* memory follows live blocks, not events */
+    int n = 0;
+    liveset_each(&s, count, &n);
+    ck_assert_int_eq(n, 1);
+    liveset_free(&s);
+}
+END_TEST
+
+Suite *liveset_suite(void)
+{
+    Suite *s = suite_create("liveset");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, alloc_then_free);
+    tcase_add_test(tc, free_read_before_its_allocation);
+    tcase_add_test(tc, address_reused_before_free_read);
+    tcase_add_test(tc, free_picks_latest_earlier_allocation);
+    tcase_add_test(tc, slots_are_reused);
+    suite_add_tcase(s, tc);
+    return s;
+}
