@@ -15,11 +15,13 @@
 #include "channel.h"
 #include "commands.h"
 #include "output.h"
+#include "preflight.h"
 #include "process.h"
 #include "trace.h"
 #include "version.h"
 
 #define EXIT_TOOL_FAILED 125
+#define EXIT_CANNOT_TRACE 120
 
 static volatile sig_atomic_t child_pid;
 
@@ -47,6 +49,7 @@ static void run_usage(FILE *out)
             "  -h, --help         this help\n"
             "\n"
             "Exit status: the program's; 125 if cgoscope itself failed before the program ran;\n"
+            "120 if the program cannot be traced (a static binary);\n"
             "126 if PROGRAM cannot be executed; 127 if it is not found.\n");
 }
 
@@ -151,6 +154,20 @@ int cmd_run(int argc, char **argv)
         return 2;
     }
     char **prog = argv + optind;
+
+    struct preflight pf;
+    preflight_check(prog[0], &pf);
+    if (pf.found && pf.is_static) {
+        fprintf(stderr,
+                "cgoscope: %s is a static binary: LD_PRELOAD cannot load into it, so nothing could be traced.\n"
+                "  Rebuild it dynamically linked (drop -extldflags=-static / -static from the link flags;\n"
+                "  cgo programs are dynamic by default) and run cgoscope again.\n",
+                pf.path);
+        return EXIT_CANNOT_TRACE;
+    }
+    if (pf.found && pf.is_setid)
+        fprintf(stderr, "cgoscope: %s is setuid/setgid: the loader ignores LD_PRELOAD for it, so it runs untraced.\n",
+                pf.path);
 
     char shim[PATH_MAX];
     if (find_shim(shim, sizeof shim) != 0) {

@@ -90,7 +90,8 @@ static int symbolize_group(struct report *r, struct leak_group *g, const struct 
         return -1;
     for (uint32_t i = 0; i < st->n; i++) {
         size_t n;
-        const struct frame *fs = symbolize(r->sym, st->pcs[i], &n);
+        static const struct frame omitted = {.pc = CGS_PC_OMITTED, .function = "(frames omitted)", .lang = LANG_GO};
+        const struct frame *fs = st->pcs[i] == CGS_PC_OMITTED ? (n = 1, &omitted) : symbolize(r->sym, st->pcs[i], &n);
         if (i == 0 && n)
             *ldso_first = fs[0].ldso;
         for (size_t k = 0; k < n; k++) {

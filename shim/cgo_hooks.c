@@ -155,7 +155,7 @@ int cgs_hook_cgo_sites(uintptr_t bias)
             text = syms[i].st_value;
         else if (strcmp(name, "runtime.etext") == 0)
             etext = syms[i].st_value;
-        else if (strcmp(name, "runtime.cgocallback") == 0) {
+        else if (strcmp(name, "runtime.cgocallback") == 0 || strcmp(name, "runtime.cgocallback.abi0") == 0) {
             cb = syms[i].st_value;
             cb_size = syms[i].st_size;
         } else if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && wrapper_kind(name)) {

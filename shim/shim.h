@@ -12,7 +12,9 @@
 #define CGS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define CGS_MAX_C_FRAMES 64
-#define CGS_MAX_GO_FRAMES 48
+#define CGS_MAX_GO_FRAMES 64
+#define CGS_GO_HEAD 32 /* a deeper stack keeps this many innermost frames... */
+#define CGS_GO_TAIL 16 /* ...and this many outermost ones */
 #define CGS_MAX_CTX 6
 
 /* One Go->C call in progress on this thread: its site and the Go frames that made it,

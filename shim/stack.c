@@ -81,20 +81,37 @@ static inline int in_go(uintptr_t pc) { return pc >= go_lo && pc < go_hi; }
  * were captured when that call entered and are appended instead. */
 void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp)
 {
-    uint32_t n = 0;
+    uint64_t tail[CGS_GO_TAIL];
+    uint32_t total = 0, n = 0;
     int reached_callback = 0;
     if (go_hi) {
-        while (n < CGS_MAX_GO_FRAMES && fp && !((uintptr_t)fp & 7)) {
+        while (total < 1000000 && fp && !((uintptr_t)fp & 7)) {
             uintptr_t pc = fp[1];
             if (!in_go(pc))
                 break;
-            c->go_pcs[n++] = pc;
+            if (total < CGS_GO_HEAD)
+                c->go_pcs[total] = pc;
+            else
+                tail[(total - CGS_GO_HEAD) % CGS_GO_TAIL] = pc;
+            total++;
             if (pc >= cb_lo && pc < cb_hi) {
                 reached_callback = 1;
                 break;
             }
-            fp = (uintptr_t *)fp[0];
+            uintptr_t *next = (uintptr_t *)fp[0];
+            if (next == fp)
+                break;
+            fp = next;
         }
+    }
+    n = total < CGS_GO_HEAD ? total : CGS_GO_HEAD;
+    if (total > CGS_GO_HEAD) {
+        uint32_t extra = total - CGS_GO_HEAD;
+        uint32_t keep = extra < CGS_GO_TAIL ? extra : CGS_GO_TAIL;
+        if (extra > keep)
+            c->go_pcs[n++] = CGS_PC_OMITTED;
+        for (uint32_t i = 0; i < keep; i++)
+            c->go_pcs[n++] = tail[(extra - keep + i) % CGS_GO_TAIL];
     }
     if (reached_callback && t->depth > 0 && t->depth <= CGS_MAX_CTX) {
         const struct cgs_cgo_ctx *outer = &t->ctx[t->depth - 1];

@@ -122,6 +122,9 @@ struct cgs_rec_site {
 
 #define CGS_NO_SITE 0xffffffffu
 #define CGS_MAX_FRAMES 128
+/* In a stack's pcs: Go frames were left out here (a very deep stack keeps its innermost and
+ * outermost frames). */
+#define CGS_PC_OMITTED 1u
 
 struct cgs_rec_stack {
     struct cgs_rec_hdr h; /* aux: number of C frames; the rest are Go frames */
