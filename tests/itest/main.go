@@ -295,60 +295,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	switch c := flag.Arg(0); c {
-	case "leaky", "goroutines", "cthread", "allocfns", "callback":
-		simple(c, 0, 0)
-	case "sigkill":
-		simple(c, 0, 9)
-	case "exitcode":
-		plain := run(nil, filepath.Join(*progs, c))
-		r, rep, e := traced(c, nil)
-		checkLeaks(rep.Processes[0], e)
-		wantExit(r, rep.Processes[0], 3, 0)
-		if plain.code != 3 {
-			failf("the plain run exited %d, want 3", plain.code)
-		}
-		if !bytes.Equal(plain.stdout, r.stdout) {
-			failf("stdout differs under cgoscope:\nplain:  %q\ntraced: %q", plain.stdout, r.stdout)
-		}
-		// The program's stderr comes first, byte for byte; the report follows it.
-		if !bytes.HasPrefix(r.stderr, plain.stderr) {
-			failf("stderr under cgoscope does not start with the program's own stderr:\nplain:  %q\ntraced: %q", plain.stderr, r.stderr)
-		}
-		rest := r.stderr[len(plain.stderr):]
-		if !bytes.Contains(rest, []byte("== cgoscope: process")) {
-			failf("no text report after the program's stderr: %q", rest)
-		}
-		// With --quiet the program's stderr is all there is.
-		q, _, _ := traced(c, []string{"--quiet"})
-		if !bytes.Equal(plain.stderr, q.stderr) || !bytes.Equal(plain.stdout, q.stdout) {
-			failf("with --quiet, stdout/stderr differ from the plain run:\nplain:  %q %q\ntraced: %q %q",
-				plain.stdout, plain.stderr, q.stdout, q.stderr)
-		}
-	case "report-from-trace":
-		trace := filepath.Join(*work, "leaky.cgs")
-		r, live, e := traced("leaky", []string{"-o", trace})
-		checkLeaks(live.Processes[0], e)
-		wantExit(r, live.Processes[0], 0, 0)
-		if st, err := os.Stat(trace); err != nil || st.Mode().Perm() != 0o600 {
-			failf("trace file %s: %v, mode %v, want 0600", trace, err, st.Mode().Perm())
-		}
-		again := filepath.Join(*work, "leaky.again.json")
-		rr := run(nil, *cgoscope, "report", "--json", again, trace)
-		if rr.code != 0 {
-			failf("cgoscope report exited %d: %s", rr.code, rr.stderr)
-		}
-		later := readReport(again, rr)
-		if !sameLeaks(live.Processes[0], later.Processes[0]) {
-			failf("cgoscope report on the saved trace differs from the live run")
-		}
-		if !bytes.Contains(rr.stderr, []byte("User leak 1:")) {
-			failf("cgoscope report printed no text report: %s", rr.stderr)
-		}
-	default:
+	c := flag.Arg(0)
+	fn, ok := cases[c]
+	if !ok {
 		fmt.Fprintf(os.Stderr, "itest: unknown case %q\n", c)
 		os.Exit(2)
 	}
+	fn()
 	if len(failures) > 0 {
 		for _, f := range failures {
 			fmt.Println("FAIL:", f)
