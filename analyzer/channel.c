@@ -80,7 +80,7 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
     uint32_t n = c->h->nchunks, chunk_size = c->h->chunk_size, active = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t st = atomic_load_explicit(&c->desc[i].state, memory_order_acquire);
-        if (st == CGS_CHUNK_WRITING || st == CGS_CHUNK_FULL)
+        if ((st == CGS_CHUNK_WRITING || st == CGS_CHUNK_FULL) && c->desc[i].kind == CGS_KIND_RECORDS)
             c->order[active++] = i;
     }
     sort_desc = c->desc;
@@ -108,4 +108,18 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
         }
     }
     return total;
+}
+
+void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg)
+{
+    uint32_t n = c->h->nchunks, chunk_size = c->h->chunk_size;
+    if (chunk_size < sizeof(struct cgs_stats_chunk))
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t st = atomic_load_explicit(&c->desc[i].state, memory_order_acquire);
+        if (st != CGS_CHUNK_WRITING || c->desc[i].kind != CGS_KIND_STATS)
+            continue;
+        memcpy(c->copy, c->chunks + (size_t)i * chunk_size, sizeof(struct cgs_stats_chunk));
+        fn(arg, (const struct cgs_stats_chunk *)c->copy);
+    }
 }

@@ -27,4 +27,8 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg);
 void channel_destroy(struct channel *c);
 
+typedef void (*channel_stats_fn)(void *arg, const struct cgs_stats_chunk *stats);
+/* Hands each thread's statistics chunk (a private copy) to fn. */
+void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg);
+
 #endif

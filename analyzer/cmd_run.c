@@ -11,6 +11,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include "channel.h"
 #include "commands.h"
@@ -43,6 +46,9 @@ static void run_usage(FILE *out)
             "Options:\n"
             "  --json FILE        also write the report as JSON (docs/json-report.md)\n"
             "  -o, --output FILE  also save the raw trace; `cgoscope report FILE` reads it later\n"
+            "  --timing MODE      how cgo calls are timed: sampled:N (default sampled:64: the first\n"
+            "                     calls of each site, then 1 in N at random), full (every call), off\n"
+            "  --timeline FILE    the timed cgo calls per thread as a Chrome/Perfetto trace (JSON)\n"
             "  --show-runtime     also list leaks of the Go runtime and system libraries\n"
             "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
             "  -q, --quiet        no text report (use with --json)\n"
@@ -64,6 +70,29 @@ static void sink(void *arg, uint32_t tid, const uint8_t *data, size_t len)
     if (s->trace)
         trace_write_block(s->trace, TRACE_RECORDS, tid, data, len);
     process_feed(s->proc, tid, data, len);
+}
+
+static void stats_sink(void *arg, const struct cgs_stats_chunk *c)
+{
+    struct run_sink *s = arg;
+    if (s->trace)
+        trace_write_block(s->trace, TRACE_STATS, c->tid, c, sizeof *c);
+    process_add_stats(s->proc, c);
+}
+
+/* The shim's clock now, next to CLOCK_MONOTONIC: with the pair it sent at start-up, this gives
+ * the TSC's rate. */
+static void clock_sample(uint64_t *ticks, uint64_t *ns)
+{
+    struct timespec ts;
+#if defined(__x86_64__)
+    unsigned aux;
+    *ticks = __rdtscp(&aux);
+#else
+    *ticks = 0;
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int find_shim(char *out, size_t outlen)
@@ -90,9 +119,26 @@ static int find_shim(char *out, size_t outlen)
     return access(out, R_OK) == 0 ? 0 : -1;
 }
 
+static int valid_timing(const char *m)
+{
+    if (strcmp(m, "full") == 0 || strcmp(m, "off") == 0)
+        return 1;
+    if (strncmp(m, "sampled:", 8) != 0)
+        return 0;
+    char *end;
+    unsigned long n = strtoul(m + 8, &end, 10);
+    return end != m + 8 && *end == 0 && n >= 1 && n <= 1u << 20;
+}
+
+static const char *child_timing, *child_timeline;
+
 static void exec_child(char **argv, const char *shim, const struct channel *ch, int errpipe)
 {
     char val[64];
+    if (child_timing)
+        setenv(CGS_ENV_TIMING, child_timing, 1);
+    if (child_timeline)
+        setenv(CGS_ENV_TIMELINE, child_timeline, 1);
     /* The shim maps the channel and closes this descriptor at start-up. */
     int fd = fcntl(ch->fd, F_DUPFD, 3);
     snprintf(val, sizeof val, "%d:%llx", fd, (unsigned long long)ch->token);
@@ -131,10 +177,12 @@ int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         {"json", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
         {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},       {"timing", required_argument, NULL, 't'},
+        {"timeline", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
     };
     struct output_options out = {0};
     const char *trace_path = NULL;
+    const char *timing = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
@@ -144,6 +192,14 @@ int cmd_run(int argc, char **argv)
         case 'r': out.show_runtime = 1; break;
         case 'F': out.full_stacks = 1; break;
         case 'q': out.quiet = 1; break;
+        case 't':
+            if (!valid_timing(optarg)) {
+                fprintf(stderr, "cgoscope run: --timing takes full, off or sampled:N (N from 1 to 1048576), not '%s'\n", optarg);
+                return 2;
+            }
+            timing = optarg;
+            break;
+        case 'T': out.timeline_path = optarg; break;
         case 'h': run_usage(stdout); return 0;
         default: run_usage(stderr); return 2;
         }
@@ -213,6 +269,8 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
+    child_timing = timing;
+    child_timeline = out.timeline_path ? "1" : NULL;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -248,6 +306,8 @@ int cmd_run(int argc, char **argv)
     /* The program is gone; everything it committed is still in the channel. */
     while (channel_drain(&ch, sink, &s))
         ;
+    channel_each_stats(&ch, stats_sink, &s);
+    clock_sample(&proc.end_ticks, &proc.end_ns);
     proc.events_lost = ch.h->events_lost;
     channel_destroy(&ch);
     child_pid = 0;

@@ -15,6 +15,7 @@ static void usage(FILE *out)
                  "Commands:\n"
                  "  run [options] -- PROGRAM [ARGS...]   run PROGRAM under cgoscope and report its leaks\n"
                  "  report [options] TRACE               report from a trace saved with `run -o TRACE`\n"
+                 "  inspect [--json FILE|-] PROGRAM      what cgoscope can do with PROGRAM, before running it\n"
                  "\n"
                  "  cgoscope COMMAND --help   options of a command\n"
                  "  cgoscope --version        version\n"
@@ -35,6 +36,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "inspect") == 0)
+        return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

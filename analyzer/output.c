@@ -55,6 +55,11 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
             report_print_text(stderr, &reports[i], &ro);
         fflush(stderr);
     }
+    if (o->timeline_path) {
+        for (size_t i = 0; i < n; i++)
+            if (crossings_write_timeline(o->timeline_path, &procs[i]) != 0)
+                rc = -1;
+    }
     if (o->json_path) {
         json_object *doc = report_document(reports, n);
         if (write_json(o->json_path, doc) != 0)

@@ -9,6 +9,7 @@
 
 struct output_options {
     const char *json_path;
+    const char *timeline_path;
     int show_runtime;
     int full_stacks;
     int quiet; /* no text report */

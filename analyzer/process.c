@@ -35,6 +35,10 @@ void process_free(struct process *p)
     free(p->stacks);
     u64map_free(&p->stack_index);
     liveset_free(&p->live);
+    free(p->calls);
+    free(p->callbacks);
+    free(p->callers);
+    free(p->timeline);
     memset(p, 0, sizeof *p);
 }
 
@@ -126,7 +130,7 @@ static int add_stack(struct process *p, const struct cgs_rec_stack *r)
     return 0;
 }
 
-static int feed_one(struct process *p, const uint8_t *rec, size_t size)
+static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t size)
 {
     const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
     switch (h->type) {
@@ -138,6 +142,9 @@ static int feed_one(struct process *p, const uint8_t *rec, size_t size)
         if (!exe)
             return corrupt(p, "process record without an executable name");
         p->attached = 1;
+        p->clock = h->aux;
+        p->start_ticks = r->ts;
+        p->start_ns = r->mono_ns;
         p->pid = r->pid;
         p->ppid = r->ppid;
         free(p->exe);
@@ -201,6 +208,30 @@ static int feed_one(struct process *p, const uint8_t *rec, size_t size)
             return -1;
         return liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
     }
+    case CGS_REC_CALL: {
+        if (size < sizeof(struct cgs_rec_call))
+            return corrupt(p, "short call record");
+        const struct cgs_rec_call *r = (const void *)rec;
+        struct timeline_event ev = {tid, r->site, r->t0, r->t1};
+        if (!p->timeline) {
+            p->timeline = malloc(TIMELINE_CAP * sizeof *p->timeline);
+            if (!p->timeline)
+                return -1;
+        }
+        /* Past the cap, keep a uniform sample of the whole run (reservoir sampling), so every
+         * thread and every phase stays represented in a timeline of bounded size. */
+        uint64_t seen = p->ntimeline + p->timeline_dropped;
+        if (p->ntimeline < TIMELINE_CAP) {
+            p->timeline[p->ntimeline++] = ev;
+            return 0;
+        }
+        p->timeline_rng = p->timeline_rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t j = (p->timeline_rng >> 16) % (seen + 1);
+        if (j < TIMELINE_CAP)
+            p->timeline[j] = ev;
+        p->timeline_dropped++;
+        return 0;
+    }
     default:
         return 0; /* a newer shim's record: skip it by its size */
     }
@@ -208,7 +239,6 @@ static int feed_one(struct process *p, const uint8_t *rec, size_t size)
 
 int process_feed(struct process *p, uint32_t tid, const uint8_t *data, size_t len)
 {
-    (void)tid;
     size_t off = 0;
     while (off < len) {
         if (len - off < sizeof(struct cgs_rec_hdr))
@@ -233,7 +263,7 @@ int process_feed(struct process *p, uint32_t tid, const uint8_t *data, size_t le
                 rec = heap;
             }
         }
-        int rc = feed_one(p, rec, h.size);
+        int rc = feed_one(p, tid, rec, h.size);
         free(heap);
         if (rc != 0) {
             if (!p->corrupt_records)
@@ -265,4 +295,98 @@ const struct module_info *process_exe(const struct process *p)
         if (p->modules[i].is_exe)
             return &p->modules[i];
     return NULL;
+}
+
+static void merge(struct call_stats *into, const struct cgs_site_stats *s)
+{
+    into->calls += s->calls;
+    into->timed += s->timed;
+    into->ticks_sum += s->ticks_sum;
+    into->exact_calls += s->exact_calls;
+    into->exact_ticks += s->exact_ticks;
+    if (s->timed) {
+        if (s->ticks_max > into->ticks_max)
+            into->ticks_max = s->ticks_max;
+        if (!into->ticks_min || s->ticks_min < into->ticks_min)
+            into->ticks_min = s->ticks_min;
+    }
+    for (unsigned b = 0; b < CGS_HIST_BUCKETS; b++)
+        into->hist[b] += s->hist[b];
+}
+
+int process_add_stats(struct process *p, const struct cgs_stats_chunk *c)
+{
+    if (c->magic != CGS_STATS_MAGIC || c->nsites > CGS_STATS_SITES)
+        return corrupt(p, "bad statistics chunk");
+    p->have_stats = 1;
+    for (uint32_t i = 0; i < c->nsites; i++) {
+        const struct cgs_site_stats *s = &c->sites[i];
+        if (s->kind == CGS_STATS_CALL) {
+            if (s->site >= 4096)
+                return corrupt(p, "statistics for an impossible cgo site");
+            if (s->site >= p->ncalls) {
+                size_t n = (size_t)s->site + 1;
+                struct call_stats *nv = realloc(p->calls, n * sizeof *nv);
+                if (!nv)
+                    return -1;
+                memset(nv + p->ncalls, 0, (n - p->ncalls) * sizeof *nv);
+                for (size_t k = p->ncalls; k < n; k++)
+                    nv[k].site = (uint32_t)k;
+                p->calls = nv;
+                p->ncalls = n;
+            }
+            merge(&p->calls[s->site], s);
+        } else if (s->kind == CGS_STATS_CALLBACK) {
+            size_t k = 0;
+            while (k < p->ncallbacks && p->callbacks[k].key != s->key)
+                k++;
+            if (k == p->ncallbacks) {
+                struct call_stats *nv = realloc(p->callbacks, (k + 1) * sizeof *nv);
+                if (!nv)
+                    return -1;
+                p->callbacks = nv;
+                memset(&nv[k], 0, sizeof nv[k]);
+                nv[k].key = s->key;
+                p->ncallbacks++;
+            }
+            merge(&p->callbacks[k], s);
+        }
+    }
+    for (uint32_t i = 0; i < CGS_STATS_CALLERS; i++) {
+        const struct cgs_caller_stats *e = &c->callers[i];
+        if (!e->count)
+            continue;
+        size_t k = 0;
+        while (k < p->ncallers && !(p->callers[k].site == e->site && memcmp(p->callers[k].pcs, e->pcs, sizeof e->pcs) == 0))
+            k++;
+        if (k == p->ncallers) {
+            struct caller_sample *nv = realloc(p->callers, (k + 1) * sizeof *nv);
+            if (!nv)
+                return -1;
+            p->callers = nv;
+            nv[k].site = e->site;
+            memcpy(nv[k].pcs, e->pcs, sizeof e->pcs);
+            nv[k].count = 0;
+            nv[k].exact = 0;
+            p->ncallers++;
+        }
+        p->callers[k].count += e->count;
+        p->callers[k].exact += e->exact;
+    }
+    if (c->gap_count) {
+        if (!p->gap_count || c->gap_min < p->gap_min)
+            p->gap_min = c->gap_min;
+        p->gap_count += c->gap_count;
+    }
+    p->callers_dropped += c->callers_dropped;
+    return 0;
+}
+
+double process_ticks_to_ns(const struct process *p, double ticks)
+{
+    if (p->clock != CGS_CLOCK_TSC)
+        return ticks;
+    if (p->end_ns > p->start_ns && p->end_ticks > p->start_ticks)
+        return ticks * (double)(p->end_ns - p->start_ns) / (double)(p->end_ticks - p->start_ticks);
+    return ticks; /* no calibration: shown as ticks, which the report says */
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cgoscope/record.h"
 #include "liveset.h"
 #include "u64map.h"
 
@@ -30,6 +31,29 @@ struct stack_info {
     uint64_t *pcs;
 };
 
+/* Go->C calls of one cgo site, or C->Go calls of one exported function, over all threads. */
+struct call_stats {
+    uint32_t site;      /* cgo site index (calls) */
+    uint64_t key;       /* return address in the export's C wrapper (callbacks) */
+    uint64_t calls, timed, ticks_sum, ticks_max, ticks_min;
+    uint64_t exact_calls, exact_ticks; /* calls timed because every call was (not sampled) */
+    uint64_t hist[CGS_HIST_BUCKETS];
+};
+
+struct caller_sample {
+    uint32_t site;
+    uint64_t pcs[4];
+    uint64_t count; /* timed calls seen from here */
+    uint64_t exact; /* of which exact (not sampled) */
+};
+
+struct timeline_event {
+    uint32_t tid, site;
+    uint64_t t0, t1;
+};
+
+#define TIMELINE_CAP 200000
+
 enum exit_kind { EXIT_UNKNOWN = 0, EXIT_CODE = 1, EXIT_SIGNAL = 2 };
 
 struct process {
@@ -54,6 +78,25 @@ struct process {
     struct liveset live;
     uint64_t allocations, frees;
     int out_of_memory;
+
+    /* clock: ticks of the shim's clock, related to CLOCK_MONOTONIC at start and end */
+    int clock;
+    uint64_t start_ticks, start_ns, end_ticks, end_ns;
+
+    /* cgo crossings (from the threads' stats chunks) */
+    struct call_stats *calls; /* by site index */
+    size_t ncalls;
+    struct call_stats *callbacks;
+    size_t ncallbacks;
+    struct caller_sample *callers;
+    size_t ncallers;
+    uint64_t gap_min, gap_count, callers_dropped;
+    int have_stats;
+
+    struct timeline_event *timeline;
+    size_t ntimeline;
+    uint64_t timeline_dropped; /* events seen beyond the cap (a uniform sample is kept) */
+    uint64_t timeline_rng;
 };
 
 void process_init(struct process *p);
@@ -64,5 +107,9 @@ int process_feed(struct process *p, uint32_t tid, const uint8_t *data, size_t le
 const struct stack_info *process_stack(const struct process *p, uint64_t id);
 const struct site_info *process_site(const struct process *p, uint32_t id);
 const struct module_info *process_exe(const struct process *p);
+/* Adds one thread's statistics chunk (copied out of the channel). Returns -1 if it is corrupt. */
+int process_add_stats(struct process *p, const struct cgs_stats_chunk *c);
+/* Nanoseconds for a duration in the shim's clock ticks. */
+double process_ticks_to_ns(const struct process *p, double ticks);
 
 #endif

@@ -170,7 +170,7 @@ int report_build(struct report *r, const struct process *p)
     if (have_gb)
         gobuild_free(&gb);
     qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
-    return 0;
+    return crossings_build(&r->crossings, p, r->sym);
 }
 
 void report_free(struct report *r)
@@ -178,6 +178,7 @@ void report_free(struct report *r)
     for (size_t i = 0; i < r->ngroups; i++)
         free(r->groups[i].frames);
     free(r->groups);
+    crossings_free(&r->crossings);
     symbolizer_free(r->sym);
     memset(r, 0, sizeof *r);
 }
@@ -212,19 +213,20 @@ static const char *go_base(const char *fn)
 
 /* Frames that every cgo call has and that say nothing about the program: the runtime's call
  * machinery and the stubs cgo generates. The JSON report keeps them all. */
-static int is_glue(const struct report_frame *f)
+int report_frame_is_glue(const char *function, int is_go)
 {
-    if (!f->function || f->lang != LANG_GO)
+    if (!function || !is_go)
         return 0;
     static const char *const runtime[] = {"runtime.asmcgocall", "runtime.asmcgocall_landingpad",
                                           "runtime.cgocall", "runtime.goexit", "runtime.main",
                                           "runtime.cgocallbackg", "runtime.cgocallbackg1",
                                           "runtime.cgocallback", "runtime.systemstack"};
     for (size_t i = 0; i < sizeof runtime / sizeof runtime[0]; i++)
-        if (strcmp(f->function, runtime[i]) == 0)
+        if (strcmp(function, runtime[i]) == 0)
             return 1;
-    const char *b = go_base(f->function);
-    return strncmp(b, "_Cfunc_", 7) == 0 || strncmp(b, "_cgo_", 5) == 0 || strncmp(b, "_cgoexp_", 8) == 0;
+    const char *b = go_base(function);
+    return strncmp(b, "_Cfunc_", 7) == 0 || strncmp(b, "_C2func_", 8) == 0 || strncmp(b, "_Cmacro_", 8) == 0 ||
+           strncmp(b, "_cgo_", 5) == 0 || strncmp(b, "_cgoexp_", 8) == 0;
 }
 
 static int same_place(const struct report_frame *a, const struct report_frame *b)
@@ -237,7 +239,7 @@ static void print_stack(FILE *out, const struct leak_group *g, int full)
 {
     size_t hidden = 0, shown = 0;
     for (size_t k = 0; k < g->nframes; k++) {
-        if (!full && is_glue(&g->frames[k])) {
+        if (!full && report_frame_is_glue(g->frames[k].function, g->frames[k].lang == LANG_GO)) {
             hidden++;
             continue;
         }
@@ -300,6 +302,7 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
                 p->corrupt_records, p->corrupt_records == 1 ? "" : "s", p->corrupt_what);
     if (p->out_of_memory)
         fprintf(out, "== WARNING: the analyzer ran out of memory; some records were not processed\n");
+    crossings_print_text(out, &r->crossings);
     const char *w = symbolizer_warnings(r->sym);
     if (w && *w)
         fprintf(out, "== note: %s", w);
@@ -371,6 +374,7 @@ json_object *report_process_json(const struct report *r)
         json_object_array_add(leaks, l);
     }
     json_object_object_add(o, "leaks", leaks);
+    crossings_add_json(o, &r->crossings);
     return o;
 }
 

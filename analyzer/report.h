@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "crossings.h"
 #include "process.h"
 
 struct report_frame {
@@ -31,6 +32,7 @@ struct report {
     size_t ngroups;
     uint64_t user_blocks, user_bytes, runtime_blocks, runtime_bytes;
     char go_version[64];
+    struct crossings crossings;
 };
 
 struct report_options {
@@ -39,6 +41,9 @@ struct report_options {
 };
 
 int report_build(struct report *r, const struct process *p);
+/* Frames every cgo call has and that say nothing about the program (runtime.cgocall, the
+ * _Cfunc_ stubs cgo generates, ...). */
+int report_frame_is_glue(const char *function, int is_go);
 void report_free(struct report *r);
 void report_print_text(FILE *out, const struct report *r, const struct report_options *o);
 json_object *report_process_json(const struct report *r);

@@ -349,3 +349,33 @@ const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n)
     *n = made;
     return &s->frames[first];
 }
+
+/* The export's Go function is "_cgoexp_<12 hex>_<name>", without a package prefix; the DWARF
+ * unit that holds it is named after its package. */
+const char *symbolizer_go_package_of(struct symbolizer *s, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < s->nmods; i++) {
+        struct sym_module *m = &s->mods[i];
+        if (!m->info->is_exe || !m->mod)
+            continue;
+        int n = dwfl_module_getsymtab(m->mod);
+        for (int k = 0; k < n; k++) {
+            GElf_Sym sym;
+            GElf_Addr addr;
+            const char *sn = dwfl_module_getsym_info(m->mod, k, &sym, &addr, NULL, NULL, NULL);
+            if (!sn || strncmp(sn, "_cgoexp_", 8) != 0 || strlen(sn) != 8 + 12 + 1 + nlen || sn[20] != '_' ||
+                strcmp(sn + 21, name) != 0)
+                continue;
+            if (!m->dw && !m->cus_built)
+                m->dw = dwfl_module_getdwarf(m->mod, &m->dwbias);
+            Dwarf_Die cu;
+            if (m->dw && find_cu(m, addr - m->dwbias, &cu)) {
+                const char *pkg = dwarf_diename(&cu);
+                if (pkg)
+                    return keep(s, pkg);
+            }
+        }
+    }
+    return NULL;
+}

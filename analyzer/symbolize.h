@@ -33,5 +33,7 @@ const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n);
 const char *symbolizer_warnings(const struct symbolizer *s);
 
 int module_is_system(const char *path);
+/* The Go package of the exported function `name` (the package of the Go symbol "<pkg>.name"). */
+const char *symbolizer_go_package_of(struct symbolizer *s, const char *name);
 
 #endif

@@ -20,6 +20,7 @@ struct end_block {
     int32_t exit_kind;
     int32_t exit_value;
     uint64_t events_lost;
+    uint64_t end_ticks, end_ns; /* the clock's rate: see process_ticks_to_ns */
 };
 
 static void fail(struct trace_writer *w)
@@ -89,7 +90,7 @@ void trace_write_end(struct trace_writer *w, const struct process *p)
         trace_write_block(w, TRACE_ARGV, 0, buf, len);
         free(buf);
     }
-    struct end_block e = {p->exit_kind, p->exit_value, p->events_lost};
+    struct end_block e = {p->exit_kind, p->exit_value, p->events_lost, p->end_ticks, p->end_ns};
     trace_write_block(w, TRACE_END, 0, &e, sizeof e);
 }
 
@@ -196,6 +197,15 @@ int trace_read(const char *path, struct process *p, char *err, size_t errlen)
             process_feed(p, h.tid, buf, h.len);
         } else if (h.kind == TRACE_ARGV) {
             read_argv(p, (const char *)buf, h.len);
+        } else if (h.kind == TRACE_STATS) {
+            if (h.len >= sizeof(struct cgs_stats_chunk)) {
+                struct cgs_stats_chunk *c = malloc(sizeof *c);
+                if (c) {
+                    memcpy(c, buf, sizeof *c);
+                    process_add_stats(p, c);
+                    free(c);
+                }
+            }
         } else if (h.kind == TRACE_END && h.len >= sizeof(struct end_block)) {
             struct end_block e;
             memcpy(&e, buf, sizeof e);
@@ -204,6 +214,8 @@ int trace_read(const char *path, struct process *p, char *err, size_t errlen)
                 p->exit_value = e.exit_value;
             }
             p->events_lost = e.events_lost;
+            p->end_ticks = e.end_ticks;
+            p->end_ns = e.end_ns;
             ended = 1;
         }
     }

@@ -15,7 +15,7 @@
 
 #define TRACE_VERSION 1u
 
-enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3 };
+enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4 };
 
 struct trace_writer {
     FILE *f;

@@ -14,30 +14,134 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
 #include "shim.h"
 
 #define CGS_NSTUBS 4096
 #define WRAPPER_TABLE 16384
 
 extern const char cgs_stubs[] __attribute__((visibility("hidden")));
-static void (*site_real[CGS_NSTUBS])(void *);
+/* The wrappers: void for _Cfunc_, int (errno) for _C2func_. Calling every one as returning int
+ * is harmless on x86-64 and hands _C2func_'s errno back to runtime.asmcgocall unchanged. */
+static int (*site_real[CGS_NSTUBS])(void *);
 
-void cgs_cgo_enter(void *frame, uint32_t site);
+int cgs_cgo_enter(void *frame, uint32_t site);
 
-__attribute__((section("cgoscope_hook"), noinline, used, visibility("hidden"))) void
+CGS_HIDDEN int cgs_lazy_go_frames;
+
+/*
+ * Every hooked Go->C call comes here, on the thread's system stack, with the wrapper's
+ * argument frame. The hot path: note where the Go frames start (they are walked only if an
+ * allocation or a callback needs them), count the call, call the wrapper.
+ */
+__attribute__((section("cgoscope_hook"), noinline, used, visibility("hidden"))) int
 cgs_cgo_enter(void *frame, uint32_t site)
 {
     struct cgs_thread *t = &cgs_tls;
     uint32_t d = t->depth;
-    if (d < CGS_MAX_CTX) {
+    uintptr_t *fp = __builtin_frame_address(0);
+    if (CGS_LIKELY(d < CGS_MAX_CTX)) {
         struct cgs_cgo_ctx *c = &t->ctx[d];
         c->site = site;
-        cgs_capture_go_frames(t, c, __builtin_frame_address(0));
+        c->fp = fp;
+        c->ngo = CGS_GO_LAZY;
+        if (!cgs_lazy_go_frames)
+            cgs_capture_go_frames(t, c, fp);
     }
     t->depth = d + 1;
-    site_real[site](frame);
+    struct cgs_site_stats *s = t->index ? t->index->site[site] : NULL;
+    if (CGS_UNLIKELY(!s))
+        s = cgs_site_stats_slow(t, site);
+    if (CGS_LIKELY(s != NULL)) {
+        s->calls++;
+        if (CGS_UNLIKELY(--s->countdown == 0)) {
+            int rv = cgs_timed_call(t, s, site_real[site], frame, site, fp);
+            t->depth = d;
+            return rv;
+        }
+        if (CGS_UNLIKELY(t->gap_pending))
+            cgs_note_gap(t);
+    }
+    int rv = site_real[site](frame);
     t->depth = d;
     __asm__ volatile("" ::: "memory"); /* keep the call above a real call, not a tail jump */
+    return rv;
+}
+
+/* ---- C->Go callbacks (cgo-facts.md §4) ---------------------------------------------------------
+ * Each exported Go function is entered from its C wrapper, which first asks runtime/cgo's
+ * context function (cgo_context_function, NULL unless the program called
+ * runtime.SetCgoTraceback) for a context and gives it back when Go returns. Ours counts and times
+ * the callback, and before any Go code runs (which may move the goroutine's stack) captures the
+ * Go frames of the cgo call in progress. A context function the program installs later is kept
+ * and called from ours. */
+
+struct cgo_context_arg {
+    uintptr_t context;
+};
+
+static void (*user_context_fn)(struct cgo_context_arg *);
+static char context_token; /* our context value when the program has no context function */
+static void (*real_set_functions)(void *);
+static int set_functions_layout; /* 1: {context}; 2: {traceback, context, symbolizer} */
+
+static void context_fn(struct cgo_context_arg *arg)
+{
+    struct cgs_thread *t = &cgs_tls;
+    if (arg->context == 0) {
+        uint32_t d = t->depth;
+        if (d > 0 && d <= CGS_MAX_CTX && t->ctx[d - 1].ngo == CGS_GO_LAZY)
+            cgs_capture_go_frames(t, &t->ctx[d - 1], t->ctx[d - 1].fp);
+        /* ips: [this function, _cgo_wait_runtime_init_done, the export's C wrapper] */
+        void *ips[3] = {0, 0, 0};
+        int saved = t->guard++;
+        int n = unw_backtrace(ips, 3);
+        t->guard = saved;
+        if (user_context_fn)
+            user_context_fn(arg);
+        else
+            arg->context = (uintptr_t)&context_token;
+        if (arg->context != 0 && cgs_ready) /* with 0 there is no "returning" call to pair with */
+            cgs_callback_enter(t, n >= 3 ? (uint64_t)(uintptr_t)ips[2] : 0);
+        return;
+    }
+    if (cgs_ready)
+        cgs_callback_leave(t);
+    if (user_context_fn && arg->context != (uintptr_t)&context_token)
+        user_context_fn(arg);
+}
+
+/* runtime.SetCgoTraceback calls this (through the runtime's pointer to
+ * x_cgo_set_traceback_functions or, before Go 1.24, x_cgo_set_context_function). */
+static void set_functions_hook(void *arg)
+{
+    void (**slot)(struct cgo_context_arg *) =
+        set_functions_layout == 2 ? &((void (**)(struct cgo_context_arg *))arg)[1] : (void (**)(struct cgo_context_arg *))arg;
+    void (*theirs)(struct cgo_context_arg *) = *slot;
+    user_context_fn = theirs == context_fn ? NULL : theirs;
+    *slot = context_fn;
+    real_set_functions(arg);
+    *slot = theirs;
+}
+
+/* Installs context_fn into runtime/cgo's static variable, and hooks the setter. */
+static void hook_callbacks(uintptr_t ctx_var, uintptr_t setter_var, uintptr_t setter_fn, int layout)
+{
+    if (!ctx_var)
+        return;
+    _Atomic(uintptr_t) *v = (_Atomic(uintptr_t) *)ctx_var;
+    uintptr_t cur = atomic_load(v);
+    if (cur)
+        user_context_fn = (void (*)(struct cgo_context_arg *))cur;
+    if (setter_var && setter_fn && atomic_load((_Atomic(uintptr_t) *)setter_var) == setter_fn) {
+        real_set_functions = (void (*)(void *))setter_fn;
+        set_functions_layout = layout;
+        atomic_store((_Atomic(uintptr_t) *)setter_var, (uintptr_t)set_functions_hook);
+    }
+    atomic_store(v, (uintptr_t)context_fn);
+    cgs_lazy_go_frames = 1;
 }
 
 struct wrapper {
@@ -147,6 +251,8 @@ int cgs_hook_cgo_sites(uintptr_t bias)
 
     /* Pass 1: Go text bounds, runtime.cgocallback, and the C wrappers by name. */
     uintptr_t text = 0, etext = 0, cb = 0, cb_size = 0;
+    uintptr_t ctx_var = 0, set_var = 0, set_fn = 0;
+    int set_layout = 0;
     for (size_t i = 0; i < nsyms; i++) {
         if (syms[i].st_name >= strsh->sh_size)
             continue;
@@ -158,6 +264,16 @@ int cgs_hook_cgo_sites(uintptr_t bias)
         else if (strcmp(name, "runtime.cgocallback") == 0 || strcmp(name, "runtime.cgocallback.abi0") == 0) {
             cb = syms[i].st_value;
             cb_size = syms[i].st_size;
+        } else if (strcmp(name, "cgo_context_function") == 0 && ELF64_ST_TYPE(syms[i].st_info) == STT_OBJECT) {
+            ctx_var = bias + syms[i].st_value;
+        } else if (strcmp(name, "_cgo_set_traceback_functions") == 0 && !set_var) {
+            set_var = bias + syms[i].st_value;
+            set_layout = 2;
+        } else if (strcmp(name, "_cgo_set_context_function") == 0 && !set_var) {
+            set_var = bias + syms[i].st_value;
+            set_layout = 1;
+        } else if (strcmp(name, "x_cgo_set_traceback_functions") == 0 || strcmp(name, "x_cgo_set_context_function") == 0) {
+            set_fn = bias + syms[i].st_value;
         } else if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && wrapper_kind(name)) {
             uint64_t h = name_hash(name);
             for (size_t k = 0; k < WRAPPER_TABLE; k++) {
@@ -170,8 +286,10 @@ int cgs_hook_cgo_sites(uintptr_t bias)
             }
         }
     }
-    if (text && etext > text)
+    if (text && etext > text) {
         cgs_set_go_text(bias + text, bias + etext, cb ? bias + cb : 0, cb ? bias + cb + (cb_size ? cb_size : 1) : 0);
+        hook_callbacks(ctx_var, set_var, set_fn, set_layout);
+    }
 
     /* Pass 2: the Go variables that point at those wrappers. */
     for (size_t i = 0; i < nsyms && hooked < CGS_NSTUBS; i++) {
@@ -207,7 +325,7 @@ int cgs_hook_cgo_sites(uintptr_t bias)
         if (atomic_load(var) != wrapper)
             continue; /* not what cgo-facts.md §1 promises: leave it alone */
         uint32_t site = (uint32_t)hooked++;
-        site_real[site] = (void (*)(void *))wrapper;
+        site_real[site] = (int (*)(void *))wrapper;
         send_site(site, kind, wrapper, name);
         atomic_store(var, (uintptr_t)(cgs_stubs + 16 * site));
     }

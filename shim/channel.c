@@ -30,6 +30,7 @@ static void on_thread_exit(void *unused)
 {
     (void)unused;
     cgs_thread_done(&cgs_tls);
+    cgs_callstats_thread_exit(&cgs_tls);
 }
 
 static int parse_channel(const char *s, int *fd, uint64_t *token)
@@ -88,6 +89,7 @@ void cgs_channel_detach_after_fork(void)
     /* The child shares the parent's mapping: writing there would corrupt the parent's chunks. */
     cgs_ready = 0;
     cgs_tls.chunk = -1;
+    cgs_callstats_after_fork();
 }
 
 void cgs_count_lost(uint64_t n)
@@ -105,7 +107,8 @@ static int analyzer_alive(void)
     return 1;
 }
 
-static int claim_chunk(struct cgs_thread *t)
+/* Claims a free chunk for this thread; returns its index, or -1 when the analyzer is gone. */
+static int32_t claim(struct cgs_thread *t, uint32_t kind)
 {
     for (unsigned spins = 0;; spins++) {
         for (uint32_t i = 0; i < nchunks; i++) {
@@ -117,17 +120,16 @@ static int claim_chunk(struct cgs_thread *t)
             if (!t->tid)
                 t->tid = (uint32_t)syscall(SYS_gettid);
             descs[i].tid = t->tid;
+            descs[i].kind = kind;
             atomic_store_explicit(&descs[i].committed, 0, memory_order_relaxed);
             atomic_store_explicit(&descs[i].seq,
                                   atomic_fetch_add(&hdr->chunk_seq, 1) + 1, memory_order_relaxed);
             atomic_store_explicit(&descs[i].state, CGS_CHUNK_WRITING, memory_order_release);
-            t->chunk = (int32_t)i;
-            t->off = 0;
             if (!t->exit_key_set) {
                 t->exit_key_set = 1;
                 pthread_setspecific(exit_key, (void *)1);
             }
-            return 1;
+            return (int32_t)i;
         }
         /* Every chunk is in use: wait for the analyzer to drain one (invariant 1: wait, do
          * not drop), unless it is gone, in which case waiting would hang the program. */
@@ -135,7 +137,7 @@ static int claim_chunk(struct cgs_thread *t)
             atomic_fetch_add_explicit(&hdr->producer_waits, 1, memory_order_relaxed);
         if ((spins & 255) == 255 && !analyzer_alive()) {
             channel_dead = 1;
-            return 0;
+            return -1;
         }
         struct timespec d = {0, 50 * 1000};
         nanosleep(&d, NULL);
@@ -151,11 +153,29 @@ void *cgs_reserve(struct cgs_thread *t, uint32_t size)
         return NULL;
     }
     cgs_thread_done(t);
-    if (!claim_chunk(t)) {
+    int32_t i = claim(t, CGS_KIND_RECORDS);
+    if (i < 0) {
         cgs_count_lost(1);
         return NULL;
     }
-    return chunks + (size_t)t->chunk * chunk_size;
+    t->chunk = i;
+    t->off = 0;
+    return chunks + (size_t)i * chunk_size;
+}
+
+void *cgs_claim_stats_chunk(struct cgs_thread *t)
+{
+    if (!descs || channel_dead || chunk_size < sizeof(struct cgs_stats_chunk))
+        return NULL;
+    int32_t i = claim(t, CGS_KIND_STATS);
+    if (i < 0)
+        return NULL;
+    struct cgs_stats_chunk *c = (struct cgs_stats_chunk *)(chunks + (size_t)i * chunk_size);
+    memset(c, 0, sizeof *c);
+    c->tid = t->tid;
+    c->gap_min = UINT64_MAX;
+    c->magic = CGS_STATS_MAGIC;
+    return c;
 }
 
 void cgs_commit(struct cgs_thread *t, uint32_t size)

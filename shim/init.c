@@ -22,6 +22,7 @@ static void send_proc(void)
         return;
     memset(r, 0, size);
     r->h.type = CGS_REC_PROC;
+    r->h.aux = (uint16_t)cgs_clock_kind;
     r->h.size = size;
     r->pid = (uint32_t)getpid();
     r->ppid = (uint32_t)getppid();
@@ -40,6 +41,7 @@ __attribute__((constructor(101))) static void cgs_init(void)
     if (!cgs_real_malloc)
         cgs_resolve_real();
     cgs_clock_init();
+    cgs_callstats_init();
     if (cgs_channel_attach() == 0 && cgs_stack_init() == 0) {
         send_proc();
         uintptr_t bias = cgs_send_modules();

@@ -19,10 +19,21 @@
 
 /* One Go->C call in progress on this thread: its site and the Go frames that made it,
  * captured as return addresses at entry (they stay valid if a callback moves the stack). */
+#define CGS_GO_LAZY 0xffffffffu /* ngo: not captured yet; fp says where to start */
+
 struct cgs_cgo_ctx {
     uint32_t site;
     uint32_t ngo;
+    uintptr_t *fp; /* the hook's frame: the chain into the goroutine starts here */
     uint64_t go_pcs[CGS_MAX_GO_FRAMES];
+};
+
+#define CGS_MAX_CB 8
+
+/* A C->Go callback in progress on this thread. */
+struct cgs_cb {
+    uint64_t t0;
+    struct cgs_site_stats *stats;
 };
 
 struct cgs_thread {
@@ -34,6 +45,24 @@ struct cgs_thread {
     uint32_t depth; /* cgo calls in progress (may exceed CGS_MAX_CTX; extra ones are not kept) */
     int exit_key_set;
     struct cgs_cgo_ctx ctx[CGS_MAX_CTX];
+
+    /* cgo call statistics (callstats.c) */
+    struct cgs_stats_chunk *stats;       /* where new entries go */
+    struct cgs_thread_index *index;      /* private: site -> entry */
+    uint64_t rng;
+    uint64_t last_out;                   /* clock when the last timed call returned */
+    int gap_pending;
+    uint32_t cbdepth;
+    struct cgs_cb cb[CGS_MAX_CB];
+};
+
+/* Private to the thread (not shared with the analyzer): where its statistics live. */
+struct cgs_thread_index {
+    struct cgs_site_stats *site[4096];
+    struct {
+        uint64_t pc;
+        struct cgs_site_stats *stats;
+    } callback[64];
 };
 
 extern CGS_HIDDEN __thread struct cgs_thread cgs_tls __attribute__((tls_model("initial-exec")));
@@ -48,6 +77,7 @@ extern CGS_HIDDEN void *(*cgs_real_malloc)(size_t);
 
 /* channel.c */
 CGS_HIDDEN int cgs_channel_attach(void);
+CGS_HIDDEN void *cgs_claim_stats_chunk(struct cgs_thread *t);
 CGS_HIDDEN void *cgs_reserve(struct cgs_thread *t, uint32_t size);
 CGS_HIDDEN void cgs_commit(struct cgs_thread *t, uint32_t size);
 CGS_HIDDEN void cgs_thread_done(struct cgs_thread *t);
@@ -62,6 +92,19 @@ CGS_HIDDEN void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *
 
 /* cgo_hooks.c */
 CGS_HIDDEN int cgs_hook_cgo_sites(uintptr_t exe_bias);
+extern CGS_HIDDEN int cgs_lazy_go_frames; /* callbacks are seen: Go frames can wait until needed */
+
+/* callstats.c */
+CGS_HIDDEN void cgs_callstats_init(void);
+CGS_HIDDEN struct cgs_site_stats *cgs_site_stats_slow(struct cgs_thread *t, uint32_t site);
+CGS_HIDDEN int cgs_timed_call(struct cgs_thread *t, struct cgs_site_stats *s, int (*fn)(void *), void *frame,
+                              uint32_t site, uintptr_t *fp);
+CGS_HIDDEN void cgs_note_gap(struct cgs_thread *t);
+CGS_HIDDEN void cgs_callback_enter(struct cgs_thread *t, uint64_t pc);
+CGS_HIDDEN void cgs_callback_leave(struct cgs_thread *t);
+CGS_HIDDEN void cgs_callstats_after_fork(void);
+CGS_HIDDEN void cgs_callstats_thread_exit(struct cgs_thread *t);
+CGS_HIDDEN void cgs_callstats_set_go_text(uintptr_t lo, uintptr_t hi);
 
 /* modules.c */
 CGS_HIDDEN uintptr_t cgs_send_modules(void);

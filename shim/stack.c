@@ -70,6 +70,7 @@ void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cblo, uintptr_t cbhi)
     go_hi = hi;
     cb_lo = cblo;
     cb_hi = cbhi;
+    cgs_callstats_set_go_text(lo, hi);
 }
 
 static inline int in_go(uintptr_t pc) { return pc >= go_lo && pc < go_hi; }
@@ -113,8 +114,11 @@ void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_
         for (uint32_t i = 0; i < keep; i++)
             c->go_pcs[n++] = tail[(extra - keep + i) % CGS_GO_TAIL];
     }
-    if (reached_callback && t->depth > 0 && t->depth <= CGS_MAX_CTX) {
-        const struct cgs_cgo_ctx *outer = &t->ctx[t->depth - 1];
+    uint32_t self = (uint32_t)(c - t->ctx); /* the outer call is the one below this one */
+    if (reached_callback && self > 0 && self <= CGS_MAX_CTX) {
+        struct cgs_cgo_ctx *outer = &t->ctx[self - 1];
+        if (outer->ngo == CGS_GO_LAZY) /* only when callbacks are not seen: fp may be stale */
+            outer->ngo = 0;
         for (uint32_t i = 0; i < outer->ngo && n < CGS_MAX_GO_FRAMES; i++)
             c->go_pcs[n++] = outer->go_pcs[i];
     }
@@ -169,7 +173,9 @@ uint64_t cgs_stack_capture(struct cgs_thread *t)
     uint32_t n = nc;
     uint32_t site = CGS_NO_SITE;
     if (t->depth > 0 && t->depth <= CGS_MAX_CTX) {
-        const struct cgs_cgo_ctx *c = &t->ctx[t->depth - 1];
+        struct cgs_cgo_ctx *c = &t->ctx[t->depth - 1];
+        if (c->ngo == CGS_GO_LAZY)
+            cgs_capture_go_frames(t, c, c->fp);
         site = c->site;
         for (uint32_t k = 0; k < c->ngo && n < CGS_MAX_FRAMES; k++)
             pcs[n++] = c->go_pcs[k];

@@ -13,7 +13,9 @@
 #define CGS_FORMAT_VERSION 1u
 
 /* Environment variables the launcher sets for the shim. */
-#define CGS_ENV_CHANNEL "CGOSCOPE_CHANNEL" /* "<fd>:<token hex>" */
+#define CGS_ENV_CHANNEL "CGOSCOPE_CHANNEL"   /* "<fd>:<token hex>" */
+#define CGS_ENV_TIMING "CGOSCOPE_TIMING"     /* "full", "sampled:N" or "off" */
+#define CGS_ENV_TIMELINE "CGOSCOPE_TIMELINE" /* "1": send a CALL record for each timed call */
 
 /* ---- Shared-memory channel ------------------------------------------------------------ */
 
@@ -48,14 +50,95 @@ struct cgs_shm_header {
     uint32_t reserved0;
 };
 
+enum cgs_chunk_kind {
+    CGS_KIND_RECORDS = 0, /* a stream of records */
+    CGS_KIND_STATS = 1,   /* a thread's call statistics (struct cgs_stats_chunk), never freed */
+};
+
 struct cgs_chunk_desc {
     _Atomic uint32_t state;     /* enum cgs_chunk_state */
     uint32_t tid;               /* writer thread, valid from WRITING on */
     _Atomic uint64_t seq;       /* claim order, valid from WRITING on */
     _Atomic uint32_t committed; /* bytes of whole records, stored with release */
-    uint32_t reserved;
+    uint32_t kind;              /* enum cgs_chunk_kind, valid from WRITING on */
     uint64_t reserved1;
 };
+
+/* ---- Call statistics ------------------------------------------------------------------ */
+/* Counting every cgo call with a record would cost more than the call. Instead each thread
+ * keeps its counters in a chunk of the channel (so they survive exit_group like records do),
+ * updated in place by that thread alone; the analyzer reads them when the process ends. */
+
+#define CGS_STATS_MAGIC 0x53544154u /* "TATS" */
+#define CGS_HIST_BUCKETS 160        /* 4 per power of two of clock ticks, up to 2^40 */
+
+enum cgs_stats_kind { CGS_STATS_CALL = 1, CGS_STATS_CALLBACK = 2 };
+
+#define CGS_SF_ALWAYS 1u  /* slow site: every call is timed */
+#define CGS_SF_SAMPLED 2u /* the next timed call is a random sample, not an exact one */
+
+struct cgs_site_stats {
+    uint32_t kind;      /* enum cgs_stats_kind; 0 = unused slot */
+    uint32_t site;      /* CALL: the cgo site index */
+    uint64_t key;       /* CALLBACK: return address in the C export wrapper */
+    uint64_t calls;     /* exact */
+    uint64_t timed;     /* calls whose time was measured */
+    uint64_t ticks_sum; /* over timed calls */
+    uint64_t ticks_max;
+    uint64_t ticks_min;
+    uint64_t exact_calls; /* calls made while every call of the site was timed (the rest are sampled) */
+    uint64_t exact_ticks; /* their total */
+    uint32_t countdown;   /* calls until the next timed one (the owner thread's bookkeeping) */
+    uint32_t flags;       /* CGS_SF_* */
+    uint32_t hist[CGS_HIST_BUCKETS]; /* timed calls by duration, see cgs_hist_bucket */
+};
+
+struct cgs_caller_stats {
+    uint32_t site;
+    uint32_t reserved;
+    uint64_t pcs[4]; /* Go return addresses 2-5 frames out from the hook: the caller is among them */
+    uint64_t count;  /* timed calls seen from here */
+    uint64_t exact;  /* of which made while every call of the site was timed */
+};
+
+#define CGS_STATS_SITES 54
+#define CGS_STATS_CALLERS 440
+
+struct cgs_stats_chunk {
+    uint32_t magic;
+    uint32_t tid;
+    uint32_t nsites;     /* slots used in sites[] */
+    uint32_t ncallers;   /* slots used in callers[] (open addressing: any may be used) */
+    uint64_t gap_min;    /* least ticks from a cgo call's return to the thread's next cgo call */
+    uint64_t gap_count;  /* gaps measured */
+    uint64_t callers_dropped; /* timed calls whose caller found no free slot */
+    uint64_t reserved[3];
+    struct cgs_site_stats sites[CGS_STATS_SITES];
+    struct cgs_caller_stats callers[CGS_STATS_CALLERS];
+};
+
+/* A stats chunk must fit in one channel chunk (64 KiB): */
+_Static_assert(sizeof(struct cgs_stats_chunk) <= 64 * 1024, "stats chunk larger than a channel chunk");
+
+/* Histogram bucket of a duration in ticks: 4 buckets per power of two. */
+static inline unsigned cgs_hist_bucket(uint64_t ticks)
+{
+    if (ticks < 4)
+        return (unsigned)ticks;
+    unsigned lg = 63u - (unsigned)__builtin_clzll(ticks);
+    unsigned sub = (unsigned)(ticks >> (lg - 2)) & 3u;
+    unsigned b = lg * 4u + sub - 4u;
+    return b < CGS_HIST_BUCKETS ? b : CGS_HIST_BUCKETS - 1;
+}
+
+/* Lowest duration in ticks that falls in bucket b (inverse of cgs_hist_bucket). */
+static inline uint64_t cgs_hist_lower(unsigned b)
+{
+    if (b < 4)
+        return b;
+    unsigned lg = (b + 4u) / 4u, sub = (b + 4u) % 4u;
+    return ((uint64_t)4 + sub) << (lg - 2);
+}
 
 /* ---- Records -------------------------------------------------------------------------- */
 /* Every record starts with this header; `size` covers the header and is a multiple of 8.
@@ -74,7 +157,8 @@ enum cgs_rec_type {
     CGS_REC_ALLOC = 5,   /* a block became live */
     CGS_REC_FREE = 6,    /* a block stopped being live */
     CGS_REC_REALLOC = 7, /* a block moved or changed size */
-    CGS_REC_TYPE_MAX = 7,
+    CGS_REC_CALL = 8,    /* a timed cgo call, for --timeline */
+    CGS_REC_TYPE_MAX = 8,
 };
 
 /* aux of CGS_REC_ALLOC and CGS_REC_REALLOC: which function made the block. */
@@ -156,6 +240,13 @@ struct cgs_rec_realloc {
     uint64_t addr;
     uint64_t size;
     uint64_t stack;
+};
+
+struct cgs_rec_call {
+    struct cgs_rec_hdr h;
+    uint32_t site;
+    uint32_t reserved;
+    uint64_t t0, t1; /* clock at entry and return */
 };
 
 #define CGS_ALIGN8(n) (((n) + 7u) & ~7u)

@@ -36,6 +36,8 @@ func goRecurse(n int) int {
 
 func main() {
 	keep = append(keep, truth.Leak(C.run_with_callback(300), 77, "run_with_callback"))
+	truth.Calls("main", "run_with_callback", 1)
+	truth.Callbacks("main", "goCallback", 1)
 	fmt.Println("callback: done")
 	truth.Write()
 }

@@ -52,7 +52,41 @@ type process struct {
 		LeakedBlocks int64 `json:"leaked_blocks"`
 		LeakedBytes  int64 `json:"leaked_bytes"`
 	} `json:"totals"`
-	Leaks []leak `json:"leaks"`
+	Leaks     []leak     `json:"leaks"`
+	CgoCalls  []cgoCall  `json:"cgo_calls"`
+	Callbacks []callback `json:"cgo_callbacks"`
+	Crossing  struct {
+		PerCallNs *int64 `json:"per_call_ns_estimate"`
+		Gaps      int64  `json:"gaps_measured"`
+	} `json:"cgo_crossing"`
+}
+
+type cgoCall struct {
+	Function          string `json:"function"`
+	Package           string `json:"package"`
+	Kind              string `json:"kind"`
+	Calls             int64  `json:"calls"`
+	TimedCalls        int64  `json:"timed_calls"`
+	CTimeNs           int64  `json:"c_time_ns"`
+	P50               int64  `json:"c_time_ns_p50"`
+	P90               int64  `json:"c_time_ns_p90"`
+	P99               int64  `json:"c_time_ns_p99"`
+	Max               int64  `json:"c_time_ns_max"`
+	CrossingNs        *int64 `json:"crossing_ns_estimate"`
+	CrossingDominates bool   `json:"crossing_dominates"`
+	Callers           []struct {
+		Function string `json:"function"`
+		File     string `json:"file"`
+		Line     int    `json:"line"`
+		Calls    int64  `json:"calls"`
+	} `json:"callers"`
+}
+
+type callback struct {
+	Function string `json:"function"`
+	Package  string `json:"package"`
+	Calls    int64  `json:"calls"`
+	TimeNs   int64  `json:"time_ns"`
 }
 
 type report struct {
@@ -69,9 +103,18 @@ type expectSite struct {
 	Bytes  int64   `json:"bytes"`
 }
 
+type expectCall struct {
+	Package  string `json:"package"`
+	Function string `json:"function"`
+	Calls    int64  `json:"calls"`
+	AtLeast  bool   `json:"at_least"`
+}
+
 type expectation struct {
-	Leaks  []expectSite `json:"leaks"`
-	Absent []string     `json:"absent"`
+	Leaks     []expectSite `json:"leaks"`
+	Absent    []string     `json:"absent"`
+	Calls     []expectCall `json:"calls"`
+	Callbacks []expectCall `json:"callbacks"`
 }
 
 var failures []string
@@ -111,6 +154,10 @@ func run(env []string, name string, args ...string) result {
 // traced runs prog under `cgoscope run` with extra options; returns the result, the parsed
 // JSON report and the expectations the program wrote.
 func traced(prog string, opts []string, args ...string) (result, report, expectation) {
+	return tracedEnv(nil, prog, opts, args...)
+}
+
+func tracedEnv(env []string, prog string, opts []string, args ...string) (result, report, expectation) {
 	jsonPath := filepath.Join(*work, prog+".json")
 	expPath := filepath.Join(*work, prog+".expect.json")
 	os.Remove(jsonPath)
@@ -118,7 +165,7 @@ func traced(prog string, opts []string, args ...string) (result, report, expecta
 	cargs := append([]string{"run", "--json", jsonPath}, opts...)
 	cargs = append(cargs, "--", filepath.Join(*progs, prog))
 	cargs = append(cargs, args...)
-	r := run([]string{"CGOSCOPE_EXPECT=" + expPath}, *cgoscope, cargs...)
+	r := run(append([]string{"CGOSCOPE_EXPECT=" + expPath}, env...), *cgoscope, cargs...)
 	return r, readReport(jsonPath, r), readExpect(expPath)
 }
 

@@ -33,11 +33,45 @@ type key struct {
 	cfn      string
 }
 
+// CallSite is an expected cgo call count: exactly Calls calls of C function Function from Go
+// package Package (AtLeast: Calls or more).
+type CallSite struct {
+	Package  string `json:"package"`
+	Function string `json:"function"`
+	Calls    int64  `json:"calls"`
+	AtLeast  bool   `json:"at_least,omitempty"`
+}
+
 var (
-	mu     sync.Mutex
-	sites  = map[key]*Site{}
-	absent []string
+	mu        sync.Mutex
+	sites     = map[key]*Site{}
+	absent    []string
+	calls     = map[string]*CallSite{}
+	callbacks = map[string]*CallSite{}
 )
+
+func countIn(m map[string]*CallSite, pkg, fn string, n int64, atLeast bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	k := pkg + "." + fn
+	c := m[k]
+	if c == nil {
+		c = &CallSite{Package: pkg, Function: fn}
+		m[k] = c
+	}
+	c.Calls += n
+	c.AtLeast = c.AtLeast || atLeast
+}
+
+// Calls records that the program made n more calls of C function fn from package pkg.
+func Calls(pkg, fn string, n int64) { countIn(calls, pkg, fn, n, false) }
+
+// CallsAtLeast records that the program made at least n calls of fn (the exact number is the
+// library's business, as for the net package's resolver).
+func CallsAtLeast(pkg, fn string, n int64) { countIn(calls, pkg, fn, n, true) }
+
+// Callbacks records that C called the exported Go function fn of package pkg n more times.
+func Callbacks(pkg, fn string, n int64) { countIn(callbacks, pkg, fn, n, false) }
 
 func add(k key, frames []Frame, bytes int64) {
 	mu.Lock()
@@ -96,11 +130,19 @@ func Write() {
 	mu.Lock()
 	defer mu.Unlock()
 	out := struct {
-		Leaks  []*Site  `json:"leaks"`
-		Absent []string `json:"absent"`
+		Leaks     []*Site     `json:"leaks"`
+		Absent    []string    `json:"absent"`
+		Calls     []*CallSite `json:"calls"`
+		Callbacks []*CallSite `json:"callbacks"`
 	}{Absent: absent}
 	for _, s := range sites {
 		out.Leaks = append(out.Leaks, s)
+	}
+	for _, c := range calls {
+		out.Calls = append(out.Calls, c)
+	}
+	for _, c := range callbacks {
+		out.Callbacks = append(out.Callbacks, c)
 	}
 	sort.Slice(out.Leaks, func(i, j int) bool {
 		a, b := out.Leaks[i].Frames[0], out.Leaks[j].Frames[0]

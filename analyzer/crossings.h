@@ -1,0 +1,53 @@
+/* The cost of each Go->C crossing, per cgo call site, and of each C->Go callback. */
+#ifndef CGOSCOPE_CROSSINGS_H
+#define CGOSCOPE_CROSSINGS_H
+
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "process.h"
+#include "symbolize.h"
+
+struct crossing_caller {
+    const char *function, *file;
+    int line;
+    uint64_t calls;
+};
+
+struct crossing_site {
+    const char *package, *function;
+    int kind;
+    uint64_t calls, timed;
+    double c_time_ns; /* total over all calls (estimated from the timed ones when sampled) */
+    double p50_ns, p90_ns, p99_ns, max_ns, min_ns;
+    double crossing_ns;  /* calls x per-call crossing estimate, or -1 when not measured */
+    int crossing_dominates;
+    struct crossing_caller callers[5];
+    size_t ncallers;
+    int callers_estimated;
+};
+
+struct crossing_callback {
+    const char *function, *package;
+    uint64_t calls, timed;
+    double time_ns, p50_ns, max_ns;
+};
+
+struct crossings {
+    double per_call_ns; /* measured crossing cost of one call, or -1 */
+    uint64_t gap_samples;
+    int clock_calibrated;
+    struct crossing_site *sites;
+    size_t nsites;
+    struct crossing_callback *callbacks;
+    size_t ncallbacks;
+};
+
+int crossings_build(struct crossings *x, const struct process *p, struct symbolizer *sym);
+void crossings_free(struct crossings *x);
+void crossings_print_text(FILE *out, const struct crossings *x);
+void crossings_add_json(json_object *proc, const struct crossings *x);
+/* Writes the timed calls per thread in the Chrome trace event format. */
+int crossings_write_timeline(const char *path, const struct process *p);
+
+#endif

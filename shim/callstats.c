@@ -1,0 +1,303 @@
+/*
+ * Counting and timing every Go->C call, and every C->Go callback, at a cost close to nothing.
+ *
+ * Counts are exact: one increment in a per-thread entry that lives in a stats chunk of the
+ * channel, so it survives exit_group. Reading a clock twice costs about as much as a null cgo
+ * call on a virtual machine (cgo-facts.md §7), so by default only some calls are timed: the
+ * first few of each site on each thread, then one in N on average at random intervals (no
+ * aliasing with periodic call patterns). A site whose calls turn out slow (where two clock
+ * reads are noise) is timed on every call. --timing=full times every call.
+ */
+#define _GNU_SOURCE
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "shim.h"
+
+enum { TIMING_OFF = 0, TIMING_SAMPLED = 1, TIMING_FULL = 2 };
+
+#define FIRST_TIMED 8          /* calls of each site timed on each thread before sampling */
+#define SLOW_TICKS 20000       /* mean above this (~10 us): time every call of the site */
+
+static int timing = TIMING_SAMPLED;
+static uint64_t clock_cost; /* ticks two back-to-back clock reads take: taken off every duration */
+static uint32_t sample_every = 64;
+static int timeline;
+
+static uintptr_t go_lo_cached, go_hi_cached;
+
+static inline int go_pc(uintptr_t pc) { return pc >= go_lo_cached && pc < go_hi_cached; }
+
+void cgs_callstats_init(void)
+{
+    const char *m = getenv(CGS_ENV_TIMING);
+    if (m) {
+        if (strcmp(m, "off") == 0) {
+            timing = TIMING_OFF;
+        } else if (strcmp(m, "full") == 0) {
+            timing = TIMING_FULL;
+        } else if (strncmp(m, "sampled:", 8) == 0) {
+            unsigned long n = strtoul(m + 8, NULL, 10);
+            if (n >= 1 && n <= 1u << 20)
+                sample_every = (uint32_t)n;
+        }
+    }
+    clock_cost = UINT64_MAX;
+    for (int i = 0; i < 256; i++) {
+        uint64_t a = cgs_now_before(), b = cgs_now_after();
+        if (b >= a && b - a < clock_cost)
+            clock_cost = b - a;
+    }
+    if (clock_cost == UINT64_MAX)
+        clock_cost = 0;
+    const char *tl = getenv(CGS_ENV_TIMELINE);
+    timeline = tl && *tl == '1' && timing != TIMING_OFF;
+}
+
+void cgs_callstats_after_fork(void)
+{
+    /* The child shares the parent's stats chunks: it must not write there. */
+    cgs_tls.stats = NULL;
+    cgs_tls.index = NULL;
+    cgs_tls.cbdepth = 0;
+}
+
+void cgs_callstats_thread_exit(struct cgs_thread *t)
+{
+    if (t->index) {
+        munmap(t->index, sizeof *t->index);
+        t->index = NULL;
+    }
+    /* Its stats chunk stays: the analyzer reads it when the process ends. */
+}
+
+static inline uint32_t next_random(struct cgs_thread *t)
+{
+    if (!t->rng)
+        t->rng = (cgs_now_after() | 1) * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)t;
+    t->rng ^= t->rng << 13;
+    t->rng ^= t->rng >> 7;
+    t->rng ^= t->rng << 17;
+    return (uint32_t)(t->rng >> 32);
+}
+
+static uint32_t next_countdown(struct cgs_thread *t, struct cgs_site_stats *s)
+{
+    s->flags &= ~CGS_SF_SAMPLED;
+    if (timing == TIMING_FULL || (s->flags & CGS_SF_ALWAYS) || s->timed < FIRST_TIMED || sample_every <= 1)
+        return 1;
+    if (timing == TIMING_OFF)
+        return UINT32_MAX;
+    s->flags |= CGS_SF_SAMPLED;
+    return 1 + next_random(t) % (2 * sample_every - 1); /* uniform in [1, 2N-1]: mean N */
+}
+
+static struct cgs_site_stats *new_entry(struct cgs_thread *t, uint32_t kind)
+{
+    if (!cgs_ready)
+        return NULL;
+    if (!t->index) {
+        void *m = mmap(NULL, sizeof *t->index, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        t->index = m;
+    }
+    if (!t->stats || t->stats->nsites == CGS_STATS_SITES) {
+        struct cgs_stats_chunk *c = cgs_claim_stats_chunk(t);
+        if (!c)
+            return NULL;
+        t->stats = c;
+    }
+    struct cgs_site_stats *s = &t->stats->sites[t->stats->nsites++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->ticks_min = UINT64_MAX;
+    s->countdown = timing == TIMING_OFF ? UINT32_MAX : 1;
+    return s;
+}
+
+struct cgs_site_stats *cgs_site_stats_slow(struct cgs_thread *t, uint32_t site)
+{
+    if (site >= 4096)
+        return NULL;
+    if (t->index && t->index->site[site])
+        return t->index->site[site];
+    int saved_guard = t->guard++;
+    struct cgs_site_stats *s = new_entry(t, CGS_STATS_CALL);
+    t->guard = saved_guard;
+    if (s) {
+        s->site = site;
+        t->index->site[site] = s;
+    }
+    return s;
+}
+
+static void add_time(struct cgs_thread *t, struct cgs_site_stats *s, uint64_t d)
+{
+    if (!(s->flags & CGS_SF_SAMPLED)) {
+        s->exact_calls++;
+        s->exact_ticks += d;
+    }
+    s->timed++;
+    s->ticks_sum += d;
+    if (d > s->ticks_max)
+        s->ticks_max = d;
+    if (d < s->ticks_min)
+        s->ticks_min = d;
+    s->hist[cgs_hist_bucket(d)]++;
+    if (s->timed == FIRST_TIMED && timing == TIMING_SAMPLED && s->ticks_sum / FIRST_TIMED > SLOW_TICKS)
+        s->flags |= CGS_SF_ALWAYS;
+    s->countdown = next_countdown(t, s);
+}
+
+void cgs_note_gap(struct cgs_thread *t)
+{
+    t->gap_pending = 0;
+    uint64_t now = cgs_now_before();
+    struct cgs_stats_chunk *c = t->stats;
+    if (c && now > t->last_out) {
+        uint64_t gap = now - t->last_out;
+        if (gap < c->gap_min)
+            c->gap_min = gap;
+        c->gap_count++;
+    }
+}
+
+/* The Go frames 1-4 out from the hook: the calling Go function is among them (the runtime's
+ * own frames and cgo's generated stubs come first; the analyzer skips those). */
+static void note_caller(struct cgs_thread *t, uint32_t site, uintptr_t *fp, int exact)
+{
+    uint64_t pcs[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 6 && fp && !((uintptr_t)fp & 7); i++) {
+        uintptr_t pc = fp[1];
+        if (!go_pc(pc))
+            break;
+        if (i >= 2)
+            pcs[i - 2] = pc;
+        fp = (uintptr_t *)fp[0];
+    }
+    struct cgs_stats_chunk *c = t->stats;
+    uint64_t h = (pcs[0] ^ (pcs[1] * 31) ^ (pcs[2] * 131) ^ (pcs[3] * 257) ^ site) * 0x9e3779b97f4a7c15ull;
+    uint32_t base = (uint32_t)((h >> 40) % CGS_STATS_CALLERS);
+    for (uint32_t k = 0; k < 16; k++) {
+        struct cgs_caller_stats *e = &c->callers[(base + k) % CGS_STATS_CALLERS];
+        if (e->count == 0) {
+            e->site = site;
+            memcpy(e->pcs, pcs, sizeof pcs);
+            e->count = 1;
+            e->exact = (uint64_t)exact;
+            c->ncallers++;
+            return;
+        }
+        if (e->site == site && memcmp(e->pcs, pcs, sizeof pcs) == 0) {
+            e->count++;
+            e->exact += (uint64_t)exact;
+            return;
+        }
+    }
+    c->callers_dropped++;
+}
+
+static void timeline_record(struct cgs_thread *t, uint32_t site, uint64_t t0, uint64_t t1)
+{
+    struct cgs_rec_call *r = cgs_reserve(t, sizeof *r);
+    if (!r)
+        return;
+    r->h.type = CGS_REC_CALL;
+    r->h.aux = 0;
+    r->h.size = sizeof *r;
+    r->site = site;
+    r->reserved = 0;
+    r->t0 = t0;
+    r->t1 = t1;
+    cgs_commit(t, sizeof *r);
+}
+
+int cgs_timed_call(struct cgs_thread *t, struct cgs_site_stats *s, int (*fn)(void *), void *frame, uint32_t site,
+                   uintptr_t *fp)
+{
+    uint64_t t0 = cgs_now_before();
+    if (t->gap_pending && t->stats && t0 > t->last_out) {
+        uint64_t gap = t0 - t->last_out;
+        if (gap < t->stats->gap_min)
+            t->stats->gap_min = gap;
+        t->stats->gap_count++;
+    }
+    t->gap_pending = 0;
+    int rv = fn(frame);
+    uint64_t t1 = cgs_now_after();
+    int exact = !(s->flags & CGS_SF_SAMPLED);
+    add_time(t, s, t1 - t0 > clock_cost ? t1 - t0 - clock_cost : 0);
+    note_caller(t, site, fp, exact);
+    if (timeline && cgs_ready && !t->guard) {
+        t->guard++;
+        timeline_record(t, site, t0, t1);
+        t->guard--;
+    }
+    t->last_out = cgs_now_after();
+    t->gap_pending = 1;
+    return rv;
+}
+
+/* ---- Callbacks ------------------------------------------------------------------------------ */
+
+static struct cgs_site_stats *callback_stats(struct cgs_thread *t, uint64_t pc)
+{
+    if (t->index) {
+        for (unsigned i = 0; i < 64; i++) {
+            if (t->index->callback[i].pc == pc)
+                return t->index->callback[i].stats;
+            if (!t->index->callback[i].pc)
+                break;
+        }
+    }
+    struct cgs_site_stats *s = new_entry(t, CGS_STATS_CALLBACK);
+    if (!s)
+        return NULL;
+    s->key = pc;
+    s->countdown = 1;
+    for (unsigned i = 0; i < 64; i++) {
+        if (!t->index->callback[i].pc) {
+            t->index->callback[i].pc = pc;
+            t->index->callback[i].stats = s;
+            break;
+        }
+    }
+    return s;
+}
+
+void cgs_callback_enter(struct cgs_thread *t, uint64_t pc)
+{
+    int saved_guard = t->guard++;
+    struct cgs_site_stats *s = callback_stats(t, pc);
+    t->guard = saved_guard;
+    if (s)
+        s->calls++;
+    if (t->cbdepth < CGS_MAX_CB)
+        t->cb[t->cbdepth] = (struct cgs_cb){cgs_now_after(), s};
+    t->cbdepth++;
+}
+
+void cgs_callback_leave(struct cgs_thread *t)
+{
+    if (!t->cbdepth)
+        return;
+    t->cbdepth--;
+    if (t->cbdepth >= CGS_MAX_CB)
+        return;
+    struct cgs_cb *c = &t->cb[t->cbdepth];
+    if (c->stats && timing != TIMING_OFF) {
+        uint64_t now = cgs_now_before();
+        if (now >= c->t0)
+            add_time(t, c->stats, now - c->t0);
+    }
+}
+
+void cgs_callstats_set_go_text(uintptr_t lo, uintptr_t hi)
+{
+    go_lo_cached = lo;
+    go_hi_cached = hi;
+}
