@@ -51,6 +51,12 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     return 0;
 }
 
+void channel_spec(const struct channel *c, int fd, char *out, size_t outlen)
+{
+    /* the analyzer's pid, not getpid(): this runs in the forked child before exec */
+    snprintf(out, outlen, "%d:%llx:%u:%d", fd, (unsigned long long)c->token, c->h->analyzer_pid, c->fd);
+}
+
 void channel_destroy(struct channel *c)
 {
     if (c->h) {
@@ -97,7 +103,7 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
         if (end > c->consumed[i]) {
             size_t len = end - c->consumed[i];
             memcpy(c->copy, c->chunks + (size_t)i * chunk_size + c->consumed[i], len);
-            sink(arg, d->tid, c->copy, len);
+            sink(arg, d->pid, d->tid, c->copy, len);
             c->consumed[i] = end;
             total += len;
         }
@@ -120,6 +126,6 @@ void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg)
         if (st != CGS_CHUNK_WRITING || c->desc[i].kind != CGS_KIND_STATS)
             continue;
         memcpy(c->copy, c->chunks + (size_t)i * chunk_size, sizeof(struct cgs_stats_chunk));
-        fn(arg, (const struct cgs_stats_chunk *)c->copy);
+        fn(arg, c->desc[i].pid, (const struct cgs_stats_chunk *)c->copy);
     }
 }

@@ -20,14 +20,16 @@ struct channel {
 };
 
 /* Called with each run of new records, in claim order per thread. */
-typedef void (*channel_sink)(void *arg, uint32_t tid, const uint8_t *data, size_t len);
+typedef void (*channel_sink)(void *arg, uint32_t pid, uint32_t tid, const uint8_t *data, size_t len);
 
 int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, char *err, size_t errlen);
+/* The CGOSCOPE_CHANNEL value for a program that inherits the descriptor as fd. */
+void channel_spec(const struct channel *c, int fd, char *out, size_t outlen);
 /* Hands every committed, unread record to sink and frees drained chunks. Returns bytes read. */
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg);
 void channel_destroy(struct channel *c);
 
-typedef void (*channel_stats_fn)(void *arg, const struct cgs_stats_chunk *stats);
+typedef void (*channel_stats_fn)(void *arg, uint32_t pid, const struct cgs_stats_chunk *stats);
 /* Hands each thread's statistics chunk (a private copy) to fn. */
 void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg);
 

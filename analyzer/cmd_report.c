@@ -1,6 +1,7 @@
 /* `cgoscope report TRACE`: the same report as `run`, from a saved trace. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -50,18 +51,20 @@ int cmd_report(int argc, char **argv)
         report_usage(stderr);
         return 2;
     }
-    struct process p;
-    process_init(&p);
+    struct procset ps;
+    procset_init(&ps);
     char err[512] = "";
-    int rc = trace_read(argv[optind], &p, err, sizeof err);
+    int rc = trace_read(argv[optind], &ps, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "cgoscope: %s\n", err);
-        process_free(&p);
+        procset_free(&ps);
         return 1;
     }
     if (rc > 0)
         fprintf(stderr, "cgoscope: warning: %s\n", err);
-    int orc = output_reports(&p, 1, &out);
-    process_free(&p);
+    struct process *flat = procset_flat(&ps);
+    int orc = flat ? output_reports(flat, ps.n, &out) : -1;
+    free(flat);
+    procset_free(&ps);
     return rc > 0 || orc != 0 ? 1 : 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ static void run_usage(FILE *out)
             "  --timing MODE      how cgo calls are timed: sampled:N (default sampled:64: the first\n"
             "                     calls of each site, then 1 in N at random), full (every call), off\n"
             "  --timeline FILE    the timed cgo calls per thread as a Chrome/Perfetto trace (JSON)\n"
+            "  --no-follow        trace only PROGRAM, not the processes it starts\n"
             "  --show-runtime     also list leaks of the Go runtime and system libraries\n"
             "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
             "  -q, --quiet        no text report (use with --json)\n"
@@ -60,24 +62,88 @@ static void run_usage(FILE *out)
 }
 
 struct run_sink {
-    struct process *proc;
+    struct procset *procs;
     struct trace_writer *trace;
 };
 
-static void sink(void *arg, uint32_t tid, const uint8_t *data, size_t len)
+/* A process the program started: its command line, read while it still runs. */
+static void read_cmdline(struct process *p)
 {
-    struct run_sink *s = arg;
-    if (s->trace)
-        trace_write_block(s->trace, TRACE_RECORDS, tid, data, len);
-    process_feed(s->proc, tid, data, len);
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%u/cmdline", p->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    int count = 0;
+    for (ssize_t i = 0; i < n; i++)
+        count += buf[i] == 0;
+    p->argv = calloc((size_t)count + 1, sizeof *p->argv);
+    if (!p->argv)
+        return;
+    for (ssize_t off = 0; off < n && p->argc < count;) {
+        p->argv[p->argc++] = strdup(buf + off);
+        off += (ssize_t)strlen(buf + off) + 1;
+    }
 }
 
-static void stats_sink(void *arg, const struct cgs_stats_chunk *c)
+static struct process *process_of(struct run_sink *s, uint32_t pid)
+{
+    int created;
+    struct process *p = procset_get(s->procs, pid, &created);
+    if (p && created)
+        read_cmdline(p);
+    return p;
+}
+
+static void sink(void *arg, uint32_t pid, uint32_t tid, const uint8_t *data, size_t len)
 {
     struct run_sink *s = arg;
     if (s->trace)
-        trace_write_block(s->trace, TRACE_STATS, c->tid, c, sizeof *c);
-    process_add_stats(s->proc, c);
+        trace_write_block(s->trace, TRACE_RECORDS, pid, tid, data, len);
+    struct process *p = process_of(s, pid);
+    if (p)
+        process_feed(p, tid, data, len);
+}
+
+static void stats_sink(void *arg, uint32_t pid, const struct cgs_stats_chunk *c)
+{
+    struct run_sink *s = arg;
+    if (s->trace)
+        trace_write_block(s->trace, TRACE_STATS, pid, c->tid, c, sizeof *c);
+    struct process *p = process_of(s, pid);
+    if (p)
+        process_add_stats(p, c);
+}
+
+static void set_exit(struct process *p, int status)
+{
+    if (WIFSIGNALED(status)) {
+        p->exit_kind = EXIT_SIGNAL;
+        p->exit_value = WTERMSIG(status);
+    } else if (WIFEXITED(status)) {
+        p->exit_kind = EXIT_CODE;
+        p->exit_value = WEXITSTATUS(status);
+    }
+}
+
+/* Descendants whose parent died before them are reparented to cgoscope (a subreaper): reap
+ * them, noting how they ended. */
+static void reap_orphans(struct procset *ps, pid_t main_pid)
+{
+    int status;
+    pid_t w;
+    while ((w = waitpid(-1, &status, WNOHANG | __WALL)) > 0) {
+        if (w == main_pid)
+            continue;
+        for (size_t i = 0; i < ps->n; i++)
+            if (ps->v[i]->pid == (uint32_t)w)
+                set_exit(ps->v[i], status);
+    }
 }
 
 /* The shim's clock now, next to CLOCK_MONOTONIC: with the pair it sent at start-up, this gives
@@ -95,7 +161,7 @@ static void clock_sample(uint64_t *ticks, uint64_t *ns)
     *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int find_shim(char *out, size_t outlen)
+int cgoscope_find_shim(char *out, size_t outlen)
 {
     const char *env = getenv("CGOSCOPE_SHIM");
     if (env && *env) {
@@ -132,20 +198,27 @@ static int valid_timing(const char *m)
 
 static const char *child_timing, *child_timeline;
 
+static int child_follow = 1;
+
 static void exec_child(char **argv, const char *shim, const struct channel *ch, int errpipe)
 {
-    char val[64];
+    char val[128];
+    if (!child_follow)
+        setenv(CGS_ENV_FOLLOW, "0", 1);
+    unsetenv(CGS_ENV_TRACE);
     if (child_timing)
         setenv(CGS_ENV_TIMING, child_timing, 1);
     if (child_timeline)
         setenv(CGS_ENV_TIMELINE, child_timeline, 1);
     /* The shim maps the channel and closes this descriptor at start-up. */
     int fd = fcntl(ch->fd, F_DUPFD, 3);
-    snprintf(val, sizeof val, "%d:%llx", fd, (unsigned long long)ch->token);
+    channel_spec(ch, fd, val, sizeof val);
     setenv(CGS_ENV_CHANNEL, val, 1);
     const char *old = getenv("LD_PRELOAD");
     char *pre;
-    if (old && *old) {
+    if (old && strstr(old, shim)) {
+        pre = (char *)old; /* already there (after `eval "$(cgoscope env)"`) */
+    } else if (old && *old) {
         if (asprintf(&pre, "%s:%s", shim, old) < 0)
             _exit(EXIT_TOOL_FAILED);
     } else {
@@ -178,7 +251,8 @@ int cmd_run(int argc, char **argv)
         {"json", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
         {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},       {"timing", required_argument, NULL, 't'},
-        {"timeline", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
+        {"timeline", required_argument, NULL, 'T'}, {"no-follow", no_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0},
     };
     struct output_options out = {0};
     const char *trace_path = NULL;
@@ -200,6 +274,7 @@ int cmd_run(int argc, char **argv)
             timing = optarg;
             break;
         case 'T': out.timeline_path = optarg; break;
+        case 'N': child_follow = 0; break;
         case 'h': run_usage(stdout); return 0;
         default: run_usage(stderr); return 2;
         }
@@ -226,7 +301,7 @@ int cmd_run(int argc, char **argv)
                 pf.path);
 
     char shim[PATH_MAX];
-    if (find_shim(shim, sizeof shim) != 0) {
+    if (cgoscope_find_shim(shim, sizeof shim) != 0) {
         fprintf(stderr, "cgoscope: cannot find the shim libcgoscope.so (looked at %s); "
                         "set CGOSCOPE_SHIM to its path or reinstall cgoscope\n", shim);
         return EXIT_TOOL_FAILED;
@@ -248,13 +323,8 @@ int cmd_run(int argc, char **argv)
         twp = &tw;
     }
 
-    struct process proc;
-    process_init(&proc);
-    proc.argc = argc - optind;
-    proc.argv = calloc((size_t)proc.argc + 1, sizeof *proc.argv);
-    for (int i = 0; proc.argv && i < proc.argc; i++)
-        proc.argv[i] = strdup(prog[i]);
-
+    struct procset procs;
+    procset_init(&procs);
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) {
         fprintf(stderr, "cgoscope: pipe: %s\n", strerror(errno));
@@ -264,6 +334,7 @@ int cmd_run(int argc, char **argv)
      * to report. SIGTERM and SIGHUP sent to cgoscope are passed on. */
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     struct sigaction sa = {0};
     sa.sa_handler = forward_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -287,7 +358,16 @@ int cmd_run(int argc, char **argv)
     ssize_t got = read(errpipe[0], &exec_errno, sizeof exec_errno);
     close(errpipe[0]);
 
-    struct run_sink s = {&proc, twp};
+    /* The program's own record: its argv as given, its exit status from waitpid. */
+    struct process *main_proc = procset_get(&procs, (uint32_t)pid, NULL);
+    if (main_proc) {
+        main_proc->argc = argc - optind;
+        main_proc->argv = calloc((size_t)main_proc->argc + 1, sizeof *main_proc->argv);
+        for (int i = 0; main_proc->argv && i < main_proc->argc; i++)
+            main_proc->argv[i] = strdup(prog[i]);
+    }
+
+    struct run_sink s = {&procs, twp};
     int status = 0;
     long idle = 50;
     for (;;) {
@@ -295,6 +375,7 @@ int cmd_run(int argc, char **argv)
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid || (w < 0 && errno == ECHILD))
             break;
+        reap_orphans(&procs, pid);
         if (n) {
             idle = 50;
         } else {
@@ -307,8 +388,15 @@ int cmd_run(int argc, char **argv)
     while (channel_drain(&ch, sink, &s))
         ;
     channel_each_stats(&ch, stats_sink, &s);
-    clock_sample(&proc.end_ticks, &proc.end_ns);
-    proc.events_lost = ch.h->events_lost;
+    reap_orphans(&procs, pid);
+    uint64_t end_ticks, end_ns;
+    clock_sample(&end_ticks, &end_ns);
+    for (size_t i = 0; i < procs.n; i++) {
+        procs.v[i]->end_ticks = end_ticks;
+        procs.v[i]->end_ns = end_ns;
+    }
+    if (main_proc)
+        main_proc->events_lost = ch.h->events_lost;
     channel_destroy(&ch);
     child_pid = 0;
 
@@ -316,33 +404,25 @@ int cmd_run(int argc, char **argv)
     if (got == (ssize_t)sizeof exec_errno) {
         fprintf(stderr, "cgoscope: cannot run %s: %s\n", prog[0], strerror(exec_errno));
         rc = exec_errno == ENOENT ? 127 : 126;
-        proc.exit_kind = EXIT_CODE;
-        proc.exit_value = rc;
-        if (twp) {
-            trace_write_end(twp, &proc);
+        if (twp)
             trace_writer_close(twp, err, sizeof err);
-        }
-        process_free(&proc);
+        procset_free(&procs);
         return rc;
     }
-    if (WIFSIGNALED(status)) {
-        proc.exit_kind = EXIT_SIGNAL;
-        proc.exit_value = WTERMSIG(status);
-        rc = 128 + WTERMSIG(status);
-    } else {
-        proc.exit_kind = EXIT_CODE;
-        proc.exit_value = WEXITSTATUS(status);
-        rc = WEXITSTATUS(status);
-    }
-    if (!proc.pid)
-        proc.pid = (uint32_t)pid;
+    rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    if (main_proc)
+        set_exit(main_proc, status);
 
     if (twp) {
-        trace_write_end(twp, &proc);
+        for (size_t i = 0; i < procs.n; i++)
+            trace_write_end(twp, procs.v[i]);
         if (trace_writer_close(twp, err, sizeof err) != 0)
             fprintf(stderr, "cgoscope: %s\n", err);
     }
-    output_reports(&proc, 1, &out);
-    process_free(&proc);
+    struct process *flat = procset_flat(&procs);
+    if (flat)
+        output_reports(flat, procs.n, &out);
+    free(flat);
+    procset_free(&procs);
     return rc;
 }

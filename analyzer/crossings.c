@@ -154,7 +154,8 @@ int crossings_build(struct crossings *x, const struct process *p, struct symboli
         cs->max_ns = process_ticks_to_ns(p, (double)st->ticks_max);
         cs->min_ns = st->timed ? process_ticks_to_ns(p, (double)st->ticks_min) : 0;
         cs->crossing_ns = x->per_call_ns >= 0 ? x->per_call_ns * (double)st->calls : -1;
-        cs->crossing_dominates = cs->crossing_ns > cs->c_time_ns && st->timed;
+        /* Per call, against the median: a few preempted samples must not hide it. */
+        cs->crossing_dominates = st->timed && x->per_call_ns >= 0 && x->per_call_ns > cs->p50_ns;
         add_callers(cs, st, p, sym);
     }
     qsort(x->sites, x->nsites, sizeof *x->sites, cmp_site);

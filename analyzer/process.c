@@ -390,3 +390,51 @@ double process_ticks_to_ns(const struct process *p, double ticks)
         return ticks * (double)(p->end_ns - p->start_ns) / (double)(p->end_ticks - p->start_ticks);
     return ticks; /* no calibration: shown as ticks, which the report says */
 }
+
+void procset_init(struct procset *s) { memset(s, 0, sizeof *s); }
+
+void procset_free(struct procset *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        process_free(s->v[i]);
+        free(s->v[i]);
+    }
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+struct process *procset_get(struct procset *s, uint32_t pid, int *created)
+{
+    if (created)
+        *created = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i]->pid == pid)
+            return s->v[i];
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 8;
+        struct process **nv = realloc(s->v, nc * sizeof *nv);
+        if (!nv)
+            return NULL;
+        s->v = nv;
+        s->cap = nc;
+    }
+    struct process *p = malloc(sizeof *p);
+    if (!p)
+        return NULL;
+    process_init(p);
+    p->pid = pid;
+    s->v[s->n++] = p;
+    if (created)
+        *created = 1;
+    return p;
+}
+
+struct process *procset_flat(const struct procset *s)
+{
+    struct process *flat = malloc((s->n ? s->n : 1) * sizeof *flat);
+    if (!flat)
+        return NULL;
+    for (size_t i = 0; i < s->n; i++)
+        flat[i] = *s->v[i]; /* shallow: the set still owns what the fields point to */
+    return flat;
+}

@@ -99,6 +99,19 @@ struct process {
     uint64_t timeline_rng;
 };
 
+/* The processes of one traced run, by pid, in the order they first appeared. */
+struct procset {
+    struct process **v;
+    size_t n, cap;
+};
+
+void procset_init(struct procset *s);
+void procset_free(struct procset *s);
+/* The process with this pid, created (empty, pid set) if new; NULL when memory runs out. */
+struct process *procset_get(struct procset *s, uint32_t pid, int *created);
+/* A contiguous copy of the processes, for output (the set keeps ownership). */
+struct process *procset_flat(const struct procset *s);
+
 void process_init(struct process *p);
 void process_free(struct process *p);
 /* Feeds a run of whole records written by one thread. Bad records are counted and the rest of

@@ -146,6 +146,7 @@ int report_build(struct report *r, const struct process *p)
     int have_gb = exe && gobuild_read(exe->path, &gb) == 0;
     if (have_gb)
         snprintf(r->go_version, sizeof r->go_version, "%s", gb.go_version);
+    r->is_go = have_gb;
     r->sym = symbolizer_new(p);
     if (!r->sym) {
         if (have_gb)
@@ -261,7 +262,7 @@ static void describe_exit(FILE *out, const struct process *p)
     else if (p->exit_kind == EXIT_SIGNAL)
         fprintf(out, "was killed by signal %d (%s)", p->exit_value, strsignal(p->exit_value));
     else
-        fprintf(out, "ended in an unknown way");
+        fprintf(out, "ended; its exit status was not seen (its parent collected it, or no launcher ran)");
 }
 
 void report_print_text(FILE *out, const struct report *r, const struct report_options *o)
@@ -278,6 +279,13 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
     size_t nuser = 0, nrt = 0;
     for (size_t i = 0; i < r->ngroups; i++)
         r->groups[i].origin == ORIGIN_USER ? nuser++ : nrt++;
+    if (!r->is_go && !o->show_runtime) {
+        /* A shell or tool the program ran: not what cgoscope is for; one line is enough. */
+        fprintf(out, "== not a Go program: %" PRIu64 " bytes in %" PRIu64 " blocks unfreed at exit "
+                     "(--show-runtime lists them; the JSON report has them)\n",
+                r->user_bytes + r->runtime_bytes, r->user_blocks + r->runtime_blocks);
+        return;
+    }
     size_t shown = 0;
     for (size_t i = 0; i < r->ngroups; i++) {
         const struct leak_group *g = &r->groups[i];
@@ -340,6 +348,7 @@ json_object *report_process_json(const struct report *r)
     json_object_object_add(o, "argv", argv);
     if (r->go_version[0])
         json_object_object_add(o, "go_version", json_object_new_string(r->go_version));
+    json_object_object_add(o, "go_program", json_object_new_boolean(r->is_go));
     json_object *ex = json_object_new_object();
     if (p->exit_kind == EXIT_CODE)
         json_object_object_add(ex, "code", json_object_new_int(p->exit_value));

@@ -32,6 +32,7 @@ struct report {
     size_t ngroups;
     uint64_t user_blocks, user_bytes, runtime_blocks, runtime_bytes;
     char go_version[64];
+    int is_go; /* the executable has Go build info */
     struct crossings crossings;
 };
 

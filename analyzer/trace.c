@@ -5,14 +5,21 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 static const char magic[8] = {'C', 'G', 'S', 'T', 'R', 'A', 'C', 'E'};
 
 struct block_hdr {
     uint32_t kind;
     uint32_t tid;
+    uint32_t pid;
+    uint32_t reserved;
     uint64_t len;
 };
 
@@ -61,11 +68,12 @@ int trace_writer_open(struct trace_writer *w, const char *path)
     return 0;
 }
 
-void trace_write_block(struct trace_writer *w, uint32_t kind, uint32_t tid, const void *data, uint64_t len)
+void trace_write_block(struct trace_writer *w, uint32_t kind, uint32_t pid, uint32_t tid, const void *data,
+                       uint64_t len)
 {
     if (!w->f)
         return;
-    struct block_hdr h = {kind, tid, len};
+    struct block_hdr h = {kind, tid, pid, 0, len};
     static const uint8_t zeros[8];
     put(w, &h, sizeof h);
     put(w, data, len);
@@ -87,11 +95,11 @@ void trace_write_end(struct trace_writer *w, const struct process *p)
             memcpy(buf + off, p->argv[i], l);
             off += l;
         }
-        trace_write_block(w, TRACE_ARGV, 0, buf, len);
+        trace_write_block(w, TRACE_ARGV, p->pid, 0, buf, len);
         free(buf);
     }
     struct end_block e = {p->exit_kind, p->exit_value, p->events_lost, p->end_ticks, p->end_ns};
-    trace_write_block(w, TRACE_END, 0, &e, sizeof e);
+    trace_write_block(w, TRACE_END, p->pid, 0, &e, sizeof e);
 }
 
 int trace_writer_close(struct trace_writer *w, char *err, size_t errlen)
@@ -137,26 +145,16 @@ static void read_argv(struct process *p, const char *buf, size_t len)
     p->argc = (int)k;
 }
 
-int trace_read(const char *path, struct process *p, char *err, size_t errlen)
+static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct procset *ps, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    uint64_t fsize = fstat(fileno(f), &st) == 0 ? (uint64_t)st.st_size : 0;
-    char m[8];
     uint32_t v[2];
-    if (fread(m, 1, 8, f) != 8 || memcmp(m, magic, 8) != 0 || fread(v, sizeof v, 1, f) != 1) {
-        snprintf(err, errlen, "%s is not a cgoscope trace (no CGSTRACE header)", path);
-        fclose(f);
+    if (fread(v, sizeof v, 1, f) != 1) {
+        snprintf(err, errlen, "%s is not a cgoscope trace (header cut short)", path);
         return -1;
     }
     if (v[0] != TRACE_VERSION || v[1] != 16) {
         snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
                  path, v[0], TRACE_VERSION);
-        fclose(f);
         return -1;
     }
     uint64_t pos = 16;
@@ -193,6 +191,11 @@ int trace_read(const char *path, struct process *p, char *err, size_t errlen)
             break;
         }
         pos += padded;
+        struct process *p = procset_get(ps, h.pid, NULL);
+        if (!p) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            break;
+        }
         if (h.kind == TRACE_RECORDS) {
             process_feed(p, h.tid, buf, h.len);
         } else if (h.kind == TRACE_ARGV) {
@@ -220,8 +223,163 @@ int trace_read(const char *path, struct process *p, char *err, size_t errlen)
         }
     }
     free(buf);
-    fclose(f);
     if (!ended && !err[0])
         snprintf(err, errlen, "%s ends early: the recording was interrupted; the report covers what was recorded", path);
-    return ended ? 0 : 1;
+    return ended && !err[0] ? 0 : 1;
+}
+
+/* ---- The shim's own trace file ------------------------------------------------------------ */
+
+struct chunk_ref {
+    uint64_t seq;
+    uint32_t index;
+};
+
+static int by_seq(const void *a, const void *b)
+{
+    const struct chunk_ref *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int read_shim_file(int fd, const char *path, uint64_t fsize, struct procset *ps, char *err, size_t errlen)
+{
+    if (fsize < sizeof(struct cgs_shm_header)) {
+        snprintf(err, errlen, "%s: cut short (no complete header)", path);
+        return -1;
+    }
+    uint8_t *m = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
+        return -1;
+    }
+    const struct cgs_shm_header *h = (const void *)m;
+    int rc = 0;
+    if (h->version != CGS_FORMAT_VERSION || !(h->flags & CGS_HF_FILE)) {
+        snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
+                 path, h->version, CGS_FORMAT_VERSION);
+        munmap(m, fsize);
+        return -1;
+    }
+    uint64_t desc_end = (uint64_t)h->header_size + (uint64_t)h->nchunks * sizeof(struct cgs_chunk_desc);
+    if (h->header_size < sizeof *h || h->chunk_size < sizeof(struct cgs_stats_chunk) || (h->chunk_size & 7) ||
+        desc_end > h->chunks_offset || desc_end > fsize) {
+        snprintf(err, errlen, "%s: corrupt header", path);
+        munmap(m, fsize);
+        return -1;
+    }
+    const struct cgs_chunk_desc *d = (const void *)(m + h->header_size);
+    uint32_t n = h->next_chunk < h->nchunks ? h->next_chunk : h->nchunks;
+    struct chunk_ref *refs = calloc(n ? n : 1, sizeof *refs);
+    size_t nrefs = 0;
+    struct cgs_stats_chunk *sc = malloc(sizeof *sc);
+    if (!refs || !sc) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        free(refs);
+        free(sc);
+        munmap(m, fsize);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t off = h->chunks_offset + (uint64_t)i * h->chunk_size;
+        if (off + h->chunk_size > fsize) {
+            if (!err[0])
+                snprintf(err, errlen, "%s: cut short: chunk %u lies past the end of the file", path, i);
+            rc = 1;
+            continue;
+        }
+        if (d[i].state != CGS_CHUNK_WRITING && d[i].state != CGS_CHUNK_FULL)
+            continue;
+        if (d[i].kind == CGS_KIND_STATS) {
+            memcpy(sc, m + off, sizeof *sc);
+            struct process *p = procset_get(ps, d[i].pid, NULL);
+            if (p)
+                process_add_stats(p, sc);
+        } else {
+            refs[nrefs++] = (struct chunk_ref){d[i].seq, i};
+        }
+    }
+    qsort(refs, nrefs, sizeof *refs, by_seq);
+    uint8_t *copy = malloc(h->chunk_size);
+    for (size_t k = 0; copy && k < nrefs; k++) {
+        const struct cgs_chunk_desc *c = &d[refs[k].index];
+        uint32_t len = c->committed <= h->chunk_size ? c->committed : h->chunk_size;
+        struct process *p = procset_get(ps, c->pid, NULL);
+        if (!p)
+            break;
+        memcpy(copy, m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size, len);
+        process_feed(p, c->tid, copy, len);
+    }
+    free(copy);
+    /* No launcher saw the end: relate the clock to time with a sample taken now (valid while
+     * the machine has not rebooted since). */
+    uint64_t ticks = 0, ns;
+    struct timespec ts;
+#if defined(__x86_64__)
+    unsigned aux;
+    ticks = __rdtscp(&aux);
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    for (size_t i = 0; i < ps->n; i++) {
+        ps->v[i]->end_ticks = h->clock == CGS_CLOCK_TSC ? ticks : ns;
+        ps->v[i]->end_ns = ns;
+    }
+    if (ps->n)
+        ps->v[0]->events_lost += h->events_lost;
+    if (h->disk_full) {
+        snprintf(err, errlen, "%s: the disk filled up while the program ran; records after that were lost "
+                              "(events_lost counts them)", path);
+        rc = 1;
+    } else if (h->next_chunk > h->nchunks) {
+        snprintf(err, errlen, "%s: the trace reached its size limit; later records were lost", path);
+        rc = 1;
+    }
+    free(refs);
+    free(sc);
+    munmap(m, fsize);
+    return rc;
+}
+
+int trace_read(const char *path, struct procset *ps, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    uint64_t fsize = (uint64_t)st.st_size;
+    uint8_t first[8];
+    int rc;
+    if (pread(fd, first, 8, 0) != 8) {
+        snprintf(err, errlen, "%s is not a cgoscope trace (%s)", path, fsize ? "too short" : "empty");
+        rc = -1;
+    } else if (memcmp(first, magic, 8) == 0) {
+        FILE *f = fdopen(fd, "rb");
+        if (!f) {
+            close(fd);
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            return -1;
+        }
+        fseek(f, 8, SEEK_SET);
+        rc = read_launcher_trace(f, path, fsize, ps, err, errlen);
+        fclose(f);
+        return rc;
+    } else {
+        uint64_t m;
+        memcpy(&m, first, 8);
+        if (m == CGS_SHM_MAGIC) {
+            rc = read_shim_file(fd, path, fsize, ps, err, errlen);
+        } else {
+            snprintf(err, errlen, "%s is not a cgoscope trace (no CGSTRACE header)", path);
+            rc = -1;
+        }
+    }
+    close(fd);
+    return rc;
 }

@@ -1,9 +1,12 @@
 /*
- * The saved trace (`run -o FILE`): the records exactly as the shim wrote them, in the order
- * the analyzer read them, plus what only the launcher knows (argv, how the program ended).
+ * Traces on disk. Two kinds, told apart by their first bytes:
  *
- *   header: "CGSTRACE" u32 version u32 header_size
- *   blocks: u32 kind, u32 tid, u64 length, then length bytes padded to 8
+ *  - the launcher's trace (`run -o FILE`): the records exactly as the analyzer read them, in
+ *    the order it read them, plus what only the launcher knows (argv, how the program ended):
+ *      header: "CGSTRACE" u32 version u32 header_size
+ *      blocks: u32 kind, u32 tid, u32 pid, u32 reserved, u64 length, then length bytes padded to 8
+ *  - the shim's own trace file (`cgoscope env -o FILE`): the channel itself, laid out in a file
+ *    (include/cgoscope/record.h): header, chunk descriptors, chunks.
  */
 #ifndef CGOSCOPE_TRACE_H
 #define CGOSCOPE_TRACE_H
@@ -13,7 +16,7 @@
 
 #include "process.h"
 
-#define TRACE_VERSION 1u
+#define TRACE_VERSION 2u
 
 enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4 };
 
@@ -25,13 +28,16 @@ struct trace_writer {
 };
 
 int trace_writer_open(struct trace_writer *w, const char *path);
-void trace_write_block(struct trace_writer *w, uint32_t kind, uint32_t tid, const void *data, uint64_t len);
+void trace_write_block(struct trace_writer *w, uint32_t kind, uint32_t pid, uint32_t tid, const void *data,
+                       uint64_t len);
+/* argv and how the process ended. */
 void trace_write_end(struct trace_writer *w, const struct process *p);
 /* Closes the file; returns 0, or -1 when anything failed (message in err). */
 int trace_writer_close(struct trace_writer *w, char *err, size_t errlen);
 
-/* Reads a whole trace into p. Returns 0 when the trace was complete, 1 when it ends early
- * (p holds what was there), -1 when it is not a trace at all. err says what is wrong. */
-int trace_read(const char *path, struct process *p, char *err, size_t errlen);
+/* Reads a whole trace of either kind into ps. Returns 0 when the trace was complete, 1 when it
+ * ends early or lost records (ps holds what was there, err says what), -1 when it is not a
+ * trace at all. err must start empty. */
+int trace_read(const char *path, struct procset *ps, char *err, size_t errlen);
 
 #endif

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the unit tests built with ASan and UBSan, then the whole suite (unit tests and
-# the integration tests that run testprogs/ under the real shim). Installs missing packages first.
+# Runs every test: the unit tests built with ASan and UBSan, the suite again on test programs
+# built by Go 1.21 (the oldest supported; installed from bookworm-backports if missing), then the
+# whole suite (unit tests and the integration tests that run testprogs/ under the real shim).
+# Installs missing packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +15,21 @@ cmake -S . -B "$build-asan" -DCGOSCOPE_SANITIZE=ON -DCGOSCOPE_BUILD_TESTPROGS=OF
 cmake --build "$build-asan" -j"$jobs" --target unit_tests cgoscope >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$build-asan" --output-on-failure
+
+# The same tests on binaries built by the oldest Go cgoscope supports (docs/go-versions.md).
+# Installs it from bookworm-backports if needed; CGOSCOPE_GO_OLDEST=/path/to/go uses one you have.
+echo "== cgoscope: integration tests on binaries built by the oldest supported Go (1.21)" >&2
+if [ -n "${CGOSCOPE_GO_OLDEST:-}" ]; then
+  go_oldest=$CGOSCOPE_GO_OLDEST
+elif ! go_oldest=$(bash scripts/go-toolchains.sh 1.21); then
+  echo "test: FAILED: Go 1.21 could not be installed (scripts/go-toolchains.sh, see above): the" \
+       "integration tests on the oldest supported Go did not run. Set CGOSCOPE_GO_OLDEST=/path/to/go" \
+       "to use a Go 1.21 you installed yourself." >&2
+  exit 1
+fi
+cmake -S . -B "$build-go1.21" -DCGOSCOPE_BUILD_TESTPROGS=ON -DGO_EXECUTABLE="$go_oldest" >/dev/null
+cmake --build "$build-go1.21" -j"$jobs" >/dev/null
+ctest --test-dir "$build-go1.21" --output-on-failure -j"$jobs"
 
 echo "== cgoscope: all tests" >&2
 cmake -S . -B "$build" >/dev/null

@@ -61,8 +61,9 @@ void cgs_callstats_after_fork(void)
 {
     /* The child shares the parent's stats chunks: it must not write there. */
     cgs_tls.stats = NULL;
-    cgs_tls.index = NULL;
+    cgs_tls.index = NULL; /* the parent's copy stays mapped in the child: a few KiB */
     cgs_tls.cbdepth = 0;
+    cgs_tls.gap_pending = 0;
 }
 
 void cgs_callstats_thread_exit(struct cgs_thread *t)
@@ -216,8 +217,10 @@ static void timeline_record(struct cgs_thread *t, uint32_t site, uint64_t t0, ui
     cgs_commit(t, sizeof *r);
 }
 
-int cgs_timed_call(struct cgs_thread *t, struct cgs_site_stats *s, int (*fn)(void *), void *frame, uint32_t site,
-                   uintptr_t *fp)
+/* In the hook's section: a C unwind from inside the call stops here, as at cgs_cgo_enter. */
+__attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cgs_thread *t, struct cgs_site_stats *s,
+                                                                       int (*fn)(void *), void *frame, uint32_t site,
+                                                                       uintptr_t *fp)
 {
     uint64_t t0 = cgs_now_before();
     if (t->gap_pending && t->stats && t0 > t->last_out) {

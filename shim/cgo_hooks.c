@@ -114,9 +114,17 @@ static void context_fn(struct cgo_context_arg *arg)
 }
 
 /* runtime.SetCgoTraceback calls this (through the runtime's pointer to
- * x_cgo_set_traceback_functions or, before Go 1.24, x_cgo_set_context_function). */
+ * x_cgo_set_traceback_functions, or x_cgo_set_context_function in Go 1.21-1.23). */
 static void set_functions_hook(void *arg)
 {
+    if (set_functions_layout == 1) {
+        /* Go 1.21-1.23: x_cgo_set_context_function(void (*context)(struct context_arg *)):
+         * the argument is the function itself. */
+        void (*theirs)(struct cgo_context_arg *) = (void (*)(struct cgo_context_arg *))arg;
+        user_context_fn = theirs == context_fn ? NULL : theirs;
+        real_set_functions((void *)context_fn);
+        return;
+    }
     void (**slot)(struct cgo_context_arg *) =
         set_functions_layout == 2 ? &((void (**)(struct cgo_context_arg *))arg)[1] : (void (**)(struct cgo_context_arg *))arg;
     void (*theirs)(struct cgo_context_arg *) = *slot;

@@ -1,14 +1,25 @@
 /*
- * The producer side of the shared-memory channel. The launcher creates a memfd, the shim maps
- * it and closes the descriptor, so the program's descriptor table is left as it was. Each thread
- * claims a chunk and appends whole records to it, publishing each with a release store of
- * `committed`: a record is visible to the analyzer before the call that made it returns, and
- * stays visible whatever happens to the process afterwards (exit_group, SIGKILL, a crash).
+ * The producer side of the channel. Two ways in (docs/record-format.md):
+ *
+ *  - launcher mode: `cgoscope run` created a memfd and named it in CGOSCOPE_CHANNEL. The first
+ *    process inherits the descriptor, maps it and closes it, so the program's descriptor table
+ *    is left as it was; a process the program starts later opens the analyzer's descriptor
+ *    through /proc/<analyzer>/fd/<n>, which only the same user may. The analyzer drains chunks
+ *    and frees them for reuse.
+ *  - file mode: `cgoscope env -o FILE` named a trace file in CGOSCOPE_TRACE. The shim maps the
+ *    file itself; chunks are never freed, the file grows a chunk at a time. Pages of a shared
+ *    file mapping outlive the process, so a trace survives exit_group, SIGKILL and crashes.
+ *
+ * Either way each thread claims a chunk and appends whole records to it, publishing each with a
+ * release store of `committed`: a record is visible before the call that made it returns.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,12 +30,19 @@
 
 #include "shim.h"
 
+#define FILE_CHUNK_SIZE (64u * 1024u)
+#define FILE_MAX_CHUNKS 65536u /* 4 GiB of records per trace file */
+
 static struct cgs_shm_header *hdr;
+static size_t map_size;
 static struct cgs_chunk_desc *descs;
 static uint8_t *chunks;
 static uint32_t chunk_size, nchunks;
 static pthread_key_t exit_key;
-static int channel_dead; /* the analyzer is gone: stop waiting, count what is dropped */
+static int key_created;
+static int channel_dead; /* the analyzer is gone, or the file cannot grow: count what is dropped */
+static int file_mode, file_fd = -1;
+static uint32_t my_pid;
 
 static void on_thread_exit(void *unused)
 {
@@ -33,7 +51,8 @@ static void on_thread_exit(void *unused)
     cgs_callstats_thread_exit(&cgs_tls);
 }
 
-static int parse_channel(const char *s, int *fd, uint64_t *token)
+/* "<fd>:<token>[:<analyzer pid>:<analyzer fd>]" */
+static int parse_channel(const char *s, int *fd, uint64_t *token, long *apid, long *afd)
 {
     char *end;
     long v = strtol(s, &end, 10);
@@ -42,54 +61,207 @@ static int parse_channel(const char *s, int *fd, uint64_t *token)
     *fd = (int)v;
     const char *t = end + 1;
     *token = strtoull(t, &end, 16);
-    return end == t ? -1 : 0;
+    if (end == t)
+        return -1;
+    *apid = *afd = -1;
+    if (*end == ':') {
+        *apid = strtol(end + 1, &end, 10);
+        if (*end == ':')
+            *afd = strtol(end + 1, &end, 10);
+    }
+    return 0;
+}
+
+static int valid_header(const struct cgs_shm_header *h, uint64_t size)
+{
+    uint64_t need = h->chunks_offset + (uint64_t)h->nchunks * h->chunk_size;
+    return h->magic == CGS_SHM_MAGIC && h->version == CGS_FORMAT_VERSION && h->chunk_size >= 4096 &&
+           !(h->chunk_size & 7) && h->header_size >= sizeof *h &&
+           h->header_size + (uint64_t)h->nchunks * sizeof(struct cgs_chunk_desc) <= h->chunks_offset &&
+           need <= size;
+}
+
+static int use_mapping(struct cgs_shm_header *h, size_t size)
+{
+    hdr = h;
+    map_size = size;
+    descs = (struct cgs_chunk_desc *)((uint8_t *)h + h->header_size);
+    chunks = (uint8_t *)h + h->chunks_offset;
+    chunk_size = h->chunk_size;
+    nchunks = h->nchunks;
+    my_pid = (uint32_t)getpid();
+    if (!key_created && pthread_key_create(&exit_key, on_thread_exit) == 0)
+        key_created = 1;
+    atomic_fetch_add(&h->attached, 1);
+    return 0;
+}
+
+static void debug(const char *what, int fd)
+{
+    const char *d = getenv("CGOSCOPE_DEBUG");
+    if (d && *d == '1') {
+        char buf[200];
+        int n = snprintf(buf, sizeof buf, "cgoscope shim [%d]: %s (fd %d, errno %d)\n", (int)getpid(), what, fd, errno);
+        if (write(2, buf, (size_t)n) < 0)
+            return;
+    }
+}
+
+/* Maps a launcher channel from fd if it is one with our token. */
+static struct cgs_shm_header *map_memfd(int fd, uint64_t token, size_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        debug("not a channel: fstat failed", fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof(struct cgs_shm_header)) {
+        errno = (int)st.st_mode;
+        debug("not a channel: not a regular file of a channel's size (errno: mode)", fd);
+        return NULL;
+    }
+    struct cgs_shm_header *h = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (h == MAP_FAILED) {
+        debug("cannot map the channel", fd);
+        return NULL;
+    }
+    if (!valid_header(h, (uint64_t)st.st_size) || h->token != token || (h->flags & CGS_HF_FILE)) {
+        debug("not our channel: header or token differs", fd);
+        munmap(h, (size_t)st.st_size);
+        return NULL;
+    }
+    *size = (size_t)st.st_size;
+    return h;
+}
+
+static int attach_launcher(const char *spec)
+{
+    int fd;
+    uint64_t token;
+    long apid, afd;
+    if (parse_channel(spec, &fd, &token, &apid, &afd) != 0)
+        return -1;
+    size_t size = 0;
+    struct cgs_shm_header *h = map_memfd(fd, token, &size);
+    if (h) {
+        close(fd); /* inherited from the launcher: the program never sees it */
+    } else if (apid > 0 && afd >= 0) {
+        /* A process the program started: the descriptor was not inherited (the first process
+         * closed it). Open the analyzer's own, which only the same user can. */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/fd/%ld", apid, afd);
+        int pfd = open(path, O_RDWR | O_CLOEXEC);
+        if (pfd < 0)
+            return -1;
+        h = map_memfd(pfd, token, &size);
+        close(pfd);
+    }
+    if (!h)
+        return -1;
+    uint32_t zero = 0;
+    int first = atomic_compare_exchange_strong(&h->owner_pid, &zero, (uint32_t)getpid());
+    const char *follow = getenv(CGS_ENV_FOLLOW);
+    if (!first && follow && strcmp(follow, "0") == 0) {
+        munmap(h, size);
+        return -1; /* --no-follow: only the first process is traced */
+    }
+    h->clock = (uint32_t)cgs_clock_kind;
+    return use_mapping(h, size);
+}
+
+/* ---- File mode ------------------------------------------------------------------------------ */
+
+static int wait_for_header(const struct cgs_shm_header *h)
+{
+    for (int i = 0; i < 2000; i++) { /* the creator is writing it: at most 2 s */
+        if (atomic_load_explicit((_Atomic uint64_t *)&h->magic, memory_order_acquire) == CGS_SHM_MAGIC)
+            return 0;
+        struct timespec d = {0, 1000 * 1000};
+        nanosleep(&d, NULL);
+    }
+    return -1;
+}
+
+static int attach_file(const char *path)
+{
+    size_t descs_bytes = ((size_t)FILE_MAX_CHUNKS * sizeof(struct cgs_chunk_desc) + 4095) & ~(size_t)4095;
+    size_t chunks_off = 4096 + descs_bytes;
+    size_t size = chunks_off + (size_t)FILE_MAX_CHUNKS * FILE_CHUNK_SIZE;
+    int created = 1;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        created = 0;
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return -1;
+    /* Keep the descriptor out of the way of the program's own low numbers. */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 1000);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    if (created && ftruncate(fd, (off_t)chunks_off) != 0) {
+        close(fd);
+        return -1;
+    }
+    /* Map the largest the file may grow to; pages past its end are touched only after the
+     * file has grown to hold them. */
+    struct cgs_shm_header *h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (h == MAP_FAILED) {
+        close(fd);
+        return -1;
+    }
+    if (created) {
+        h->version = CGS_FORMAT_VERSION;
+        h->header_size = 4096;
+        h->nchunks = FILE_MAX_CHUNKS;
+        h->chunk_size = FILE_CHUNK_SIZE;
+        h->chunks_offset = chunks_off;
+        h->flags = CGS_HF_FILE;
+        h->clock = (uint32_t)cgs_clock_kind;
+        h->start_ticks = cgs_now_after();
+        h->start_ns = cgs_mono_ns();
+        atomic_store_explicit((_Atomic uint64_t *)&h->magic, CGS_SHM_MAGIC, memory_order_release);
+    } else {
+        struct stat st;
+        if (wait_for_header(h) != 0 || fstat(fd, &st) != 0 || !(h->flags & CGS_HF_FILE) ||
+            h->nchunks != FILE_MAX_CHUNKS || h->chunk_size != FILE_CHUNK_SIZE || h->chunks_offset != chunks_off ||
+            !valid_header(h, size)) {
+            munmap(h, size);
+            close(fd);
+            return -1; /* not a cgoscope trace file: leave it alone */
+        }
+    }
+    file_mode = 1;
+    file_fd = fd;
+    return use_mapping(h, size);
 }
 
 int cgs_channel_attach(void)
 {
     const char *spec = getenv(CGS_ENV_CHANNEL);
-    int fd;
-    uint64_t token;
-    if (!spec || parse_channel(spec, &fd, &token) != 0)
-        return -1;
-
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof *hdr)
-        return -1;
-    struct cgs_shm_header *h = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (h == MAP_FAILED)
-        return -1;
-    uint64_t need = h->chunks_offset + (uint64_t)h->nchunks * h->chunk_size;
-    if (h->magic != CGS_SHM_MAGIC || h->version != CGS_FORMAT_VERSION || h->token != token ||
-        need > (uint64_t)st.st_size || h->chunk_size < 4096 || (h->chunk_size & 7)) {
-        munmap(h, (size_t)st.st_size);
-        return -1;
-    }
-    /* Only the first process to attach owns the channel; a child that inherited the variable
-     * stays untraced rather than writing into its parent's chunks. */
-    uint32_t zero = 0;
-    if (!atomic_compare_exchange_strong(&h->owner_pid, &zero, (uint32_t)getpid())) {
-        munmap(h, (size_t)st.st_size);
-        return -1;
-    }
-    close(fd);
-
-    hdr = h;
-    descs = (struct cgs_chunk_desc *)((uint8_t *)h + h->header_size);
-    chunks = (uint8_t *)h + h->chunks_offset;
-    chunk_size = h->chunk_size;
-    nchunks = h->nchunks;
-    hdr->clock = (uint32_t)cgs_clock_kind;
-    pthread_key_create(&exit_key, on_thread_exit);
-    return 0;
+    if (spec && *spec)
+        return attach_launcher(spec);
+    const char *path = getenv(CGS_ENV_TRACE);
+    if (path && *path)
+        return attach_file(path);
+    return -1;
 }
 
-void cgs_channel_detach_after_fork(void)
+void cgs_channel_after_fork(void)
 {
-    /* The child shares the parent's mapping: writing there would corrupt the parent's chunks. */
-    cgs_ready = 0;
+    /* A child of fork() without exec: a process of its own. It keeps the mapping (shared with
+     * the parent), but must never touch the parent's chunks. */
     cgs_tls.chunk = -1;
-    cgs_callstats_after_fork();
+    cgs_tls.off = 0;
+    cgs_tls.tid = 0;
+    my_pid = (uint32_t)getpid();
+    const char *follow = getenv(CGS_ENV_FOLLOW);
+    if (!hdr || (follow && strcmp(follow, "0") == 0))
+        cgs_ready = 0;
+    else
+        atomic_fetch_add(&hdr->attached, 1);
 }
 
 void cgs_count_lost(uint64_t n)
@@ -107,9 +279,50 @@ static int analyzer_alive(void)
     return 1;
 }
 
+static void setup_chunk(struct cgs_thread *t, uint32_t i, uint32_t kind)
+{
+    if (!t->tid)
+        t->tid = (uint32_t)syscall(SYS_gettid);
+    descs[i].tid = t->tid;
+    descs[i].pid = my_pid;
+    descs[i].kind = kind;
+    atomic_store_explicit(&descs[i].committed, 0, memory_order_relaxed);
+    atomic_store_explicit(&descs[i].seq, atomic_fetch_add(&hdr->chunk_seq, 1) + 1, memory_order_relaxed);
+    atomic_store_explicit(&descs[i].state, CGS_CHUNK_WRITING, memory_order_release);
+    if (!t->exit_key_set && key_created) {
+        t->exit_key_set = 1;
+        pthread_setspecific(exit_key, (void *)1);
+    }
+}
+
+/* File mode: the next chunk of the file, which grows to hold it. */
+static int32_t claim_file(struct cgs_thread *t, uint32_t kind)
+{
+    uint32_t i = atomic_fetch_add(&hdr->next_chunk, 1);
+    if (i >= nchunks) {
+        channel_dead = 1;
+        return -1;
+    }
+    off_t off = (off_t)(hdr->chunks_offset + (uint64_t)i * chunk_size);
+    int rc = fallocate(file_fd, 0, off, chunk_size);
+    if (rc != 0 && errno == EOPNOTSUPP)
+        rc = pwrite(file_fd, "", 1, off + chunk_size - 1) == 1 ? 0 : -1;
+    if (rc != 0) {
+        /* The disk is full (or the program closed our descriptor): stop here; what is
+         * already in the file stays valid. */
+        atomic_store(&hdr->disk_full, 1);
+        channel_dead = 1;
+        return -1;
+    }
+    setup_chunk(t, i, kind);
+    return (int32_t)i;
+}
+
 /* Claims a free chunk for this thread; returns its index, or -1 when the analyzer is gone. */
 static int32_t claim(struct cgs_thread *t, uint32_t kind)
 {
+    if (file_mode)
+        return claim_file(t, kind);
     for (unsigned spins = 0;; spins++) {
         for (uint32_t i = 0; i < nchunks; i++) {
             uint32_t expect = CGS_CHUNK_FREE;
@@ -117,18 +330,7 @@ static int32_t claim(struct cgs_thread *t, uint32_t kind)
                 continue;
             if (!atomic_compare_exchange_strong(&descs[i].state, &expect, CGS_CHUNK_CLAIMED))
                 continue;
-            if (!t->tid)
-                t->tid = (uint32_t)syscall(SYS_gettid);
-            descs[i].tid = t->tid;
-            descs[i].kind = kind;
-            atomic_store_explicit(&descs[i].committed, 0, memory_order_relaxed);
-            atomic_store_explicit(&descs[i].seq,
-                                  atomic_fetch_add(&hdr->chunk_seq, 1) + 1, memory_order_relaxed);
-            atomic_store_explicit(&descs[i].state, CGS_CHUNK_WRITING, memory_order_release);
-            if (!t->exit_key_set) {
-                t->exit_key_set = 1;
-                pthread_setspecific(exit_key, (void *)1);
-            }
+            setup_chunk(t, i, kind);
             return (int32_t)i;
         }
         /* Every chunk is in use: wait for the analyzer to drain one (invariant 1: wait, do
@@ -148,7 +350,7 @@ void *cgs_reserve(struct cgs_thread *t, uint32_t size)
 {
     if (CGS_LIKELY(t->chunk >= 0 && t->off + size <= chunk_size))
         return chunks + (size_t)t->chunk * chunk_size + t->off;
-    if (size > chunk_size || channel_dead) {
+    if (size > chunk_size || channel_dead || !hdr) {
         cgs_count_lost(1);
         return NULL;
     }
@@ -180,6 +382,8 @@ void *cgs_claim_stats_chunk(struct cgs_thread *t)
 
 void cgs_commit(struct cgs_thread *t, uint32_t size)
 {
+    if (CGS_UNLIKELY(cgs_startup_log_on))
+        cgs_startup_log(chunks + (size_t)t->chunk * chunk_size + t->off, size);
     t->off += size;
     atomic_store_explicit(&descs[t->chunk].committed, t->off, memory_order_release);
 }

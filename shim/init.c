@@ -2,11 +2,45 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "shim.h"
 
 CGS_HIDDEN int cgs_ready;
+CGS_HIDDEN int cgs_startup_log_on;
+
+#define STARTUP_LOG_SIZE (1u << 20)
+static uint8_t *startup_log;
+static size_t startup_log_len;
+
+void cgs_startup_log(const void *rec, uint32_t size)
+{
+    if (!startup_log) {
+        void *m = mmap(NULL, STARTUP_LOG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return;
+        startup_log = m;
+    }
+    if (startup_log_len + size > STARTUP_LOG_SIZE)
+        return;
+    memcpy(startup_log + startup_log_len, rec, size);
+    startup_log_len += size;
+}
+
+static void replay_startup_log(void)
+{
+    struct cgs_thread *t = &cgs_tls;
+    for (size_t off = 0; off < startup_log_len;) {
+        const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)(startup_log + off);
+        void *r = cgs_reserve(t, h->size);
+        if (r) {
+            memcpy(r, h, h->size);
+            cgs_commit(t, h->size);
+        }
+        off += h->size;
+    }
+}
 
 static void send_proc(void)
 {
@@ -32,11 +66,32 @@ static void send_proc(void)
     cgs_commit(t, size);
 }
 
-static void after_fork_in_child(void) { cgs_channel_detach_after_fork(); }
+static void send_proc(void);
+
+/* fork() without exec: the child is a process of its own, with its own records. */
+static void after_fork_in_child(void)
+{
+    struct cgs_thread *t = &cgs_tls;
+    t->guard++;
+    cgs_channel_after_fork();
+    cgs_callstats_after_fork();
+    if (cgs_ready) {
+        cgs_stack_reset();
+        send_proc();
+        replay_startup_log();
+    }
+    t->guard--;
+}
+
+/* cgoscope's own analyzer defines this: the shim never traces the tool itself (a shell that
+ * ran `eval "$(cgoscope env)"` preloads the shim into `cgoscope report` too). */
+extern const int cgoscope_analyzer_marker __attribute__((weak));
 
 __attribute__((constructor(101))) static void cgs_init(void)
 {
     struct cgs_thread *t = &cgs_tls;
+    if (&cgoscope_analyzer_marker != NULL)
+        return;
     t->guard++;
     if (!cgs_real_malloc)
         cgs_resolve_real();
@@ -44,8 +99,10 @@ __attribute__((constructor(101))) static void cgs_init(void)
     cgs_callstats_init();
     if (cgs_channel_attach() == 0 && cgs_stack_init() == 0) {
         send_proc();
+        cgs_startup_log_on = 1;
         uintptr_t bias = cgs_send_modules();
         cgs_hook_cgo_sites(bias);
+        cgs_startup_log_on = 0;
         pthread_atfork(NULL, NULL, after_fork_in_child);
         cgs_ready = 1;
     }

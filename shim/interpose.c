@@ -296,3 +296,23 @@ static char *dup_n(const char *s, size_t len, int fn)
 EXPORT char *strdup(const char *s) { return dup_n(s, strlen(s), CGS_FN_STRDUP); }
 
 EXPORT char *strndup(const char *s, size_t n) { return dup_n(s, strnlen(s, n), CGS_FN_STRNDUP); }
+
+/* A library loaded later: tell the analyzer where it is, so its frames get names. */
+EXPORT void *dlopen(const char *file, int mode)
+{
+    static void *(*real_dlopen)(const char *, int);
+    if (!real_dlopen)
+        real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+    if (!real_dlopen)
+        return NULL;
+    void *h = real_dlopen(file, mode);
+    struct cgs_thread *t = &cgs_tls;
+    if (h && cgs_ready && !t->guard) {
+        int saved = errno;
+        t->guard++;
+        cgs_send_modules();
+        t->guard--;
+        errno = saved;
+    }
+    return h;
+}

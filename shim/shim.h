@@ -71,6 +71,11 @@ extern CGS_HIDDEN __thread struct cgs_thread cgs_tls __attribute__((tls_model("i
 extern CGS_HIDDEN int cgs_ready;
 extern CGS_HIDDEN int cgs_clock_kind;
 
+/* init.c: the start-up records (modules, cgo sites) are kept to be sent again by a child of
+ * fork(), which is a process of its own. */
+extern CGS_HIDDEN int cgs_startup_log_on;
+CGS_HIDDEN void cgs_startup_log(const void *rec, uint32_t size);
+
 /* interpose.c */
 CGS_HIDDEN void cgs_resolve_real(void);
 extern CGS_HIDDEN void *(*cgs_real_malloc)(size_t);
@@ -81,11 +86,12 @@ CGS_HIDDEN void *cgs_claim_stats_chunk(struct cgs_thread *t);
 CGS_HIDDEN void *cgs_reserve(struct cgs_thread *t, uint32_t size);
 CGS_HIDDEN void cgs_commit(struct cgs_thread *t, uint32_t size);
 CGS_HIDDEN void cgs_thread_done(struct cgs_thread *t);
-CGS_HIDDEN void cgs_channel_detach_after_fork(void);
+CGS_HIDDEN void cgs_channel_after_fork(void);
 CGS_HIDDEN void cgs_count_lost(uint64_t n);
 
 /* stack.c */
 CGS_HIDDEN int cgs_stack_init(void);
+CGS_HIDDEN void cgs_stack_reset(void);
 CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t);
 CGS_HIDDEN void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cb_lo, uintptr_t cb_hi);
 CGS_HIDDEN void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp);

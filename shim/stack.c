@@ -64,6 +64,17 @@ int cgs_stack_init(void)
     return 0;
 }
 
+/* A child of fork(): the stacks its parent sent belong to the parent's stream. */
+void cgs_stack_reset(void)
+{
+    void *m = mmap(NULL, sizeof(uint64_t) << TABLE_BITS, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m != MAP_FAILED) {
+        munmap((void *)table, sizeof(uint64_t) << TABLE_BITS);
+        table = m;
+    }
+}
+
 void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cblo, uintptr_t cbhi)
 {
     go_lo = lo;

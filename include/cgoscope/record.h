@@ -13,7 +13,13 @@
 #define CGS_FORMAT_VERSION 1u
 
 /* Environment variables the launcher sets for the shim. */
-#define CGS_ENV_CHANNEL "CGOSCOPE_CHANNEL"   /* "<fd>:<token hex>" */
+/* "<fd>:<token hex>:<analyzer pid>:<analyzer's fd>": a process that did not inherit the fd
+ * (a child the program started) opens /proc/<analyzer pid>/fd/<analyzer's fd>, which only the
+ * same user can. */
+#define CGS_ENV_CHANNEL "CGOSCOPE_CHANNEL"
+#define CGS_ENV_FOLLOW "CGOSCOPE_FOLLOW"     /* "0": only the first process is traced */
+/* Without the launcher: the shim records into this file itself (`cgoscope env -o FILE`). */
+#define CGS_ENV_TRACE "CGOSCOPE_TRACE"
 #define CGS_ENV_TIMING "CGOSCOPE_TIMING"     /* "full", "sampled:N" or "off" */
 #define CGS_ENV_TIMELINE "CGOSCOPE_TIMELINE" /* "1": send a CALL record for each timed call */
 
@@ -46,9 +52,16 @@ struct cgs_shm_header {
     _Atomic uint64_t events_lost;   /* records the shim could not deliver */
     _Atomic uint64_t producer_waits; /* times a producer waited for a free chunk */
     _Atomic uint64_t chunk_seq;      /* order in which chunks were claimed */
-    _Atomic uint32_t attached;       /* 1 once the shim finished its start-up records */
-    uint32_t reserved0;
+    _Atomic uint32_t attached;       /* processes that attached */
+    uint32_t flags;                  /* CGS_HF_* */
+    /* File mode (no analyzer): chunks are never freed; the next one is taken from here and
+     * the file grows to hold it. */
+    _Atomic uint32_t next_chunk;
+    _Atomic uint32_t disk_full; /* the file could not grow: later records were lost */
+    uint64_t start_ticks, start_ns; /* clock at creation, to relate ticks to time later */
 };
+
+#define CGS_HF_FILE 1u /* the channel is a trace file written by the shim alone */
 
 enum cgs_chunk_kind {
     CGS_KIND_RECORDS = 0, /* a stream of records */
@@ -61,7 +74,8 @@ struct cgs_chunk_desc {
     _Atomic uint64_t seq;       /* claim order, valid from WRITING on */
     _Atomic uint32_t committed; /* bytes of whole records, stored with release */
     uint32_t kind;              /* enum cgs_chunk_kind, valid from WRITING on */
-    uint64_t reserved1;
+    uint32_t pid;               /* writer process, valid from WRITING on */
+    uint32_t reserved1;
 };
 
 /* ---- Call statistics ------------------------------------------------------------------ */

@@ -32,9 +32,10 @@ static void write_sample(const char *path)
     p.argv[1] = strdup("-x");
     p.exit_kind = EXIT_SIGNAL;
     p.exit_value = 9;
+    p.pid = 5;
     struct trace_writer w;
     ck_assert_int_eq(trace_writer_open(&w, path), 0);
-    trace_write_block(&w, TRACE_RECORDS, 42, b.data, b.len);
+    trace_write_block(&w, TRACE_RECORDS, 5, 42, b.data, b.len);
     trace_write_end(&w, &p);
     char err[256];
     ck_assert_int_eq(trace_writer_close(&w, err, sizeof err), 0);
@@ -50,18 +51,20 @@ START_TEST(round_trip)
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0600);
-    struct process p;
-    process_init(&p);
+    struct procset ps;
+    procset_init(&ps);
     char err[256] = "";
-    ck_assert_int_eq(trace_read(path, &p, err, sizeof err), 0);
-    ck_assert_uint_eq(p.pid, 5);
-    ck_assert_uint_eq(p.live.live_count, 1);
-    ck_assert_uint_eq(p.live.live_bytes, 20);
-    ck_assert_int_eq(p.argc, 2);
-    ck_assert_str_eq(p.argv[1], "-x");
-    ck_assert_int_eq(p.exit_kind, EXIT_SIGNAL);
-    ck_assert_int_eq(p.exit_value, 9);
-    process_free(&p);
+    ck_assert_int_eq(trace_read(path, &ps, err, sizeof err), 0);
+    ck_assert_uint_eq(ps.n, 1);
+    struct process *p = ps.v[0];
+    ck_assert_uint_eq(p->pid, 5);
+    ck_assert_uint_eq(p->live.live_count, 1);
+    ck_assert_uint_eq(p->live.live_bytes, 20);
+    ck_assert_int_eq(p->argc, 2);
+    ck_assert_str_eq(p->argv[1], "-x");
+    ck_assert_int_eq(p->exit_kind, EXIT_SIGNAL);
+    ck_assert_int_eq(p->exit_value, 9);
+    procset_free(&ps);
 }
 END_TEST
 
@@ -81,13 +84,13 @@ START_TEST(truncated_and_flipped)
         f = fopen(cut, "wb");
         fwrite(data, 1, len, f);
         fclose(f);
-        struct process p;
-        process_init(&p);
+        struct procset ps;
+        procset_init(&ps);
         char err[256] = "";
-        int rc = trace_read(cut, &p, err, sizeof err);
+        int rc = trace_read(cut, &ps, err, sizeof err);
         ck_assert_int_ne(rc, 0);
         ck_assert_str_ne(err, "");
-        process_free(&p);
+        procset_free(&ps);
     }
     for (size_t bit = 0; bit < n * 8; bit += 3) {
         data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
@@ -95,11 +98,11 @@ START_TEST(truncated_and_flipped)
         fwrite(data, 1, n, f);
         fclose(f);
         data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        struct process p;
-        process_init(&p);
+        struct procset ps;
+        procset_init(&ps);
         char err[256] = "";
-        trace_read(cut, &p, err, sizeof err);
-        process_free(&p);
+        trace_read(cut, &ps, err, sizeof err);
+        procset_free(&ps);
     }
 }
 END_TEST
@@ -112,23 +115,23 @@ START_TEST(not_a_trace_or_future_version)
     FILE *f = fopen(path, "wb");
     fputs("hello, this is not a trace", f);
     fclose(f);
-    struct process p;
-    process_init(&p);
+    struct procset ps;
+    procset_init(&ps);
     char err[256] = "";
-    ck_assert_int_eq(trace_read(path, &p, err, sizeof err), -1);
+    ck_assert_int_eq(trace_read(path, &ps, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "not a cgoscope trace"));
-    process_free(&p);
+    procset_free(&ps);
 
     f = fopen(path, "wb");
     uint32_t v[2] = {TRACE_VERSION + 1, 16};
     fwrite("CGSTRACE", 1, 8, f);
     fwrite(v, sizeof v, 1, f);
     fclose(f);
-    process_init(&p);
+    procset_init(&ps);
     err[0] = 0;
-    ck_assert_int_eq(trace_read(path, &p, err, sizeof err), -1);
+    ck_assert_int_eq(trace_read(path, &ps, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "format"));
-    process_free(&p);
+    procset_free(&ps);
 }
 END_TEST
 
