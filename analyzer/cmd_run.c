@@ -66,38 +66,9 @@ struct run_sink {
     struct trace_writer *trace;
 };
 
-/* A process the program started: its command line, read while it still runs. */
-static void read_cmdline(struct process *p)
-{
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%u/cmdline", p->pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = 0;
-    int count = 0;
-    for (ssize_t i = 0; i < n; i++)
-        count += buf[i] == 0;
-    p->argv = calloc((size_t)count + 1, sizeof *p->argv);
-    if (!p->argv)
-        return;
-    for (ssize_t off = 0; off < n && p->argc < count;) {
-        p->argv[p->argc++] = strdup(buf + off);
-        off += (ssize_t)strlen(buf + off) + 1;
-    }
-}
-
 static struct process *process_of(struct run_sink *s, uint32_t pid)
 {
-    int created;
-    struct process *p = procset_get(s->procs, pid, &created);
-    if (p && created)
-        read_cmdline(p);
-    return p;
+    return procset_get(s->procs, pid, NULL);
 }
 
 static void sink(void *arg, uint32_t pid, uint32_t tid, const uint8_t *data, size_t len)

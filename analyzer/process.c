@@ -59,6 +59,25 @@ static const char *rec_string(const uint8_t *rec, size_t size, size_t off)
     return memchr(s, 0, size - off) ? s : NULL;
 }
 
+/* NUL-separated arguments (the launcher's own argv, when it has one, wins). */
+static void set_argv(struct process *p, const char *buf, size_t len)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++)
+        count += buf[i] == 0;
+    char **argv = calloc(count + 1, sizeof *argv);
+    if (!argv)
+        return;
+    size_t k = 0;
+    for (size_t off = 0; off < len && k < count;) {
+        size_t l = strnlen(buf + off, len - off);
+        argv[k++] = strndup(buf + off, l);
+        off += l + 1;
+    }
+    p->argv = argv;
+    p->argc = (int)k;
+}
+
 static int add_module(struct process *p, const struct cgs_rec_module *r, const char *path)
 {
     for (size_t i = 0; i < p->nmodules; i++)
@@ -149,6 +168,9 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         p->ppid = r->ppid;
         free(p->exe);
         p->exe = strdup(exe);
+        size_t args_at = sizeof *r + strlen(exe) + 1;
+        if (r->argv_len && !p->argc && args_at + r->argv_len <= size)
+            set_argv(p, (const char *)rec + args_at, r->argv_len);
         return 0;
     }
     case CGS_REC_MODULE: {

@@ -1,5 +1,6 @@
 /* Start-up of the shim: attach the channel, describe the process, hook the cgo wrappers. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -45,12 +46,22 @@ static void replay_startup_log(void)
 static void send_proc(void)
 {
     struct cgs_thread *t = &cgs_tls;
-    char exe[4096];
+    char exe[4096], args[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n < 0)
         n = 0;
     exe[n] = 0;
-    uint32_t size = (uint32_t)CGS_ALIGN8(sizeof(struct cgs_rec_proc) + (size_t)n + 1);
+    ssize_t na = 0;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        na = read(fd, args, sizeof args);
+        close(fd);
+        if (na < 0)
+            na = 0;
+        while (na > 0 && args[na - 1] != 0) /* a cut-off last argument is dropped */
+            na--;
+    }
+    uint32_t size = (uint32_t)CGS_ALIGN8(sizeof(struct cgs_rec_proc) + (size_t)n + 1 + (size_t)na);
     struct cgs_rec_proc *r = cgs_reserve(t, size);
     if (!r)
         return;
@@ -62,7 +73,9 @@ static void send_proc(void)
     r->ppid = (uint32_t)getppid();
     r->ts = cgs_now_after();
     r->mono_ns = cgs_mono_ns();
+    r->argv_len = (uint32_t)na;
     memcpy(r->exe, exe, (size_t)n + 1);
+    memcpy(r->exe + n + 1, args, (size_t)na);
     cgs_commit(t, size);
 }
 

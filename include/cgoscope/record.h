@@ -197,7 +197,9 @@ struct cgs_rec_proc {
     uint32_t ppid;
     uint64_t ts;   /* clock at attach */
     uint64_t mono_ns; /* CLOCK_MONOTONIC at attach, to relate ticks to time */
-    char exe[];    /* NUL-terminated, padded to 8 */
+    uint32_t argv_len; /* bytes of NUL-separated arguments after exe's NUL (from /proc/self/cmdline) */
+    uint32_t reserved;
+    char exe[];    /* NUL-terminated, then the arguments, padded to 8 */
 };
 
 struct cgs_rec_module {
