@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "gate.h"
 #include "output.h"
 #include "trace.h"
 
@@ -23,7 +24,8 @@ static void report_usage(FILE *out)
                  "  -h, --help       this help\n"
                  "\n"
                  "Exit status: 0 report written; 1 the trace is unreadable or incomplete (what could be\n"
-                 "trusted is still reported); 2 bad usage.\n");
+                 "trusted is still reported); 2 bad usage; 23 (--leak-exitcode) with --fail-on-leak.\n");
+    gate_usage(out);
 }
 
 int cmd_report(int argc, char **argv)
@@ -31,9 +33,13 @@ int cmd_report(int argc, char **argv)
     static const struct option opts[] = {
         {"json", required_argument, NULL, 'j'}, {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'},
         {"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
+        GATE_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     struct output_options out = {0};
+    struct gate gate;
+    gate_init(&gate);
+    out.gate = &gate;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
@@ -43,7 +49,14 @@ int cmd_report(int argc, char **argv)
         case 'F': out.full_stacks = 1; break;
         case 'q': out.quiet = 1; break;
         case 'h': report_usage(stdout); return 0;
-        default: report_usage(stderr); return 2;
+        default: {
+            int g = gate_option(&gate, c, optarg);
+            if (g == GATE_OK)
+                break;
+            if (g == GATE_NOT_MINE)
+                report_usage(stderr);
+            return g == GATE_EXIT_OK ? 0 : 2;
+        }
         }
     }
     if (optind != argc - 1) {
@@ -51,6 +64,8 @@ int cmd_report(int argc, char **argv)
         report_usage(stderr);
         return 2;
     }
+    if (gate_prepare(&gate) != 0)
+        return 2;
     struct procset ps;
     procset_init(&ps);
     char err[512] = "";
@@ -66,5 +81,7 @@ int cmd_report(int argc, char **argv)
     int orc = flat ? output_reports(flat, ps.n, &out) : -1;
     free(flat);
     procset_free(&ps);
-    return rc > 0 || orc != 0 ? 1 : 0;
+    int status = gate_exit_status(&gate, rc > 0 || orc != 0 ? 1 : 0);
+    gate_free(&gate);
+    return status;
 }

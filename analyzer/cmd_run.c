@@ -18,6 +18,8 @@
 
 #include "channel.h"
 #include "commands.h"
+#include "gate.h"
+#include "live_table.h"
 #include "output.h"
 #include "preflight.h"
 #include "process.h"
@@ -28,6 +30,13 @@
 #define EXIT_CANNOT_TRACE 120
 
 static volatile sig_atomic_t child_pid;
+static volatile sig_atomic_t stop_requested; /* Ctrl-C: stop the program, then report */
+
+static void request_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
 
 static void forward_signal(int sig)
 {
@@ -51,6 +60,12 @@ static void run_usage(FILE *out)
             "                     calls of each site, then 1 in N at random), full (every call), off\n"
             "  --timeline FILE    the timed cgo calls per thread as a Chrome/Perfetto trace (JSON)\n"
             "  --no-follow        trace only PROGRAM, not the processes it starts\n"
+            "  --duration S       stop the program after S seconds: SIGTERM, then SIGKILL after\n"
+            "                     --kill-after S (default 5); exit 0 if it ended because of it\n"
+            "                     (Ctrl-C on cgoscope does the same)\n"
+            "  --interval S       every S seconds, a table of the sites holding the most live C\n"
+            "                     memory and how fast it grows, on stderr\n"
+            "  --plot FILE.svg    a chart of live C memory over time, total and top sites\n"
             "  --show-runtime     also list leaks of the Go runtime and system libraries\n"
             "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
             "  -q, --quiet        no text report (use with --json)\n"
@@ -59,6 +74,7 @@ static void run_usage(FILE *out)
             "Exit status: the program's; 125 if cgoscope itself failed before the program ran;\n"
             "120 if the program cannot be traced (a static binary);\n"
             "126 if PROGRAM cannot be executed; 127 if it is not found.\n");
+    gate_usage(out);
 }
 
 struct run_sink {
@@ -156,6 +172,26 @@ int cgoscope_find_shim(char *out, size_t outlen)
     return access(out, R_OK) == 0 ? 0 : -1;
 }
 
+static void nap(long us);
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Ticks of the shim's clock per nanosecond, measured over 10 ms: snapshots of live memory are
+ * spaced with it until the exact rate over the whole run is known. */
+static double measure_tick_rate(void)
+{
+    uint64_t t0, n0, t1, n1;
+    clock_sample(&t0, &n0);
+    nap(10000);
+    clock_sample(&t1, &n1);
+    return n1 > n0 && t1 > t0 ? (double)(t1 - t0) / (double)(n1 - n0) : 1.0;
+}
+
 static int valid_timing(const char *m)
 {
     if (strcmp(m, "full") == 0 || strcmp(m, "off") == 0)
@@ -223,11 +259,18 @@ int cmd_run(int argc, char **argv)
         {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},       {"timing", required_argument, NULL, 't'},
         {"timeline", required_argument, NULL, 'T'}, {"no-follow", no_argument, NULL, 'N'},
+        {"duration", required_argument, NULL, 'D'}, {"kill-after", required_argument, NULL, 'K'},
+        {"interval", required_argument, NULL, 'I'}, {"plot", required_argument, NULL, 'P'},
+        GATE_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     struct output_options out = {0};
+    struct gate gate;
+    gate_init(&gate);
+    out.gate = &gate;
     const char *trace_path = NULL;
     const char *timing = NULL;
+    double duration = 0, kill_after = 5, interval = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
@@ -246,8 +289,29 @@ int cmd_run(int argc, char **argv)
             break;
         case 'T': out.timeline_path = optarg; break;
         case 'N': child_follow = 0; break;
+        case 'D':
+        case 'K':
+        case 'I': {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || !(v > 0) || v > 1e7) {
+                fprintf(stderr, "cgoscope run: --%s takes a number of seconds greater than 0, not '%s'\n",
+                        c == 'D' ? "duration" : c == 'K' ? "kill-after" : "interval", optarg);
+                return 2;
+            }
+            *(c == 'D' ? &duration : c == 'K' ? &kill_after : &interval) = v;
+            break;
+        }
+        case 'P': out.plot_path = optarg; break;
         case 'h': run_usage(stdout); return 0;
-        default: run_usage(stderr); return 2;
+        default: {
+            int g = gate_option(&gate, c, optarg);
+            if (g == GATE_OK)
+                break;
+            if (g == GATE_NOT_MINE)
+                run_usage(stderr);
+            return g == GATE_EXIT_OK ? 0 : 2;
+        }
         }
     }
     if (optind >= argc) {
@@ -256,10 +320,15 @@ int cmd_run(int argc, char **argv)
         return 2;
     }
     char **prog = argv + optind;
+    if (gate_prepare(&gate) != 0)
+        return 2;
 
     struct preflight pf;
     preflight_check(prog[0], &pf);
     if (pf.found && pf.is_static) {
+        int untraced = gate_run_untraced(&gate, prog, pf.path);
+        if (untraced >= 0)
+            return untraced;
         fprintf(stderr,
                 "cgoscope: %s is a static binary: LD_PRELOAD cannot load into it, so nothing could be traced.\n"
                 "  Rebuild it dynamically linked (drop -extldflags=-static / -static from the link flags;\n"
@@ -301,9 +370,12 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "cgoscope: pipe: %s\n", strerror(errno));
         return EXIT_TOOL_FAILED;
     }
-    /* Like system(3): the terminal's Ctrl-C and Ctrl-\ go to the program, and cgoscope stays
-     * to report. SIGTERM and SIGHUP sent to cgoscope are passed on. */
-    signal(SIGINT, SIG_IGN);
+    /* The terminal's Ctrl-C and Ctrl-\ go to the program too; cgoscope stays to report. Ctrl-C
+     * is also a request to stop (as --duration is): SIGTERM to the program, SIGKILL after
+     * --kill-after, and exit 0 when it ended because of it. SIGTERM and SIGHUP are passed on. */
+    struct sigaction stop = {0};
+    stop.sa_handler = request_stop;
+    sigaction(SIGINT, &stop, NULL);
     signal(SIGQUIT, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     struct sigaction sa = {0};
@@ -313,6 +385,9 @@ int cmd_run(int argc, char **argv)
 
     child_timing = timing;
     child_timeline = out.timeline_path ? "1" : NULL;
+    procs.ticks_per_ns = measure_tick_rate();
+    if (twp)
+        trace_write_block(twp, TRACE_RATE, 0, 0, &procs.ticks_per_ns, sizeof procs.ticks_per_ns);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -341,12 +416,31 @@ int cmd_run(int argc, char **argv)
     struct run_sink s = {&procs, twp};
     int status = 0;
     long idle = 50;
+    double started = now_s(), term_sent_at = 0, next_table = interval > 0 ? started + interval : 0;
+    int killed = 0, tables = 0;
+    struct live_table lt;
+    live_table_init(&lt, isatty(2));
     for (;;) {
         size_t n = channel_drain(&ch, sink, &s);
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid || (w < 0 && errno == ECHILD))
             break;
         reap_orphans(&procs, pid);
+        double t = now_s();
+        if ((duration > 0 && t - started >= duration) || stop_requested) {
+            if (!term_sent_at) {
+                kill(pid, SIGTERM);
+                term_sent_at = t;
+            } else if (!killed && t - term_sent_at >= kill_after) {
+                kill(pid, SIGKILL);
+                killed = 1;
+            }
+        }
+        if (next_table && t >= next_table && main_proc) {
+            live_table_print(&lt, stderr, main_proc, t - started);
+            tables++;
+            next_table += interval;
+        }
         if (n) {
             idle = 50;
         } else {
@@ -355,9 +449,12 @@ int cmd_run(int argc, char **argv)
                 idle *= 2;
         }
     }
+    live_table_free(&lt);
     /* The program is gone; everything it committed is still in the channel. */
     while (channel_drain(&ch, sink, &s))
         ;
+    for (size_t i = 0; i < procs.n; i++)
+        process_finish(procs.v[i]);
     channel_each_stats(&ch, stats_sink, &s);
     reap_orphans(&procs, pid);
     uint64_t end_ticks, end_ns;
@@ -383,6 +480,8 @@ int cmd_run(int argc, char **argv)
     rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
     if (main_proc)
         set_exit(main_proc, status);
+    if (term_sent_at)
+        rc = 0; /* it ended because we asked it to (--duration or Ctrl-C), however it ended */
 
     if (twp) {
         for (size_t i = 0; i < procs.n; i++)
@@ -395,5 +494,7 @@ int cmd_run(int argc, char **argv)
         output_reports(flat, procs.n, &out);
     free(flat);
     procset_free(&procs);
+    rc = gate_exit_status(&gate, rc);
+    gate_free(&gate);
     return rc;
 }

@@ -131,6 +131,12 @@ int crossings_build(struct crossings *x, const struct process *p, struct symboli
     memset(x, 0, sizeof *x);
     x->clock_calibrated = p->clock != CGS_CLOCK_TSC || (p->end_ticks > p->start_ticks && p->end_ns > p->start_ns);
     x->per_call_ns = p->gap_count ? (double)llround(process_ticks_to_ns(p, (double)p->gap_min)) : -1;
+    /* No crossing takes microseconds: a least gap that long means the program never made two
+     * calls back to back (a server handling a request now and then), not a slow crossing. */
+    if (x->per_call_ns > CROSSING_PLAUSIBLE_NS) {
+        x->implausible_gap_ns = x->per_call_ns;
+        x->per_call_ns = -1;
+    }
     x->gap_samples = p->gap_count;
     x->sites = calloc(p->ncalls ? p->ncalls : 1, sizeof *x->sites);
     x->callbacks = calloc(p->ncallbacks ? p->ncallbacks : 1, sizeof *x->callbacks);
@@ -208,6 +214,10 @@ void crossings_print_text(FILE *out, const struct crossings *x)
         fprintf(out, "   crossing cost per call: %s (estimate: least gap between consecutive cgo calls on one thread, "
                      "%" PRIu64 " gaps measured)\n",
                 human_ns(x->per_call_ns, a, sizeof a), x->gap_samples);
+    else if (x->implausible_gap_ns > 0)
+        fprintf(out, "   crossing cost per call: not measured (the least gap between two cgo calls was %s: they were "
+                     "never back to back)\n",
+                human_ns(x->implausible_gap_ns, a, sizeof a));
     else
         fprintf(out, "   crossing cost per call: not measured (no two timed cgo calls followed each other on a thread)\n");
     if (!x->clock_calibrated)

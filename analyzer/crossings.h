@@ -33,8 +33,11 @@ struct crossing_callback {
     double time_ns, p50_ns, max_ns;
 };
 
+#define CROSSING_PLAUSIBLE_NS 5000.0
+
 struct crossings {
     double per_call_ns; /* measured crossing cost of one call, or -1 */
+    double implausible_gap_ns; /* the least gap, when too long to be a crossing */
     uint64_t gap_samples;
     int clock_calibrated;
     struct crossing_site *sites;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "exports.h"
-#include "symbolize.h"
+#include "leaksite.h"
 
 struct folded_line {
     char *stack;
@@ -32,7 +32,7 @@ static char *fold(const struct leak_group *g, int full_stacks)
     int first = 1;
     for (size_t k = g->nframes; k-- > 0;) {
         const struct report_frame *f = &g->frames[k];
-        if (!full_stacks && report_frame_is_glue(f->function, f->lang == LANG_GO))
+        if (!full_stacks && leaksite_frame_is_noise(f))
             continue;
         if (!first)
             fputc(';', m);

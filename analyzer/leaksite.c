@@ -1,5 +1,6 @@
 #include "leaksite.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "symbolize.h"
@@ -22,8 +23,21 @@ int leaksite_frame_is_noise(const struct report_frame *f)
  * under Go's work directory (shown as /tmp/go-build). */
 static int is_cgo_generated(const char *file)
 {
+    if (!file)
+        return 0;
     const char *b = leaksite_basename(file);
     return strncmp(b, "_cgo_", 5) == 0 || strcmp(b, "cgo-gcc-prolog") == 0 || strncmp(file, "/tmp/go-build", 13) == 0;
+}
+
+int leaksite_frame_is_cgo_generated(const struct report_frame *f) { return is_cgo_generated(f->file); }
+
+const char *leaksite_stable_name(const char *name, char *buf, size_t len)
+{
+    const char *p = name ? strstr(name, "_cgo_") : NULL;
+    if (!p || strspn(p + 5, "0123456789abcdef") != 12 || p[17] != '_')
+        return name;
+    snprintf(buf, len, "%.*s_cgo_%s", (int)(p - name), name, p + 18);
+    return buf;
 }
 
 /* GOROOT, from the file of a runtime frame (every goroutine's stack ends in runtime.goexit):

@@ -8,12 +8,15 @@ void liveset_init(struct liveset *s)
     memset(s, 0, sizeof *s);
     u64map_init(&s->by_addr);
     u64map_init(&s->pending);
+    u64map_init(&s->stack_index);
 }
 
 void liveset_free(struct liveset *s)
 {
     u64map_free(&s->by_addr);
     u64map_free(&s->pending);
+    u64map_free(&s->stack_index);
+    free(s->per_stack);
     free(s->blocks);
     free(s->dups);
     free(s->pending_more);
@@ -34,8 +37,36 @@ static int push_ts(struct ts_entry **v, size_t *n, size_t *cap, struct ts_entry 
     return 0;
 }
 
+static struct stack_live *stack_entry(struct liveset *s, uint64_t stack)
+{
+    int added;
+    uint64_t *v = u64map_put(&s->stack_index, stack ? stack : 1, &added);
+    if (!v)
+        return NULL;
+    if (added) {
+        if (s->nstacks == s->capstacks) {
+            size_t nc = s->capstacks ? s->capstacks * 2 : 256;
+            struct stack_live *nv = realloc(s->per_stack, nc * sizeof *nv);
+            if (!nv) {
+                u64map_del(&s->stack_index, stack ? stack : 1);
+                return NULL;
+            }
+            s->per_stack = nv;
+            s->capstacks = nc;
+        }
+        s->per_stack[s->nstacks] = (struct stack_live){stack, 0, 0};
+        *v = ++s->nstacks;
+    }
+    return &s->per_stack[*v - 1];
+}
+
 static int64_t new_block(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts)
 {
+    struct stack_live *sl = stack_entry(s, stack);
+    if (!sl)
+        return -1;
+    sl->bytes += size;
+    sl->blocks++;
     uint64_t idx;
     if (s->free_head) {
         idx = s->free_head - 1;
@@ -59,6 +90,12 @@ static int64_t new_block(struct liveset *s, uint64_t addr, uint64_t size, uint64
 
 static void drop_block(struct liveset *s, uint64_t idx)
 {
+    uint64_t *v = u64map_get(&s->stack_index, s->blocks[idx].stack ? s->blocks[idx].stack : 1);
+    if (v) {
+        struct stack_live *sl = &s->per_stack[*v - 1];
+        sl->bytes -= s->blocks[idx].size;
+        sl->blocks--;
+    }
     s->live_count--;
     s->live_bytes -= s->blocks[idx].size;
     s->blocks[idx].addr = 0;

@@ -26,8 +26,17 @@ struct ts_entry {
     uint64_t idx; /* block index for duplicates */
 };
 
+/* Live bytes and blocks of one stack, kept up to date with every allocation and free. */
+struct stack_live {
+    uint64_t stack;
+    uint64_t bytes, blocks;
+};
+
 struct liveset {
     struct u64map by_addr;    /* addr -> index into blocks */
+    struct u64map stack_index; /* stack -> index+1 into per_stack */
+    struct stack_live *per_stack;
+    size_t nstacks, capstacks;
     struct live_block *blocks;
     size_t nblocks, capblocks;
     uint64_t free_head;       /* free list through blocks[].size, index+1; 0 = none */

@@ -17,13 +17,15 @@ static void usage(FILE *out)
                  "  report [options] TRACE               report from a trace saved with `run -o TRACE`\n"
                  "  env [-o TRACE]                       shell exports that trace without the launcher\n"
                  "  inspect [--json FILE|-] PROGRAM      what cgoscope can do with PROGRAM, before running it\n"
+                 "  diff [options] BASE HEAD             compare two runs' leaks and cgo calls (docs/ci.md)\n"
                  "\n"
                  "  cgoscope COMMAND --help   options of a command\n"
                  "  cgoscope --version        version\n"
                  "\n"
                  "Example:\n"
                  "  cgoscope run --json leaks.json -- ./myprog -flag\n"
-                 "  go test -exec 'cgoscope run --' ./...\n");
+                 "  go test -exec 'cgoscope run --' ./...\n"
+                 "  go test -ldflags='-s=false -w=false' -exec 'cgoscope run --fail-on-leak --' ./...\n");
 }
 
 /* The shim checks for this symbol and stays out of cgoscope itself. */
@@ -44,6 +46,8 @@ int main(int argc, char **argv)
         return cmd_env(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0)
         return cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "diff") == 0)
+        return cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

@@ -1,11 +1,15 @@
 #include "output.h"
 
+#include "growth_report.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "gate.h"
 
 static int write_json(const char *path, json_object *doc)
 {
@@ -49,11 +53,20 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
             rc = -1;
         }
     }
+    gate_apply(o->gate, reports, n);
     if (!o->quiet) {
         struct report_options ro = {.show_runtime = o->show_runtime, .full_stacks = o->full_stacks};
         for (size_t i = 0; i < n; i++)
             report_print_text(stderr, &reports[i], &ro);
         fflush(stderr);
+    }
+    if (o->plot_path) {
+        /* The first Go program of the run (the program itself, unless it is a wrapper). */
+        size_t k = 0;
+        while (k < n && !reports[k].is_go)
+            k++;
+        if (n && growth_write_svg(o->plot_path, &reports[k < n ? k : 0]) != 0)
+            rc = -1;
     }
     if (o->timeline_path) {
         for (size_t i = 0; i < n; i++)
@@ -62,10 +75,12 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
     }
     if (o->json_path) {
         json_object *doc = report_document(reports, n);
-        if (write_json(o->json_path, doc) != 0)
+        if (write_json(gate_path(o->gate, o->json_path, procs, n), doc) != 0)
             rc = -1;
         json_object_put(doc);
     }
+    if (gate_export(o->gate, reports, n, o) != 0)
+        rc = -1;
     for (size_t i = 0; i < n; i++)
         report_free(&reports[i]);
     free(reports);

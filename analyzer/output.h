@@ -7,12 +7,16 @@
 #include "process.h"
 #include "report.h"
 
+struct gate;
+
 struct output_options {
     const char *json_path;
     const char *timeline_path;
+    const char *plot_path;
     int show_runtime;
     int full_stacks;
     int quiet; /* no text report */
+    struct gate *gate; /* suppressions, --fail-on-leak, exports (gate.h); NULL for none */
 };
 
 /* Builds the report of p and writes it as asked. Returns 0, or -1 when something could not be

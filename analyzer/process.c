@@ -13,6 +13,31 @@ void process_init(struct process *p)
     memset(p, 0, sizeof *p);
     u64map_init(&p->stack_index);
     liveset_init(&p->live);
+    process_set_rate(p, 1.0);
+}
+
+#define SNAPSHOT_NS 100000000.0 /* 100 ms */
+
+void process_set_rate(struct process *p, double ticks_per_ns)
+{
+    if (ticks_per_ns <= 0)
+        ticks_per_ns = 1.0;
+    p->est_ticks_per_ns = ticks_per_ns;
+    growth_free(&p->growth);
+    growth_init(&p->growth, (uint64_t)(SNAPSHOT_NS * ticks_per_ns));
+}
+
+void process_finish(struct process *p)
+{
+    if (p->last_ts)
+        growth_snapshot(&p->growth, &p->live, p->last_ts);
+}
+
+static void advance(struct process *p, uint64_t ts)
+{
+    if (ts > p->last_ts)
+        p->last_ts = ts;
+    growth_tick(&p->growth, &p->live, ts);
 }
 
 void process_free(struct process *p)
@@ -35,6 +60,7 @@ void process_free(struct process *p)
     free(p->stacks);
     u64map_free(&p->stack_index);
     liveset_free(&p->live);
+    growth_free(&p->growth);
     free(p->calls);
     free(p->callbacks);
     free(p->callers);
@@ -207,7 +233,9 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         if (!r->addr)
             return corrupt(p, "allocation of address 0");
         p->allocations++;
-        return liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+        int rc = liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+        advance(p, r->ts);
+        return rc;
     }
     case CGS_REC_FREE: {
         if (size < sizeof(struct cgs_rec_free))
@@ -216,7 +244,9 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         if (!r->addr)
             return corrupt(p, "free of address 0");
         p->frees++;
-        return liveset_free_block(&p->live, r->addr, r->ts) < 0 ? -1 : 0;
+        int rc = liveset_free_block(&p->live, r->addr, r->ts) < 0 ? -1 : 0;
+        advance(p, r->ts);
+        return rc;
     }
     case CGS_REC_REALLOC: {
         if (size < sizeof(struct cgs_rec_realloc))
@@ -228,7 +258,9 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         p->allocations++;
         if (liveset_free_block(&p->live, r->old_addr, r->ts_free) < 0)
             return -1;
-        return liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+        int rc = liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+        advance(p, r->ts);
+        return rc;
     }
     case CGS_REC_CALL: {
         if (size < sizeof(struct cgs_rec_call))
@@ -410,7 +442,7 @@ double process_ticks_to_ns(const struct process *p, double ticks)
         return ticks;
     if (p->end_ns > p->start_ns && p->end_ticks > p->start_ticks)
         return ticks * (double)(p->end_ns - p->start_ns) / (double)(p->end_ticks - p->start_ticks);
-    return ticks; /* no calibration: shown as ticks, which the report says */
+    return ticks / p->est_ticks_per_ns; /* the run is still going: the rate estimated at its start */
 }
 
 void procset_init(struct procset *s) { memset(s, 0, sizeof *s); }
@@ -444,6 +476,8 @@ struct process *procset_get(struct procset *s, uint32_t pid, int *created)
     if (!p)
         return NULL;
     process_init(p);
+    if (s->ticks_per_ns > 0)
+        process_set_rate(p, s->ticks_per_ns);
     p->pid = pid;
     s->v[s->n++] = p;
     if (created)

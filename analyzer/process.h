@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cgoscope/record.h"
+#include "growth.h"
 #include "liveset.h"
 #include "u64map.h"
 
@@ -93,6 +94,12 @@ struct process {
     uint64_t gap_min, gap_count, callers_dropped;
     int have_stats;
 
+    /* live memory over time (growth.h); the clock rate estimated when the run started, for
+     * spacing snapshots before the exact rate is known */
+    struct growth growth;
+    double est_ticks_per_ns;
+    uint64_t last_ts;
+
     struct timeline_event *timeline;
     size_t ntimeline;
     uint64_t timeline_dropped; /* events seen beyond the cap (a uniform sample is kept) */
@@ -103,6 +110,7 @@ struct process {
 struct procset {
     struct process **v;
     size_t n, cap;
+    double ticks_per_ns; /* given to each new process (process_set_rate) */
 };
 
 void procset_init(struct procset *s);
@@ -122,6 +130,11 @@ const struct site_info *process_site(const struct process *p, uint32_t id);
 const struct module_info *process_exe(const struct process *p);
 /* Adds one thread's statistics chunk (copied out of the channel). Returns -1 if it is corrupt. */
 int process_add_stats(struct process *p, const struct cgs_stats_chunk *c);
+/* The clock rate as estimated at start (ticks per ns; 1 for CLOCK_MONOTONIC): snapshots of live
+ * memory are taken every 100 ms of it. */
+void process_set_rate(struct process *p, double ticks_per_ns);
+/* A last snapshot of live memory: the program ended. */
+void process_finish(struct process *p);
 /* Nanoseconds for a duration in the shim's clock ticks. */
 double process_ticks_to_ns(const struct process *p, double ticks);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gobuild.h"
+#include "growth_report.h"
 #include "symbolize.h"
 #include "version.h"
 #include "cgoscope/record.h"
@@ -77,6 +78,24 @@ static int classify(const struct leak_group *g, const struct stack_info *st, con
         return is_runtime_c(f) ? ORIGIN_RUNTIME : ORIGIN_USER;
     }
     return ORIGIN_RUNTIME;
+}
+
+/* The innermost frame of the program's own code: a Go function of the user's packages (not
+ * cgo's generated stubs), or C code outside system libraries and runtime/cgo. */
+static int user_frame_of(const struct leak_group *g, const struct gobuild *gb)
+{
+    for (size_t i = 0; i < g->nframes; i++) {
+        const struct report_frame *f = &g->frames[i];
+        if (!f->function || !f->object || module_is_system(f->object))
+            continue;
+        if (f->lang == LANG_GO) {
+            if (gobuild_is_user_package(gb, f->function) && !report_frame_is_glue(f->function, 1))
+                return (int)i;
+        } else if (!is_runtime_c(f) && strncmp(f->function, "_cgo_", 5) != 0) {
+            return (int)i;
+        }
+    }
+    return -1;
 }
 
 static int symbolize_group(struct report *r, struct leak_group *g, const struct stack_info *st, int *ldso_first)
@@ -160,6 +179,7 @@ int report_build(struct report *r, const struct process *p)
         if (symbolize_group(r, g, st, &ldso_first) != 0)
             return -1;
         g->origin = classify(g, st, p, have_gb ? &gb : NULL, &ldso_first);
+        g->user_frame = user_frame_of(g, have_gb ? &gb : NULL);
         if (g->origin == ORIGIN_USER) {
             r->user_blocks += g->blocks;
             r->user_bytes += g->bytes;
@@ -276,9 +296,9 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
                      "   Is it a static binary, or does it unset LD_PRELOAD? (`file PROG` tells if it is static.)\n");
         return;
     }
-    size_t nuser = 0, nrt = 0;
+    size_t nuser = 0, nrt = 0, nsupp = 0;
     for (size_t i = 0; i < r->ngroups; i++)
-        r->groups[i].origin == ORIGIN_USER ? nuser++ : nrt++;
+        r->groups[i].origin == ORIGIN_USER ? (r->groups[i].suppressed ? nsupp++ : nuser++) : nrt++;
     if (!r->is_go && !o->show_runtime) {
         /* A shell or tool the program ran: not what cgoscope is for; one line is enough. */
         fprintf(out, "== not a Go program: %" PRIu64 " bytes in %" PRIu64 " blocks unfreed at exit "
@@ -291,15 +311,21 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
         const struct leak_group *g = &r->groups[i];
         if (g->origin == ORIGIN_RUNTIME && !o->show_runtime)
             continue;
-        fprintf(out, "\n%s leak %zu: %" PRIu64 " bytes in %" PRIu64 " block%s\n",
+        fprintf(out, "\n%s leak %zu: %" PRIu64 " bytes in %" PRIu64 " block%s",
                 g->origin == ORIGIN_USER ? "User" : "Runtime", ++shown, g->bytes, g->blocks,
                 g->blocks == 1 ? "" : "s");
+        if (g->suppressed)
+            fprintf(out, "  (suppressed by leak:%s, %s)", g->suppressed_pattern, g->suppressed_source);
+        fprintf(out, "\n");
         if (!g->nframes)
             fprintf(out, "    (stack not recorded)\n");
         print_stack(out, g, o->full_stacks);
     }
     fprintf(out, "\n== Summary: %" PRIu64 " bytes in %" PRIu64 " blocks leaked by the program (%zu site%s)\n",
             r->user_bytes, r->user_blocks, nuser, nuser == 1 ? "" : "s");
+    if (nsupp)
+        fprintf(out, "== Suppressed: %" PRIu64 " bytes in %" PRIu64 " blocks (%zu site%s), not counted above\n",
+                r->suppressed_bytes, r->suppressed_blocks, nsupp, nsupp == 1 ? "" : "s");
     fprintf(out, "== Go runtime and system libraries: %" PRIu64 " bytes in %" PRIu64 " blocks (%zu site%s)%s\n",
             r->runtime_bytes, r->runtime_blocks, nrt, nrt == 1 ? "" : "s",
             o->show_runtime || !nrt ? "" : ", not shown: add --show-runtime");
@@ -310,13 +336,14 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
                 p->corrupt_records, p->corrupt_records == 1 ? "" : "s", p->corrupt_what);
     if (p->out_of_memory)
         fprintf(out, "== WARNING: the analyzer ran out of memory; some records were not processed\n");
+    growth_print_text(out, r);
     crossings_print_text(out, &r->crossings);
     const char *w = symbolizer_warnings(r->sym);
     if (w && *w)
         fprintf(out, "== note: %s", w);
 }
 
-static json_object *frame_json(const struct report_frame *f)
+json_object *report_frame_json(const struct report_frame *f)
 {
     json_object *o = json_object_new_object();
     char buf[32];
@@ -366,6 +393,8 @@ json_object *report_process_json(const struct report *r)
     json_object_object_add(t, "leaked_bytes", json_object_new_int64((int64_t)r->user_bytes));
     json_object_object_add(t, "runtime_leaked_blocks", json_object_new_int64((int64_t)r->runtime_blocks));
     json_object_object_add(t, "runtime_leaked_bytes", json_object_new_int64((int64_t)r->runtime_bytes));
+    json_object_object_add(t, "suppressed_blocks", json_object_new_int64((int64_t)r->suppressed_blocks));
+    json_object_object_add(t, "suppressed_bytes", json_object_new_int64((int64_t)r->suppressed_bytes));
     json_object_object_add(o, "totals", t);
 
     json_object *leaks = json_object_new_array();
@@ -375,14 +404,21 @@ json_object *report_process_json(const struct report *r)
         json_object_object_add(l, "blocks", json_object_new_int64((int64_t)g->blocks));
         json_object_object_add(l, "bytes", json_object_new_int64((int64_t)g->bytes));
         json_object_object_add(l, "origin", json_object_new_string(g->origin == ORIGIN_USER ? "user" : "runtime"));
-        json_object_object_add(l, "suppressed", json_object_new_boolean(0));
+        json_object_object_add(l, "suppressed", json_object_new_boolean(g->suppressed));
+        if (g->suppressed) {
+            json_object *sup = json_object_new_object();
+            json_object_object_add(sup, "pattern", json_object_new_string(g->suppressed_pattern));
+            json_object_object_add(sup, "source", json_object_new_string(g->suppressed_source));
+            json_object_object_add(l, "suppression", sup);
+        }
         json_object *st = json_object_new_array();
         for (size_t k = 0; k < g->nframes; k++)
-            json_object_array_add(st, frame_json(&g->frames[k]));
+            json_object_array_add(st, report_frame_json(&g->frames[k]));
         json_object_object_add(l, "stack", st);
         json_object_array_add(leaks, l);
     }
     json_object_object_add(o, "leaks", leaks);
+    growth_add_json(o, r);
     crossings_add_json(o, &r->crossings);
     return o;
 }

@@ -23,6 +23,9 @@ struct leak_group {
     int origin;
     struct report_frame *frames;
     size_t nframes;
+    int suppressed; /* a suppression matched (gate.h); the strings are the rule's */
+    const char *suppressed_pattern, *suppressed_source;
+    int user_frame; /* index of the innermost frame of the program's own code, or -1 */
 };
 
 struct report {
@@ -31,6 +34,7 @@ struct report {
     struct leak_group *groups; /* user first, then by bytes */
     size_t ngroups;
     uint64_t user_blocks, user_bytes, runtime_blocks, runtime_bytes;
+    uint64_t suppressed_blocks, suppressed_bytes; /* user leaks a suppression matched: not in user_* */
     char go_version[64];
     int is_go; /* the executable has Go build info */
     struct crossings crossings;
@@ -45,6 +49,7 @@ int report_build(struct report *r, const struct process *p);
 /* Frames every cgo call has and that say nothing about the program (runtime.cgocall, the
  * _Cfunc_ stubs cgo generates, ...). */
 int report_frame_is_glue(const char *function, int is_go);
+json_object *report_frame_json(const struct report_frame *f);
 void report_free(struct report *r);
 void report_print_text(FILE *out, const struct report *r, const struct report_options *o);
 json_object *report_process_json(const struct report *r);

@@ -191,6 +191,15 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
             break;
         }
         pos += padded;
+        if (h.kind == TRACE_RATE) {
+            double rate;
+            if (h.len >= sizeof rate) {
+                memcpy(&rate, buf, sizeof rate);
+                if (rate > 0 && rate < 1e3)
+                    ps->ticks_per_ns = rate;
+            }
+            continue;
+        }
         struct process *p = procset_get(ps, h.pid, NULL);
         if (!p) {
             snprintf(err, errlen, "%s: out of memory", path);
@@ -223,6 +232,8 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
         }
     }
     free(buf);
+    for (size_t i = 0; i < ps->n; i++)
+        process_finish(ps->v[i]);
     if (!ended && !err[0])
         snprintf(err, errlen, "%s ends early: the recording was interrupted; the report covers what was recorded", path);
     return ended && !err[0] ? 0 : 1;
@@ -299,6 +310,20 @@ static int read_shim_file(int fd, const char *path, uint64_t fsize, struct procs
         }
     }
     qsort(refs, nrefs, sizeof *refs, by_seq);
+    uint64_t ticks = 0, ns;
+    struct timespec ts;
+#if defined(__x86_64__)
+    unsigned aux;
+    ticks = __rdtscp(&aux);
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (h->clock != CGS_CLOCK_TSC)
+        ticks = ns;
+    if (ticks > h->start_ticks && ns > h->start_ns)
+        ps->ticks_per_ns = (double)(ticks - h->start_ticks) / (double)(ns - h->start_ns);
+    for (size_t i = 0; i < ps->n; i++) /* created above for stats chunks */
+        process_set_rate(ps->v[i], ps->ticks_per_ns);
     uint8_t *copy = malloc(h->chunk_size);
     for (size_t k = 0; copy && k < nrefs; k++) {
         const struct cgs_chunk_desc *c = &d[refs[k].index];
@@ -310,18 +335,11 @@ static int read_shim_file(int fd, const char *path, uint64_t fsize, struct procs
         process_feed(p, c->tid, copy, len);
     }
     free(copy);
-    /* No launcher saw the end: relate the clock to time with a sample taken now (valid while
-     * the machine has not rebooted since). */
-    uint64_t ticks = 0, ns;
-    struct timespec ts;
-#if defined(__x86_64__)
-    unsigned aux;
-    ticks = __rdtscp(&aux);
-#endif
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    /* No launcher saw the end: relate the clock to time with the sample taken above (valid
+     * while the machine has not rebooted since). */
     for (size_t i = 0; i < ps->n; i++) {
-        ps->v[i]->end_ticks = h->clock == CGS_CLOCK_TSC ? ticks : ns;
+        process_finish(ps->v[i]);
+        ps->v[i]->end_ticks = ticks;
         ps->v[i]->end_ns = ns;
     }
     if (ps->n)

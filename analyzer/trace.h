@@ -18,7 +18,7 @@
 
 #define TRACE_VERSION 2u
 
-enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4 };
+enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4, TRACE_RATE = 5 };
 
 struct trace_writer {
     FILE *f;

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libunwind-dev libjemalloc-dev libdw-dev libelf-dev
-          check libjson-c-dev libzstd-dev)
+          check libjson-c-dev libzstd-dev
+          chromium)  # headless browser: the growth test renders the SVG plot
 
 missing=()
 for p in "${packages[@]}"; do

@@ -10,5 +10,6 @@ Suite *symbolize_suite(void);
 Suite *gobuild_suite(void);
 Suite *report_suite(void);
 Suite *trace_suite(void);
+Suite *gate_suite(void);
 
 #endif

@@ -1,0 +1,3 @@
+module cgoscope.bench/workloads
+
+go 1.21
