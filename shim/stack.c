@@ -192,9 +192,11 @@ uint64_t cgs_stack_capture(struct cgs_thread *t)
             pcs[n++] = c->go_pcs[k];
     }
 
-    uint64_t h = mix(((uint64_t)site << 32) ^ ((uint64_t)nc << 16) ^ n);
+    /* One multiply per frame, a full mix at the end: ids only need to differ, not be secret. */
+    uint64_t h = ((uint64_t)site << 32) ^ ((uint64_t)nc << 16) ^ n;
     for (uint32_t k = 0; k < n; k++)
-        h = mix(h ^ pcs[k]) + k;
+        h = (h ^ pcs[k]) * 0x9e3779b97f4a7c15ull + (h >> 29);
+    h = mix(h);
     if (h == 0)
         h = 1;
 
