@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
 #endif
@@ -30,6 +31,8 @@ struct end_block {
     uint64_t end_ticks, end_ns; /* the clock's rate: see process_ticks_to_ns */
 };
 
+#define MAX_BLOCK (16u << 20) /* records come in chunks of 64 KiB: anything near this is corrupt */
+
 static void fail(struct trace_writer *w)
 {
     if (!w->failed) {
@@ -38,12 +41,38 @@ static void fail(struct trace_writer *w)
     }
 }
 
-static void put(struct trace_writer *w, const void *data, size_t len)
+static void put_raw(struct trace_writer *w, const void *data, size_t len)
 {
     if (w->failed || !len)
         return;
     if (fwrite(data, 1, len, w->f) != len)
         fail(w);
+}
+
+/* Everything after the header goes through one zstd stream: records compress well (ids,
+ * addresses and timestamps repeat their high bytes). */
+static void zput(struct trace_writer *w, const void *data, size_t len, ZSTD_EndDirective mode)
+{
+    ZSTD_inBuffer in = {data, len, 0};
+    int finished;
+    do {
+        ZSTD_outBuffer out = {w->zbuf, w->zcap, 0};
+        size_t rem = ZSTD_compressStream2(w->zc, &out, &in, mode);
+        if (ZSTD_isError(rem)) {
+            errno = EIO;
+            fail(w);
+            return;
+        }
+        put_raw(w, w->zbuf, out.pos);
+        finished = mode == ZSTD_e_continue ? in.pos == in.size : rem == 0;
+    } while (!finished && !w->failed);
+}
+
+static void put(struct trace_writer *w, const void *data, size_t len)
+{
+    if (w->failed || !len)
+        return;
+    zput(w, data, len, ZSTD_e_continue);
 }
 
 int trace_writer_open(struct trace_writer *w, const char *path)
@@ -63,8 +92,17 @@ int trace_writer_open(struct trace_writer *w, const char *path)
         return -1;
     }
     uint32_t v[2] = {TRACE_VERSION, 16};
-    put(w, magic, sizeof magic);
-    put(w, v, sizeof v);
+    w->zc = ZSTD_createCCtx();
+    w->zcap = ZSTD_CStreamOutSize();
+    w->zbuf = malloc(w->zcap);
+    if (!w->zc || !w->zbuf) {
+        errno = ENOMEM;
+        fail(w);
+        return 0;
+    }
+    ZSTD_CCtx_setParameter(w->zc, ZSTD_c_compressionLevel, 3);
+    put_raw(w, magic, sizeof magic);
+    put_raw(w, v, sizeof v);
     return 0;
 }
 
@@ -102,10 +140,22 @@ void trace_write_end(struct trace_writer *w, const struct process *p)
     trace_write_block(w, TRACE_END, p->pid, 0, &e, sizeof e);
 }
 
+void trace_flush(struct trace_writer *w)
+{
+    if (w->f && w->zc && !w->failed)
+        zput(w, NULL, 0, ZSTD_e_flush);
+}
+
 int trace_writer_close(struct trace_writer *w, char *err, size_t errlen)
 {
     if (!w->f)
         return 0;
+    if (w->zc && !w->failed)
+        zput(w, NULL, 0, ZSTD_e_end);
+    ZSTD_freeCCtx(w->zc);
+    free(w->zbuf);
+    w->zc = NULL;
+    w->zbuf = NULL;
     if (fflush(w->f) != 0)
         fail(w);
     if (fsync(fileno(w->f)) != 0 && errno != EINVAL)
@@ -145,8 +195,55 @@ static void read_argv(struct process *p, const char *buf, size_t len)
     p->argc = (int)k;
 }
 
+/* The trace after its header: a zstd stream, decompressed as it is read. */
+struct tin {
+    FILE *f;
+    ZSTD_DStream *zd;
+    uint8_t *inbuf, *outbuf;
+    size_t incap, outcap;
+    ZSTD_inBuffer in;
+    size_t out_pos, out_len;
+    int eof, bad;
+};
+
+/* Reads up to n bytes; fewer means the trace ended (or is corrupt: t->bad). */
+static size_t tin_read(struct tin *t, void *dst, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        if (t->out_pos < t->out_len) {
+            size_t k = t->out_len - t->out_pos < n - got ? t->out_len - t->out_pos : n - got;
+            memcpy((uint8_t *)dst + got, t->outbuf + t->out_pos, k);
+            t->out_pos += k;
+            got += k;
+            continue;
+        }
+        if (t->bad)
+            break;
+        if (t->in.pos == t->in.size) {
+            if (t->eof)
+                break;
+            t->in.size = fread(t->inbuf, 1, t->incap, t->f);
+            t->in.pos = 0;
+            t->in.src = t->inbuf;
+            if (t->in.size == 0) {
+                t->eof = 1;
+                continue;
+            }
+        }
+        ZSTD_outBuffer out = {t->outbuf, t->outcap, 0};
+        size_t rc = ZSTD_decompressStream(t->zd, &out, &t->in);
+        if (ZSTD_isError(rc))
+            t->bad = 1;
+        t->out_pos = 0;
+        t->out_len = out.pos;
+    }
+    return got;
+}
+
 static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct procset *ps, char *err, size_t errlen)
 {
+    (void)fsize;
     uint32_t v[2];
     if (fread(v, sizeof v, 1, f) != 1) {
         snprintf(err, errlen, "%s is not a cgoscope trace (header cut short)", path);
@@ -157,23 +254,38 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
                  path, v[0], TRACE_VERSION);
         return -1;
     }
-    uint64_t pos = 16;
+    struct tin tin = {.f = f};
+    tin.zd = ZSTD_createDStream();
+    tin.incap = ZSTD_DStreamInSize();
+    tin.outcap = ZSTD_DStreamOutSize();
+    tin.inbuf = malloc(tin.incap);
+    tin.outbuf = malloc(tin.outcap);
+    if (!tin.zd || !tin.inbuf || !tin.outbuf) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        ZSTD_freeDStream(tin.zd);
+        free(tin.inbuf);
+        free(tin.outbuf);
+        return -1;
+    }
+    ZSTD_initDStream(tin.zd);
+    uint64_t pos = 0; /* in the decompressed stream */
     int ended = 0;
     uint8_t *buf = NULL;
     size_t cap = 0;
     for (;;) {
         struct block_hdr h;
-        size_t got = fread(&h, 1, sizeof h, f);
-        if (got == 0)
+        size_t got = tin_read(&tin, &h, sizeof h);
+        if (got == 0 && !tin.bad)
             break;
         if (got != sizeof h) {
-            snprintf(err, errlen, "%s: cut short at byte %llu (a block header is incomplete)", path, (unsigned long long)pos);
+            snprintf(err, errlen, "%s: %s at byte %llu of its records (a block header is incomplete)", path,
+                     tin.bad ? "corrupt" : "cut short", (unsigned long long)pos);
             break;
         }
         pos += sizeof h;
         uint64_t padded = (h.len + 7) & ~7ull;
-        if (h.len > fsize - pos || padded > fsize - pos || h.len > (1ull << 32)) {
-            snprintf(err, errlen, "%s: cut short or corrupt at byte %llu (a block claims %llu bytes)", path,
+        if (h.len > MAX_BLOCK) {
+            snprintf(err, errlen, "%s: corrupt at byte %llu of its records (a block claims %llu bytes)", path,
                      (unsigned long long)pos, (unsigned long long)h.len);
             break;
         }
@@ -186,8 +298,9 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
             buf = nb;
             cap = padded;
         }
-        if (padded && fread(buf, 1, padded, f) != padded) {
-            snprintf(err, errlen, "%s: cut short at byte %llu", path, (unsigned long long)pos);
+        if (padded && tin_read(&tin, buf, padded) != padded) {
+            snprintf(err, errlen, "%s: %s at byte %llu of its records", path, tin.bad ? "corrupt" : "cut short",
+                     (unsigned long long)pos);
             break;
         }
         pos += padded;
@@ -232,6 +345,9 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
         }
     }
     free(buf);
+    ZSTD_freeDStream(tin.zd);
+    free(tin.inbuf);
+    free(tin.outbuf);
     for (size_t i = 0; i < ps->n; i++)
         process_finish(ps->v[i]);
     if (!ended && !err[0])

@@ -4,7 +4,8 @@
  *  - the launcher's trace (`run -o FILE`): the records exactly as the analyzer read them, in
  *    the order it read them, plus what only the launcher knows (argv, how the program ended):
  *      header: "CGSTRACE" u32 version u32 header_size
- *      blocks: u32 kind, u32 tid, u32 pid, u32 reserved, u64 length, then length bytes padded to 8
+ *      then one zstd stream of blocks:
+ *        u32 kind, u32 tid, u32 pid, u32 reserved, u64 length, then length bytes padded to 8
  *  - the shim's own trace file (`cgoscope env -o FILE`): the channel itself, laid out in a file
  *    (include/cgoscope/record.h): header, chunk descriptors, chunks.
  */
@@ -16,12 +17,15 @@
 
 #include "process.h"
 
-#define TRACE_VERSION 2u
+#define TRACE_VERSION 3u
 
 enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4, TRACE_RATE = 5 };
 
 struct trace_writer {
     FILE *f;
+    struct ZSTD_CCtx_s *zc;
+    void *zbuf;
+    size_t zcap;
     char *path;
     int failed; /* a write failed; errno_saved says why */
     int errno_saved;
@@ -30,6 +34,8 @@ struct trace_writer {
 int trace_writer_open(struct trace_writer *w, const char *path);
 void trace_write_block(struct trace_writer *w, uint32_t kind, uint32_t pid, uint32_t tid, const void *data,
                        uint64_t len);
+/* Pushes what is buffered to the file (the rest of a stopped run stays readable). */
+void trace_flush(struct trace_writer *w);
 /* argv and how the process ended. */
 void trace_write_end(struct trace_writer *w, const struct process *p);
 /* Closes the file; returns 0, or -1 when anything failed (message in err). */
