@@ -68,6 +68,7 @@ void cgs_callstats_after_fork(void)
 
 void cgs_callstats_thread_exit(struct cgs_thread *t)
 {
+    cgs_stack_thread_exit(t);
     if (t->index) {
         munmap(t->index, sizeof *t->index);
         t->index = NULL;

@@ -69,10 +69,16 @@ void cgs_resolve_real(void)
 
 /* ---- Recording ---------------------------------------------------------------------------- */
 
-static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size)
+/* Where the interposed function was called from: its return address, and the caller's stack
+ * pointer after the call returns (the interposer's canonical frame address). The shim is built
+ * with frame pointers, so both are two loads. */
+#define CALLER()                                                                                   \
+    ((struct cgs_caller){(uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_frame_address(0) + 16})
+
+static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, struct cgs_caller c)
 {
     int saved = errno;
-    uint64_t stack = cgs_stack_capture(t);
+    uint64_t stack = cgs_stack_capture(t, c);
     struct cgs_rec_alloc *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_ALLOC;
@@ -100,10 +106,11 @@ static void record_free(struct cgs_thread *t, void *p, uint64_t ts)
     }
 }
 
-static void record_realloc(struct cgs_thread *t, int fn, void *old, void *p, size_t size, uint64_t ts_free)
+static void record_realloc(struct cgs_thread *t, int fn, void *old, void *p, size_t size, uint64_t ts_free,
+                           struct cgs_caller c)
 {
     int saved = errno;
-    uint64_t stack = cgs_stack_capture(t);
+    uint64_t stack = cgs_stack_capture(t, c);
     struct cgs_rec_realloc *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_REALLOC;
@@ -147,7 +154,7 @@ EXPORT void *malloc(size_t n)
         return cgs_real_malloc(n);
     void *p = cgs_real_malloc(n);
     if (p)
-        record_alloc(t, CGS_FN_MALLOC, p, n);
+        record_alloc(t, CGS_FN_MALLOC, p, n, CALLER());
     leave(t);
     return p;
 }
@@ -168,7 +175,7 @@ EXPORT void *calloc(size_t n, size_t m)
         return real_calloc(n, m);
     void *p = real_calloc(n, m);
     if (p)
-        record_alloc(t, CGS_FN_CALLOC, p, n * m);
+        record_alloc(t, CGS_FN_CALLOC, p, n * m, CALLER());
     leave(t);
     return p;
 }
@@ -191,7 +198,7 @@ EXPORT void free(void *p)
     leave(t);
 }
 
-static void *do_realloc(struct cgs_thread *t, int fn, void *old, size_t n)
+static void *do_realloc(struct cgs_thread *t, int fn, void *old, size_t n, struct cgs_caller c)
 {
     if (old && in_arena(old)) {
         /* A block from the bootstrap arena moves into the real heap; the arena keeps its copy. */
@@ -210,12 +217,12 @@ static void *do_realloc(struct cgs_thread *t, int fn, void *old, size_t n)
     if (!old) {
         p = real_realloc(NULL, n);
         if (p)
-            record_alloc(t, fn, p, n);
+            record_alloc(t, fn, p, n, c);
     } else {
         uint64_t ts_free = cgs_now_before();
         p = real_realloc(old, n);
         if (p) {
-            record_realloc(t, fn, old, p, n, ts_free);
+            record_realloc(t, fn, old, p, n, ts_free, c);
         } else if (n == 0) {
             /* glibc frees the block and returns NULL */
             int saved = errno;
@@ -227,7 +234,7 @@ static void *do_realloc(struct cgs_thread *t, int fn, void *old, size_t n)
     return p;
 }
 
-EXPORT void *realloc(void *old, size_t n) { return do_realloc(&cgs_tls, CGS_FN_REALLOC, old, n); }
+EXPORT void *realloc(void *old, size_t n) { return do_realloc(&cgs_tls, CGS_FN_REALLOC, old, n, CALLER()); }
 
 EXPORT void *reallocarray(void *old, size_t n, size_t m)
 {
@@ -236,7 +243,7 @@ EXPORT void *reallocarray(void *old, size_t n, size_t m)
         errno = ENOMEM;
         return NULL;
     }
-    return do_realloc(&cgs_tls, CGS_FN_REALLOCARRAY, old, total);
+    return do_realloc(&cgs_tls, CGS_FN_REALLOCARRAY, old, total, CALLER());
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -248,7 +255,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
         return real_posix_memalign(out, align, n);
     int rc = real_posix_memalign(out, align, n);
     if (rc == 0)
-        record_alloc(t, CGS_FN_POSIX_MEMALIGN, *out, n);
+        record_alloc(t, CGS_FN_POSIX_MEMALIGN, *out, n, CALLER());
     leave(t);
     return rc;
 }
@@ -263,7 +270,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
             return real args;                                                                      \
         void *p = real args;                                                                       \
         if (p)                                                                                     \
-            record_alloc(t, fn_id, p, size);                                                       \
+            record_alloc(t, fn_id, p, size, CALLER());                                             \
         leave(t);                                                                                  \
         return p;                                                                                  \
     }
@@ -275,7 +282,7 @@ ALIGNED_FN(pvalloc, CGS_FN_PVALLOC, real_pvalloc, (size_t n), (n), n)
 
 /* strdup and strndup are recorded as themselves: they allocate through the real malloc
  * directly, so the malloc inside them is not seen a second time. */
-static char *dup_n(const char *s, size_t len, int fn)
+static char *dup_n(const char *s, size_t len, int fn, struct cgs_caller c)
 {
     struct cgs_thread *t = &cgs_tls;
     if (!resolved())
@@ -286,16 +293,16 @@ static char *dup_n(const char *s, size_t len, int fn)
         memcpy(p, s, len);
         p[len] = 0;
         if (rec)
-            record_alloc(t, fn, p, len + 1);
+            record_alloc(t, fn, p, len + 1, c);
     }
     if (rec)
         leave(t);
     return p;
 }
 
-EXPORT char *strdup(const char *s) { return dup_n(s, strlen(s), CGS_FN_STRDUP); }
+EXPORT char *strdup(const char *s) { return dup_n(s, strlen(s), CGS_FN_STRDUP, CALLER()); }
 
-EXPORT char *strndup(const char *s, size_t n) { return dup_n(s, strnlen(s, n), CGS_FN_STRNDUP); }
+EXPORT char *strndup(const char *s, size_t n) { return dup_n(s, strnlen(s, n), CGS_FN_STRNDUP, CALLER()); }
 
 /* A library loaded later: tell the analyzer where it is, so its frames get names. */
 EXPORT void *dlopen(const char *file, int mode)

@@ -44,6 +44,7 @@ struct cgs_thread {
     uint32_t tid;
     uint32_t depth; /* cgo calls in progress (may exceed CGS_MAX_CTX; extra ones are not kept) */
     int exit_key_set;
+    struct cgs_unwind_cache *ucache; /* private: C stacks seen before (stack.c) */
     struct cgs_cgo_ctx ctx[CGS_MAX_CTX];
 
     /* cgo call statistics (callstats.c) */
@@ -92,7 +93,12 @@ CGS_HIDDEN void cgs_count_lost(uint64_t n);
 /* stack.c */
 CGS_HIDDEN int cgs_stack_init(void);
 CGS_HIDDEN void cgs_stack_reset(void);
-CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t);
+CGS_HIDDEN void cgs_stack_thread_exit(struct cgs_thread *t);
+struct cgs_caller {
+    uintptr_t ra;  /* return address into the caller of the allocation function */
+    uintptr_t cfa; /* the caller's stack pointer once that call returns */
+};
+CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c);
 CGS_HIDDEN void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cb_lo, uintptr_t cb_hi);
 CGS_HIDDEN void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp);
 

@@ -64,9 +64,26 @@ int cgs_stack_init(void)
     return 0;
 }
 
+#define UC_ENTRIES 64
+#define UC_FRAMES 24
+
+struct uc_entry {
+    uintptr_t ra, cfa;
+    uint64_t id; /* the stack's id when no cgo call was in progress, or 0 */
+    uint32_t n;
+    uintptr_t slot[UC_FRAMES];
+    uint64_t ip[UC_FRAMES];
+};
+
+struct cgs_unwind_cache {
+    struct uc_entry e[UC_ENTRIES];
+};
+
 /* A child of fork(): the stacks its parent sent belong to the parent's stream. */
 void cgs_stack_reset(void)
 {
+    if (cgs_tls.ucache) /* its ids were sent in the parent's stream */
+        memset(cgs_tls.ucache, 0, sizeof *cgs_tls.ucache);
     void *m = mmap(NULL, sizeof(uint64_t) << TABLE_BITS, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m != MAP_FAILED) {
@@ -166,30 +183,118 @@ static int table_insert(uint64_t id)
     return 1; /* table crowded here: send the frames again; the analyzer keeps one copy */
 }
 
-uint64_t cgs_stack_capture(struct cgs_thread *t)
+/*
+ * C frames cost a DWARF unwind (libunwind): about a microsecond-tenth per frame. Programs
+ * allocate from the same few places over and over, so each thread remembers the unwinds it
+ * made, keyed by where the allocation function was called from (return address and stack
+ * pointer), with the stack slot that held each frame's return address. If every remembered slot
+ * still holds the same return address, the call chain is the same one, and the unwind is
+ * skipped. (A different chain would have to put the same return addresses at the same stack
+ * addresses: only a function whose frame size varies between calls, with alloca, could
+ * leave an old value in an old slot.)
+ */
+static inline int stop_here(uintptr_t pc)
 {
-    void *ips[CGS_MAX_C_FRAMES + 8];
-    uint64_t pcs[CGS_MAX_FRAMES];
-    int got = unw_backtrace(ips, CGS_MAX_C_FRAMES + 8);
-    int i = 0;
-    while (i < got && (uintptr_t)ips[i] >= self_lo && (uintptr_t)ips[i] < self_hi)
-        i++;
-    uint32_t nc = 0;
-    for (; i < got && nc < CGS_MAX_C_FRAMES; i++) {
-        uintptr_t pc = (uintptr_t)ips[i];
-        if ((pc >= (uintptr_t)__start_cgoscope_hook && pc < (uintptr_t)__stop_cgoscope_hook) || in_go(pc))
+    return (pc >= (uintptr_t)__start_cgoscope_hook && pc < (uintptr_t)__stop_cgoscope_hook) || in_go(pc);
+}
+
+/* The full unwind: frames from the caller of the allocation function up to the cgo hook, Go
+ * code or the thread's entry; with the stack slot of each one's return address. */
+static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots, uint32_t max)
+{
+    unw_context_t uc;
+    unw_cursor_t cur;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
+        return 0;
+    /* Step out of the shim to the caller's frame: the one whose stack pointer is c.cfa. */
+    for (int guard = 0; guard < 32; guard++) {
+        unw_word_t sp;
+        if (unw_get_reg(&cur, UNW_REG_SP, &sp) == 0 && sp >= c.cfa)
             break;
-        pcs[nc++] = pc;
+        if (unw_step(&cur) <= 0)
+            return 0;
     }
+    uint32_t n = 0;
+    uintptr_t slot = c.cfa - 8;
+    for (;;) {
+        unw_word_t ip, sp;
+        if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0 || stop_here(ip) || n == max)
+            break;
+        pcs[n] = ip;
+        slots[n] = slot;
+        n++;
+        if (unw_step(&cur) <= 0 || unw_get_reg(&cur, UNW_REG_SP, &sp) != 0)
+            break;
+        slot = sp - 8; /* the frame we stepped out of kept its return address just below */
+    }
+    return n;
+}
+
+static uint32_t capture_c_frames(struct cgs_thread *t, struct cgs_caller c, uint64_t *pcs, struct uc_entry **hit)
+{
+    *hit = NULL;
+    if (!t->ucache) {
+        void *m = mmap(NULL, sizeof *t->ucache, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED)
+            t->ucache = m;
+    }
+    if (!c.ra || !c.cfa || *(const uintptr_t *)(c.cfa - 8) != c.ra || !t->ucache) {
+        /* No usable caller frame: the plain unwind. */
+        void *ips[CGS_MAX_C_FRAMES + 8];
+        int got = unw_backtrace(ips, CGS_MAX_C_FRAMES + 8);
+        int i = 0;
+        while (i < got && (uintptr_t)ips[i] >= self_lo && (uintptr_t)ips[i] < self_hi)
+            i++;
+        uint32_t nc = 0;
+        for (; i < got && nc < CGS_MAX_C_FRAMES && !stop_here((uintptr_t)ips[i]); i++)
+            pcs[nc++] = (uintptr_t)ips[i];
+        return nc;
+    }
+    struct uc_entry *e = &t->ucache->e[((c.ra >> 3) ^ (c.cfa >> 4) ^ (c.cfa >> 12)) & (UC_ENTRIES - 1)];
+    if (e->ra == c.ra && e->cfa == c.cfa && e->n) {
+        uint32_t k = 1;
+        while (k < e->n && *(const uintptr_t *)e->slot[k] == e->ip[k])
+            k++;
+        if (k == e->n) {
+            *hit = e;
+            if (e->id && t->depth == 0)
+                return e->n; /* the caller uses the id; the frames are not needed */
+            memcpy(pcs, e->ip, e->n * sizeof *pcs);
+            return e->n;
+        }
+    }
+    uintptr_t slots[CGS_MAX_C_FRAMES];
+    uint32_t nc = unwind_slow(c, pcs, slots, CGS_MAX_C_FRAMES);
+    if (nc && nc <= UC_FRAMES) {
+        *hit = e;
+        e->ra = c.ra;
+        e->cfa = c.cfa;
+        e->id = 0;
+        e->n = nc;
+        memcpy(e->slot, slots, nc * sizeof *slots);
+        memcpy(e->ip, pcs, nc * sizeof *pcs);
+    } else {
+        e->n = 0;
+    }
+    return nc;
+}
+
+uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c)
+{
+    uint64_t pcs[CGS_MAX_FRAMES];
+    struct uc_entry *e;
+    uint32_t nc = capture_c_frames(t, c, pcs, &e);
+    if (e && e->id && t->depth == 0)
+        return e->id; /* a chain seen before, outside any cgo call: its frames were sent */
     uint32_t n = nc;
     uint32_t site = CGS_NO_SITE;
     if (t->depth > 0 && t->depth <= CGS_MAX_CTX) {
-        struct cgs_cgo_ctx *c = &t->ctx[t->depth - 1];
-        if (c->ngo == CGS_GO_LAZY)
-            cgs_capture_go_frames(t, c, c->fp);
-        site = c->site;
-        for (uint32_t k = 0; k < c->ngo && n < CGS_MAX_FRAMES; k++)
-            pcs[n++] = c->go_pcs[k];
+        struct cgs_cgo_ctx *cx = &t->ctx[t->depth - 1];
+        if (cx->ngo == CGS_GO_LAZY)
+            cgs_capture_go_frames(t, cx, cx->fp);
+        site = cx->site;
+        for (uint32_t k = 0; k < cx->ngo && n < CGS_MAX_FRAMES; k++)
+            pcs[n++] = cx->go_pcs[k];
     }
 
     /* One multiply per frame, a full mix at the end: ids only need to differ, not be secret. */
@@ -199,6 +304,8 @@ uint64_t cgs_stack_capture(struct cgs_thread *t)
     h = mix(h);
     if (h == 0)
         h = 1;
+    if (e && t->depth == 0)
+        e->id = h;
 
     if (table_insert(h)) {
         uint32_t size = (uint32_t)(sizeof(struct cgs_rec_stack) + n * sizeof(uint64_t));
@@ -215,4 +322,12 @@ uint64_t cgs_stack_capture(struct cgs_thread *t)
         }
     }
     return h;
+}
+
+void cgs_stack_thread_exit(struct cgs_thread *t)
+{
+    if (t->ucache) {
+        munmap(t->ucache, sizeof *t->ucache);
+        t->ucache = NULL;
+    }
 }
