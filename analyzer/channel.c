@@ -8,7 +8,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
+
+#define REAP_EVERY_NS 100000000ull /* look for processes that ended at most every 100 ms */
 
 int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, char *err, size_t errlen)
 {
@@ -48,7 +51,22 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     c->h->analyzer_pid = (uint32_t)getpid();
     c->desc = (struct cgs_chunk_desc *)((uint8_t *)m + header);
     c->chunks = (uint8_t *)m + header + descs;
+    u64map_init(&c->images);
+    u64map_init(&c->liveness);
     return 0;
+}
+
+void channel_on_dead_stats(struct channel *c, channel_stats_fn fn, void *arg)
+{
+    c->dead_stats = fn;
+    c->dead_stats_arg = arg;
+}
+
+/* Chunks at or past this index were never claimed. */
+static uint32_t high_water(const struct channel *c)
+{
+    uint32_t hw = atomic_load_explicit(&c->h->high_water, memory_order_acquire);
+    return hw < c->h->nchunks ? hw : c->h->nchunks;
 }
 
 void channel_spec(const struct channel *c, int fd, char *out, size_t outlen)
@@ -68,6 +86,8 @@ void channel_destroy(struct channel *c)
     free(c->consumed);
     free(c->copy);
     free(c->order);
+    u64map_free(&c->images);
+    u64map_free(&c->liveness);
     memset(c, 0, sizeof *c);
     c->fd = -1;
 }
@@ -81,9 +101,106 @@ static int by_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Hands the unread records of chunk i to sink. */
+static size_t deliver(struct channel *c, uint32_t i, channel_sink sink, void *arg)
+{
+    struct cgs_chunk_desc *d = &c->desc[i];
+    uint32_t chunk_size = c->h->chunk_size;
+    uint32_t end = atomic_load_explicit(&d->committed, memory_order_acquire);
+    if (end > chunk_size)
+        end = chunk_size; /* a corrupt count: read no further than the chunk */
+    if (end <= c->consumed[i])
+        return 0;
+    size_t len = end - c->consumed[i];
+    memcpy(c->copy, c->chunks + (size_t)i * chunk_size + c->consumed[i], len);
+    sink(arg, d->pid, d->tid, c->copy, len);
+    c->consumed[i] = end;
+    return len;
+}
+
+static void release(struct channel *c, uint32_t i)
+{
+    c->consumed[i] = 0;
+    atomic_store_explicit(&c->desc[i].committed, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->desc[i].state, CGS_CHUNK_FREE, memory_order_release);
+}
+
+/* Nobody will write again into the chunks of this pid and program image: the process ended, or
+ * exec replaced the program. Hands over what they hold and frees them. */
+static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg)
+{
+    size_t total = 0;
+    uint32_t hw = high_water(c);
+    for (uint32_t i = 0; i < hw; i++) {
+        struct cgs_chunk_desc *d = &c->desc[i];
+        uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
+        if ((st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL) || d->pid != pid || d->image != image)
+            continue;
+        if (d->kind == CGS_KIND_RECORDS) {
+            total += deliver(c, i, sink, arg);
+            release(c, i);
+        } else if (d->kind == CGS_KIND_STATS && c->dead_stats && c->h->chunk_size >= sizeof(struct cgs_stats_chunk)) {
+            memcpy(c->copy, c->chunks + (size_t)i * c->h->chunk_size, sizeof(struct cgs_stats_chunk));
+            c->dead_stats(c->dead_stats_arg, pid, (const struct cgs_stats_chunk *)c->copy);
+            release(c, i);
+        }
+    }
+    return total;
+}
+
+/* Has this process ended? A zombie has: it writes nothing any more. */
+static int process_gone(uint32_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT || errno == ESRCH;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')'); /* the state follows the command name */
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Frees the chunks of processes that ended without marking them FULL (exit_group, a signal):
+ * without this, a program that starts thousands of short processes would use every chunk up. */
+static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
+{
+    uint64_t now = mono_ns();
+    if (now - c->last_reap_ns < REAP_EVERY_NS)
+        return 0;
+    c->last_reap_ns = now;
+    u64map_free(&c->liveness);
+    u64map_init(&c->liveness);
+    size_t total = 0;
+    uint32_t hw = high_water(c);
+    for (uint32_t i = 0; i < hw; i++) {
+        struct cgs_chunk_desc *d = &c->desc[i];
+        if (atomic_load_explicit(&d->state, memory_order_acquire) != CGS_CHUNK_WRITING || !d->pid)
+            continue;
+        int added;
+        uint64_t *v = u64map_put(&c->liveness, d->pid, &added);
+        if (!v)
+            return total;
+        if (added)
+            *v = process_gone(d->pid) ? 2 : 1;
+        if (*v == 2)
+            total += retire(c, d->pid, d->image, sink, arg);
+    }
+    return total;
+}
+
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
 {
-    uint32_t n = c->h->nchunks, chunk_size = c->h->chunk_size, active = 0;
+    uint32_t n = high_water(c), chunk_size = c->h->chunk_size, active = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t st = atomic_load_explicit(&c->desc[i].state, memory_order_acquire);
         if ((st == CGS_CHUNK_WRITING || st == CGS_CHUNK_FULL) && c->desc[i].kind == CGS_KIND_RECORDS)
@@ -91,34 +208,33 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
     }
     sort_desc = c->desc;
     qsort(c->order, active, sizeof *c->order, by_seq);
+    (void)chunk_size;
     size_t total = 0;
     for (uint32_t k = 0; k < active; k++) {
         uint32_t i = c->order[k];
         struct cgs_chunk_desc *d = &c->desc[i];
         /* State first: once FULL, `committed` is final (the producer stored it before). */
         uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
-        uint32_t end = atomic_load_explicit(&d->committed, memory_order_acquire);
-        if (end > chunk_size)
-            end = chunk_size; /* a corrupt count: read no further than the chunk */
-        if (end > c->consumed[i]) {
-            size_t len = end - c->consumed[i];
-            memcpy(c->copy, c->chunks + (size_t)i * chunk_size + c->consumed[i], len);
-            sink(arg, d->pid, d->tid, c->copy, len);
-            c->consumed[i] = end;
-            total += len;
-        }
-        if (st == CGS_CHUNK_FULL) {
-            c->consumed[i] = 0;
-            atomic_store_explicit(&d->committed, 0, memory_order_relaxed);
-            atomic_store_explicit(&d->state, CGS_CHUNK_FREE, memory_order_release);
-        }
+        if (st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL)
+            continue; /* freed meanwhile: its image was retired */
+        /* Chunks are taken in claim order, so the first chunk of a new program image in a pid
+         * comes after every chunk of the one before: hand all of that over first. */
+        int added;
+        uint64_t *img = d->pid ? u64map_put(&c->images, d->pid, &added) : NULL;
+        if (img && !added && *img != d->image && d->image)
+            total += retire(c, d->pid, (uint32_t)*img, sink, arg);
+        if (img && d->image)
+            *img = d->image;
+        total += deliver(c, i, sink, arg);
+        if (st == CGS_CHUNK_FULL)
+            release(c, i);
     }
-    return total;
+    return total + reap_dead(c, sink, arg);
 }
 
 void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg)
 {
-    uint32_t n = c->h->nchunks, chunk_size = c->h->chunk_size;
+    uint32_t n = high_water(c), chunk_size = c->h->chunk_size;
     if (chunk_size < sizeof(struct cgs_stats_chunk))
         return;
     for (uint32_t i = 0; i < n; i++) {

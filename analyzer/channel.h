@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cgoscope/record.h"
+#include "u64map.h"
 
 struct channel {
     int fd;
@@ -17,6 +18,13 @@ struct channel {
     uint32_t *consumed; /* per chunk: bytes already handed to the sink */
     uint8_t *copy;      /* private copy of what is being read: the program cannot change it under us */
     uint32_t *order;
+    /* Chunks of a process that ended, or of a program image that exec replaced, are never
+     * marked FULL: the analyzer frees them itself (channel_drain). */
+    struct u64map images;   /* pid -> the newest program image seen writing in it */
+    struct u64map liveness; /* pid -> 1 alive, 2 gone: this round's answers */
+    uint64_t last_reap_ns;
+    void (*dead_stats)(void *arg, uint32_t pid, const struct cgs_stats_chunk *stats);
+    void *dead_stats_arg;
 };
 
 /* Called with each run of new records, in claim order per thread. */
@@ -25,11 +33,17 @@ typedef void (*channel_sink)(void *arg, uint32_t pid, uint32_t tid, const uint8_
 int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, char *err, size_t errlen);
 /* The CGOSCOPE_CHANNEL value for a program that inherits the descriptor as fd. */
 void channel_spec(const struct channel *c, int fd, char *out, size_t outlen);
-/* Hands every committed, unread record to sink and frees drained chunks. Returns bytes read. */
+/* Hands every committed, unread record to sink and frees drained chunks. Returns bytes read.
+ * Chunks of a process that has ended, and of a program image that exec replaced, are drained and
+ * freed too; their threads' statistics go to the function given to channel_on_dead_stats (without
+ * one, statistics chunks stay until channel_each_stats). A new program image in a pid is handed
+ * to sink only after everything of the previous one. */
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg);
 void channel_destroy(struct channel *c);
 
 typedef void (*channel_stats_fn)(void *arg, uint32_t pid, const struct cgs_stats_chunk *stats);
+/* Where channel_drain hands the statistics of processes (and program images) that ended. */
+void channel_on_dead_stats(struct channel *c, channel_stats_fn fn, void *arg);
 /* Hands each thread's statistics chunk (a private copy) to fn. */
 void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg);
 

@@ -18,7 +18,9 @@
 
 #include "channel.h"
 #include "commands.h"
+#include "descendants.h"
 #include "gate.h"
+#include "images.h"
 #include "live_table.h"
 #include "output.h"
 #include "preflight.h"
@@ -92,9 +94,7 @@ static void sink(void *arg, uint32_t pid, uint32_t tid, const uint8_t *data, siz
     struct run_sink *s = arg;
     if (s->trace)
         trace_write_block(s->trace, TRACE_RECORDS, pid, tid, data, len);
-    struct process *p = process_of(s, pid);
-    if (p)
-        process_feed(p, tid, data, len);
+    procset_feed(s->procs, pid, tid, data, len);
 }
 
 static void stats_sink(void *arg, uint32_t pid, const struct cgs_stats_chunk *c)
@@ -349,7 +349,7 @@ int cmd_run(int argc, char **argv)
 
     struct channel ch;
     char err[512];
-    if (channel_create(&ch, 2048, 64 * 1024, err, sizeof err) != 0) {
+    if (channel_create(&ch, CGS_CHANNEL_CHUNKS, CGS_CHANNEL_CHUNK_SIZE, err, sizeof err) != 0) {
         fprintf(stderr, "cgoscope: %s\n", err);
         return EXIT_TOOL_FAILED;
     }
@@ -414,6 +414,9 @@ int cmd_run(int argc, char **argv)
     }
 
     struct run_sink s = {&procs, twp};
+    channel_on_dead_stats(&ch, stats_sink, &s);
+    struct descendants desc;
+    descendants_init(&desc, pid);
     int status = 0;
     long idle = 50;
     double started = now_s(), term_sent_at = 0, next_table = interval > 0 ? started + interval : 0;
@@ -426,6 +429,8 @@ int cmd_run(int argc, char **argv)
         if (w == pid || (w < 0 && errno == ECHILD))
             break;
         reap_orphans(&procs, pid);
+        if (child_follow)
+            descendants_scan(&desc, &procs);
         double t = now_s();
         if ((duration > 0 && t - started >= duration) || stop_requested) {
             if (!term_sent_at) {
@@ -450,6 +455,10 @@ int cmd_run(int argc, char **argv)
         }
     }
     live_table_free(&lt);
+    if (child_follow) /* a daemon it started is traced too: wait for it */
+        descendants_wait(&desc, &ch, sink, &s, &procs, &stop_requested);
+    descendants_free(&desc);
+    main_proc = procset_get(&procs, (uint32_t)pid, NULL); /* the newest image, after an exec */
     /* The program is gone; everything it committed is still in the channel. */
     while (channel_drain(&ch, sink, &s))
         ;

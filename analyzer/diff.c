@@ -305,13 +305,24 @@ static int load_file(struct diff_side *s, const char *path, struct gate *g, char
 
 static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
 
-static int not_hidden(const struct dirent *d) { return d->d_name[0] != '.'; }
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
 
-/* Every regular file of the directory, in name order: the reports of a whole `go test ./...`. */
+/* JSON reports and traces; the SARIF, pprof and folded files written beside them are not. */
+static int is_report_name(const struct dirent *d)
+{
+    return d->d_name[0] != '.' && (ends_with(d->d_name, ".json") || ends_with(d->d_name, ".cgs"));
+}
+
+/* The *.json reports and *.cgs traces of a directory, in name order: the reports of a whole
+ * `go test ./...`. */
 static int load_dir(struct diff_side *s, const char *path, struct gate *g, char *err, size_t errlen)
 {
     struct dirent **names;
-    int n = scandir(path, &names, not_hidden, by_name);
+    int n = scandir(path, &names, is_report_name, by_name);
     if (n < 0) {
         snprintf(err, errlen, "cannot read the directory %s: %s", path, strerror(errno));
         return -1;
@@ -331,7 +342,7 @@ static int load_dir(struct diff_side *s, const char *path, struct gate *g, char 
     }
     free(names);
     if (rc == 0 && !files) {
-        snprintf(err, errlen, "the directory %s holds no report", path);
+        snprintf(err, errlen, "the directory %s holds no report (*.json) or trace (*.cgs)", path);
         rc = -1;
     }
     return rc;

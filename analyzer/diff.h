@@ -73,8 +73,8 @@ void diff_side_free(struct diff_side *s);
 /* Adds a JSON report (docs/json-report.md). Leaks that g's suppressions match count as
  * suppressed. Returns 0, or -1 with the reason in err. */
 int diff_add_document(struct diff_side *s, json_object *doc, struct gate *g, char *err, size_t errlen);
-/* Adds what path holds: a JSON report, a trace (told apart by content), or a directory of
- * them. Returns 0, or -1 with the reason in err. */
+/* Adds what path holds: a JSON report or a trace (told apart by content), or a directory of
+ * them (its *.json and *.cgs files). Returns 0, or -1 with the reason in err. */
 int diff_load(struct diff_side *s, const char *path, struct gate *g, char *err, size_t errlen);
 /* Adds one leak site (frames innermost first); exported for tests. Returns 0 or -1 (memory). */
 int diff_add_leak(struct diff_side *s, const struct report_frame *frames, size_t n, uint64_t blocks, uint64_t bytes);

@@ -130,9 +130,10 @@ static int match_calls(const struct diff_side *base, const struct diff_side *hea
         struct diff_call_change *c = &out->calls[out->ncalls++];
         c->base = b;
         c->head = h;
-        /* A new call site grows from nothing; an unmeasured one cannot be judged. */
+        /* A new call site is shown as such, not judged: it did not grow, it came with the change
+         * (a fix that frees what it leaked adds calls of free). An unmeasured one cannot be judged. */
         c->crossing_pct = growth_pct(b ? b->crossing_ns : 0, h->crossing_ns);
-        c->regression = lim->max_crossing_increase >= 0 && !isnan(c->crossing_pct) &&
+        c->regression = b && lim->max_crossing_increase >= 0 && !isnan(c->crossing_pct) &&
                         c->crossing_pct > lim->max_crossing_increase;
     }
     for (size_t k = 0; k < base->ncalls; k++)

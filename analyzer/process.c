@@ -461,7 +461,7 @@ struct process *procset_get(struct procset *s, uint32_t pid, int *created)
 {
     if (created)
         *created = 0;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = s->n; i-- > 0;) /* the newest: after exec, a pid has one entry per program */
         if (s->v[i]->pid == pid)
             return s->v[i];
     if (s->n == s->cap) {

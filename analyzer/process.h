@@ -55,10 +55,16 @@ struct timeline_event {
 
 #define TIMELINE_CAP 200000
 
-enum exit_kind { EXIT_UNKNOWN = 0, EXIT_CODE = 1, EXIT_SIGNAL = 2 };
+enum exit_kind {
+    EXIT_UNKNOWN = 0,
+    EXIT_CODE = 1,
+    EXIT_SIGNAL = 2,
+    EXIT_EXEC = 3, /* the program replaced itself (exec): the next entry of the same pid goes on */
+};
 
 struct process {
     int attached; /* a PROC record was seen: the shim ran in this process */
+    char untraced_why[200]; /* not attached: why, when cgoscope could tell (descendants.c) */
     uint32_t pid, ppid;
     char *exe;
     char **argv;

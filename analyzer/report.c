@@ -281,6 +281,8 @@ static void describe_exit(FILE *out, const struct process *p)
         fprintf(out, "exited with status %d", p->exit_value);
     else if (p->exit_kind == EXIT_SIGNAL)
         fprintf(out, "was killed by signal %d (%s)", p->exit_value, strsignal(p->exit_value));
+    else if (p->exit_kind == EXIT_EXEC)
+        fprintf(out, "replaced itself with another program (exec): what it had not freed by then is leaked");
     else
         fprintf(out, "ended; its exit status was not seen (its parent collected it, or no launcher ran)");
 }
@@ -292,8 +294,11 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
     describe_exit(out, p);
     fprintf(out, "\n");
     if (!p->attached) {
-        fprintf(out, "== cgoscope: the shim never started in this process, so nothing was recorded.\n"
-                     "   Is it a static binary, or does it unset LD_PRELOAD? (`file PROG` tells if it is static.)\n");
+        fprintf(out, "== cgoscope: the shim never started in this process, so nothing was recorded.\n");
+        if (p->untraced_why[0])
+            fprintf(out, "   Not traced: %s.\n", p->untraced_why);
+        else
+            fprintf(out, "   Is it a static binary, or does it unset LD_PRELOAD? (`file PROG` tells if it is static.)\n");
         return;
     }
     size_t nuser = 0, nrt = 0, nsupp = 0;
@@ -383,6 +388,10 @@ json_object *report_process_json(const struct report *r)
         json_object_object_add(ex, "signal", json_object_new_int(p->exit_value));
     json_object_object_add(o, "exit", ex);
     json_object_object_add(o, "traced", json_object_new_boolean(p->attached));
+    if (!p->attached && p->untraced_why[0])
+        json_object_object_add(o, "untraced_reason", json_object_new_string(p->untraced_why));
+    if (p->exit_kind == EXIT_EXEC)
+        json_object_object_add(o, "replaced_by_exec", json_object_new_boolean(1));
     json_object_object_add(o, "events_lost", json_object_new_int64((int64_t)p->events_lost));
     json_object_object_add(o, "corrupt_records", json_object_new_int64((int64_t)p->corrupt_records));
 

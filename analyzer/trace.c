@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
+
+#include "images.h"
 #if defined(__x86_64__)
 #include <x86intrin.h>
 #endif
@@ -197,13 +199,12 @@ static void read_argv(struct process *p, const char *buf, size_t len)
 
 /* The trace after its header: a zstd stream, decompressed as it is read. */
 struct tin {
-    FILE *f;
     ZSTD_DStream *zd;
-    uint8_t *inbuf, *outbuf;
-    size_t incap, outcap;
+    uint8_t *outbuf;
+    size_t outcap;
     ZSTD_inBuffer in;
     size_t out_pos, out_len;
-    int eof, bad;
+    int bad;
 };
 
 /* Reads up to n bytes; fewer means the trace ended (or is corrupt: t->bad). */
@@ -218,52 +219,43 @@ static size_t tin_read(struct tin *t, void *dst, size_t n)
             got += k;
             continue;
         }
-        if (t->bad)
+        /* With the input used up, zstd may still hold output when it last filled the buffer. */
+        if (t->bad || (t->in.pos == t->in.size && t->out_len < t->outcap))
             break;
-        if (t->in.pos == t->in.size) {
-            if (t->eof)
-                break;
-            t->in.size = fread(t->inbuf, 1, t->incap, t->f);
-            t->in.pos = 0;
-            t->in.src = t->inbuf;
-            if (t->in.size == 0) {
-                t->eof = 1;
-                continue;
-            }
-        }
         ZSTD_outBuffer out = {t->outbuf, t->outcap, 0};
         size_t rc = ZSTD_decompressStream(t->zd, &out, &t->in);
         if (ZSTD_isError(rc))
             t->bad = 1;
         t->out_pos = 0;
         t->out_len = out.pos;
+        if (!out.pos && t->in.pos == t->in.size)
+            break; /* the input ends (perhaps inside a frame) */
     }
     return got;
 }
 
-static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct procset *ps, char *err, size_t errlen)
+static int read_launcher_trace(const uint8_t *data, size_t size, const char *path, struct procset *ps, char *err,
+                               size_t errlen)
 {
-    (void)fsize;
     uint32_t v[2];
-    if (fread(v, sizeof v, 1, f) != 1) {
+    if (size < 16) {
         snprintf(err, errlen, "%s is not a cgoscope trace (header cut short)", path);
         return -1;
     }
+    memcpy(v, data + 8, sizeof v);
     if (v[0] != TRACE_VERSION || v[1] != 16) {
         snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
                  path, v[0], TRACE_VERSION);
         return -1;
     }
-    struct tin tin = {.f = f};
+    struct tin tin = {0};
     tin.zd = ZSTD_createDStream();
-    tin.incap = ZSTD_DStreamInSize();
     tin.outcap = ZSTD_DStreamOutSize();
-    tin.inbuf = malloc(tin.incap);
     tin.outbuf = malloc(tin.outcap);
-    if (!tin.zd || !tin.inbuf || !tin.outbuf) {
+    tin.in = (ZSTD_inBuffer){data + 16, size - 16, 0};
+    if (!tin.zd || !tin.outbuf) {
         snprintf(err, errlen, "%s: out of memory", path);
         ZSTD_freeDStream(tin.zd);
-        free(tin.inbuf);
         free(tin.outbuf);
         return -1;
     }
@@ -313,14 +305,19 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
             }
             continue;
         }
+        if (h.kind == TRACE_RECORDS) {
+            if (procset_feed(ps, h.pid, h.tid, buf, h.len) != 0 && !procset_get(ps, h.pid, NULL)) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                break;
+            }
+            continue;
+        }
         struct process *p = procset_get(ps, h.pid, NULL);
         if (!p) {
             snprintf(err, errlen, "%s: out of memory", path);
             break;
         }
-        if (h.kind == TRACE_RECORDS) {
-            process_feed(p, h.tid, buf, h.len);
-        } else if (h.kind == TRACE_ARGV) {
+        if (h.kind == TRACE_ARGV) {
             read_argv(p, (const char *)buf, h.len);
         } else if (h.kind == TRACE_STATS) {
             if (h.len >= sizeof(struct cgs_stats_chunk)) {
@@ -346,7 +343,6 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
     }
     free(buf);
     ZSTD_freeDStream(tin.zd);
-    free(tin.inbuf);
     free(tin.outbuf);
     for (size_t i = 0; i < ps->n; i++)
         process_finish(ps->v[i]);
@@ -360,6 +356,7 @@ static int read_launcher_trace(FILE *f, const char *path, uint64_t fsize, struct
 struct chunk_ref {
     uint64_t seq;
     uint32_t index;
+    int done; /* stats: handed over */
 };
 
 static int by_seq(const void *a, const void *b)
@@ -368,15 +365,30 @@ static int by_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int read_shim_file(int fd, const char *path, uint64_t fsize, struct procset *ps, char *err, size_t errlen)
+/* Hands the statistics chunks of pid (of one program image, or of any when image is 0) to the
+ * newest entry of that pid. */
+static void add_stats_of(const uint8_t *m, const struct cgs_shm_header *h, struct chunk_ref *refs, size_t nrefs,
+                         struct procset *ps, uint32_t pid, uint32_t image)
+{
+    const struct cgs_chunk_desc *d = (const void *)(m + h->header_size);
+    for (size_t k = 0; k < nrefs; k++) {
+        const struct cgs_chunk_desc *c = &d[refs[k].index];
+        if (refs[k].done || c->kind != CGS_KIND_STATS || (pid && c->pid != pid) || (image && c->image != image))
+            continue;
+        refs[k].done = 1;
+        struct process *p = procset_get(ps, c->pid, NULL);
+        struct cgs_stats_chunk sc;
+        memcpy(&sc, m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size, sizeof sc);
+        if (p)
+            process_add_stats(p, &sc);
+    }
+}
+
+static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, struct procset *ps, char *err,
+                          size_t errlen)
 {
     if (fsize < sizeof(struct cgs_shm_header)) {
         snprintf(err, errlen, "%s: cut short (no complete header)", path);
-        return -1;
-    }
-    uint8_t *m = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-        snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
         return -1;
     }
     const struct cgs_shm_header *h = (const void *)m;
@@ -384,47 +396,33 @@ static int read_shim_file(int fd, const char *path, uint64_t fsize, struct procs
     if (h->version != CGS_FORMAT_VERSION || !(h->flags & CGS_HF_FILE)) {
         snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
                  path, h->version, CGS_FORMAT_VERSION);
-        munmap(m, fsize);
         return -1;
     }
     uint64_t desc_end = (uint64_t)h->header_size + (uint64_t)h->nchunks * sizeof(struct cgs_chunk_desc);
-    if (h->header_size < sizeof *h || h->chunk_size < sizeof(struct cgs_stats_chunk) || (h->chunk_size & 7) ||
-        desc_end > h->chunks_offset || desc_end > fsize) {
+    if (h->header_size < sizeof *h || (h->header_size & 7) || h->chunk_size < sizeof(struct cgs_stats_chunk) ||
+        h->chunk_size > MAX_BLOCK || (h->chunk_size & 7) || (h->chunks_offset & 7) || desc_end > h->chunks_offset ||
+        desc_end > fsize) {
         snprintf(err, errlen, "%s: corrupt header", path);
-        munmap(m, fsize);
         return -1;
     }
     const struct cgs_chunk_desc *d = (const void *)(m + h->header_size);
     uint32_t n = h->next_chunk < h->nchunks ? h->next_chunk : h->nchunks;
+    /* Chunks that lie wholly inside the file. */
+    uint64_t room = h->chunks_offset <= fsize ? (fsize - h->chunks_offset) / h->chunk_size : 0;
+    if (room < n) {
+        snprintf(err, errlen, "%s: cut short: chunk %llu lies past the end of the file", path, (unsigned long long)room);
+        rc = 1;
+        n = (uint32_t)room;
+    }
     struct chunk_ref *refs = calloc(n ? n : 1, sizeof *refs);
-    size_t nrefs = 0;
-    struct cgs_stats_chunk *sc = malloc(sizeof *sc);
-    if (!refs || !sc) {
+    if (!refs) {
         snprintf(err, errlen, "%s: out of memory", path);
-        free(refs);
-        free(sc);
-        munmap(m, fsize);
         return -1;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t off = h->chunks_offset + (uint64_t)i * h->chunk_size;
-        if (off + h->chunk_size > fsize) {
-            if (!err[0])
-                snprintf(err, errlen, "%s: cut short: chunk %u lies past the end of the file", path, i);
-            rc = 1;
-            continue;
-        }
-        if (d[i].state != CGS_CHUNK_WRITING && d[i].state != CGS_CHUNK_FULL)
-            continue;
-        if (d[i].kind == CGS_KIND_STATS) {
-            memcpy(sc, m + off, sizeof *sc);
-            struct process *p = procset_get(ps, d[i].pid, NULL);
-            if (p)
-                process_add_stats(p, sc);
-        } else {
-            refs[nrefs++] = (struct chunk_ref){d[i].seq, i};
-        }
-    }
+    size_t nrefs = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (d[i].state == CGS_CHUNK_WRITING || d[i].state == CGS_CHUNK_FULL)
+            refs[nrefs++] = (struct chunk_ref){d[i].seq, i, 0};
     qsort(refs, nrefs, sizeof *refs, by_seq);
     uint64_t ticks = 0, ns;
     struct timespec ts;
@@ -438,19 +436,27 @@ static int read_shim_file(int fd, const char *path, uint64_t fsize, struct procs
         ticks = ns;
     if (ticks > h->start_ticks && ns > h->start_ns)
         ps->ticks_per_ns = (double)(ticks - h->start_ticks) / (double)(ns - h->start_ns);
-    for (size_t i = 0; i < ps->n; i++) /* created above for stats chunks */
-        process_set_rate(ps->v[i], ps->ticks_per_ns);
-    uint8_t *copy = malloc(h->chunk_size);
-    for (size_t k = 0; copy && k < nrefs; k++) {
+    /* Records in claim order. A pid whose chunks change program image was replaced by exec (or
+     * reused): the statistics of the image that ended go to its entry before the next begins. */
+    struct u64map images;
+    u64map_init(&images);
+    for (size_t k = 0; k < nrefs; k++) {
         const struct cgs_chunk_desc *c = &d[refs[k].index];
+        if (c->kind == CGS_KIND_STATS)
+            continue;
+        int added;
+        uint64_t *img = c->pid ? u64map_put(&images, c->pid, &added) : NULL;
+        if (img && !added && *img != c->image && c->image)
+            add_stats_of(m, h, refs, nrefs, ps, c->pid, (uint32_t)*img);
+        if (img && c->image)
+            *img = c->image;
         uint32_t len = c->committed <= h->chunk_size ? c->committed : h->chunk_size;
-        struct process *p = procset_get(ps, c->pid, NULL);
-        if (!p)
+        if (procset_feed(ps, c->pid, c->tid, m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size, len) != 0 &&
+            !procset_get(ps, c->pid, NULL))
             break;
-        memcpy(copy, m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size, len);
-        process_feed(p, c->tid, copy, len);
     }
-    free(copy);
+    u64map_free(&images);
+    add_stats_of(m, h, refs, nrefs, ps, 0, 0);
     /* No launcher saw the end: relate the clock to time with the sample taken above (valid
      * while the machine has not rebooted since). */
     for (size_t i = 0; i < ps->n; i++) {
@@ -462,16 +468,36 @@ static int read_shim_file(int fd, const char *path, uint64_t fsize, struct procs
         ps->v[0]->events_lost += h->events_lost;
     if (h->disk_full) {
         snprintf(err, errlen, "%s: the disk filled up while the program ran; records after that were lost "
-                              "(events_lost counts them)", path);
+                              "(events_lost counts them)%s",
+                 path, h->nchunks ? "" : ": there was no room even to start, so nothing was recorded");
         rc = 1;
     } else if (h->next_chunk > h->nchunks) {
         snprintf(err, errlen, "%s: the trace reached its size limit; later records were lost", path);
         rc = 1;
     }
     free(refs);
-    free(sc);
-    munmap(m, fsize);
     return rc;
+}
+
+int trace_read_mem(const uint8_t *data, size_t size, const char *name, struct procset *ps, char *err, size_t errlen)
+{
+    if (size < 8) {
+        snprintf(err, errlen, "%s is not a cgoscope trace (%s)", name, size ? "too short" : "empty");
+        return -1;
+    }
+    if (memcmp(data, magic, 8) == 0)
+        return read_launcher_trace(data, size, name, ps, err, errlen);
+    uint64_t m;
+    memcpy(&m, data, 8);
+    if (m == CGS_SHM_MAGIC) {
+        if ((uintptr_t)data & 7) { /* the file's structures are read in place */
+            snprintf(err, errlen, "%s: not 8-byte aligned in memory", name);
+            return -1;
+        }
+        return read_shim_file(data, size, name, ps, err, errlen);
+    }
+    snprintf(err, errlen, "%s is not a cgoscope trace (no CGSTRACE header)", name);
+    return -1;
 }
 
 int trace_read(const char *path, struct procset *ps, char *err, size_t errlen)
@@ -487,33 +513,18 @@ int trace_read(const char *path, struct procset *ps, char *err, size_t errlen)
         close(fd);
         return -1;
     }
-    uint64_t fsize = (uint64_t)st.st_size;
-    uint8_t first[8];
-    int rc;
-    if (pread(fd, first, 8, 0) != 8) {
-        snprintf(err, errlen, "%s is not a cgoscope trace (%s)", path, fsize ? "too short" : "empty");
-        rc = -1;
-    } else if (memcmp(first, magic, 8) == 0) {
-        FILE *f = fdopen(fd, "rb");
-        if (!f) {
-            close(fd);
-            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-            return -1;
-        }
-        fseek(f, 8, SEEK_SET);
-        rc = read_launcher_trace(f, path, fsize, ps, err, errlen);
-        fclose(f);
-        return rc;
-    } else {
-        uint64_t m;
-        memcpy(&m, first, 8);
-        if (m == CGS_SHM_MAGIC) {
-            rc = read_shim_file(fd, path, fsize, ps, err, errlen);
-        } else {
-            snprintf(err, errlen, "%s is not a cgoscope trace (no CGSTRACE header)", path);
-            rc = -1;
-        }
+    size_t size = (size_t)st.st_size;
+    if (size < 8) {
+        close(fd);
+        return trace_read_mem((const uint8_t *)"", size, path, ps, err, errlen);
     }
+    void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = trace_read_mem(m, size, path, ps, err, errlen);
+    munmap(m, size);
     return rc;
 }

@@ -45,5 +45,8 @@ int trace_writer_close(struct trace_writer *w, char *err, size_t errlen);
  * ends early or lost records (ps holds what was there, err says what), -1 when it is not a
  * trace at all. err must start empty. */
 int trace_read(const char *path, struct procset *ps, char *err, size_t errlen);
+/* The same from memory: data (8-byte aligned) holds a whole trace of either kind; name is what
+ * the messages call it. trace_read maps the file and calls this; so does the fuzz target. */
+int trace_read_mem(const uint8_t *data, size_t size, const char *name, struct procset *ps, char *err, size_t errlen);
 
 #endif

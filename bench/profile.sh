@@ -166,7 +166,7 @@ rev=$(source_rev)
   echo
   echo "## calls: null cgo calls (callgrind, $CALLS_N calls)"
   echo
-  timed=$(callgrind_annotate --tree=caller --threshold=100 "$prof/calls.cgoscope.cg" 2>/dev/null |
+  timed=$(callgrind_annotate --tree=calling --threshold=100 "$prof/calls.cgoscope.cg" 2>/dev/null |
     awk '/> .*:add_time \(/ { s = $0; sub(/.*:add_time \(/, "", s); sub(/x\).*/, "", s); gsub(",", "", s); n += s } END { print n + 0 }')
   c_off=$(total_ir "$prof/calls.off.cg") c_full=$(total_ir "$prof/calls.full.cg")
   per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", (a - b) / n }'; }
@@ -216,9 +216,11 @@ rev=$(source_rev)
     echo '```'
     for sym in record_alloc.constprop.0 record_alloc free cgs_stack_capture; do
       perf annotate -i "$prof/alloc.perf" --stdio -s "$sym" --dsos libcgoscope.so 2>/dev/null |
-        awk -v s="$sym" '/^ +[0-9]+\.[0-9]+ +:/ { pct = $1 + 0; if (pct > best) { best = pct; line = $0; want = 1 } }
-          { if (want && /:/) {} prev2 = prev; prev = $0 }
-          END { if (best > 0) { sub(/^ +/, "", line); printf "%-26s %s\n", s, line } }'
+        awk -v s="$sym" '/^ +[0-9]+\.[0-9]+ +:/ {
+            pct = $1 + 0; ins = $0; sub(/^ +[0-9.]+ +: +/, "", ins); gsub(/ +/, " ", ins)
+            if (pct > best) { best = pct; hot = ins; before = prev }
+            prev = ins }
+          END { if (best > 0) printf "%-26s %5.1f%% of its samples on [%s], after [%s]\n", s, best, hot, before }'
     done
     echo '```'
     echo

@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libunwind-dev libjemalloc-dev libdw-dev libelf-dev
           check libjson-c-dev libzstd-dev
+          libprotobuf-c-dev protobuf-c-compiler zlib1g-dev  # the pprof export (docs/ci.md)
           chromium)  # headless browser: the growth test renders the SVG plot
 
 missing=()

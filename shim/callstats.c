@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,6 +29,39 @@ static uint32_t sample_every = 64;
 static int timeline;
 
 static uintptr_t go_lo_cached, go_hi_cached;
+
+/* Stats chunks of threads that ended, for the next threads to fill: a program that runs
+ * thousands of short-lived threads would otherwise hold a chunk for each until it exits. The
+ * analyzer reads stats chunks only when the process has ended, and adds entries of the same
+ * site up, so which thread wrote an entry does not matter. Taken and given back only when a
+ * thread starts and ends, never on the hot path. */
+#define POOL_SIZE 4096
+static struct cgs_stats_chunk *pool[POOL_SIZE];
+static unsigned pool_n;
+static atomic_flag pool_lock = ATOMIC_FLAG_INIT;
+
+static void pool_put(struct cgs_stats_chunk *c)
+{
+    while (atomic_flag_test_and_set_explicit(&pool_lock, memory_order_acquire))
+        ;
+    if (pool_n < POOL_SIZE)
+        pool[pool_n++] = c;
+    atomic_flag_clear_explicit(&pool_lock, memory_order_release);
+}
+
+static struct cgs_stats_chunk *pool_take(void)
+{
+    struct cgs_stats_chunk *c = NULL;
+    while (atomic_flag_test_and_set_explicit(&pool_lock, memory_order_acquire))
+        ;
+    while (pool_n > 0 && !c) {
+        c = pool[--pool_n];
+        if (c->nsites == CGS_STATS_SITES)
+            c = NULL; /* no room left in it: it stays as it is */
+    }
+    atomic_flag_clear_explicit(&pool_lock, memory_order_release);
+    return c;
+}
 
 static inline int go_pc(uintptr_t pc) { return pc >= go_lo_cached && pc < go_hi_cached; }
 
@@ -61,6 +95,7 @@ void cgs_callstats_after_fork(void)
 {
     /* The child shares the parent's stats chunks: it must not write there. */
     cgs_tls.stats = NULL;
+    pool_n = 0;
     cgs_tls.index = NULL; /* the parent's copy stays mapped in the child: a few KiB */
     cgs_tls.cbdepth = 0;
     cgs_tls.gap_pending = 0;
@@ -73,7 +108,12 @@ void cgs_callstats_thread_exit(struct cgs_thread *t)
         munmap(t->index, sizeof *t->index);
         t->index = NULL;
     }
-    /* Its stats chunk stays: the analyzer reads it when the process ends. */
+    /* Its stats chunk stays (the analyzer reads it when the process ends) and takes the
+     * entries of a thread that starts later. */
+    if (t->stats) {
+        pool_put(t->stats);
+        t->stats = NULL;
+    }
 }
 
 static inline uint32_t next_random(struct cgs_thread *t)
@@ -107,6 +147,8 @@ static struct cgs_site_stats *new_entry(struct cgs_thread *t, uint32_t kind)
             return NULL;
         t->index = m;
     }
+    if (!t->stats)
+        t->stats = pool_take();
     if (!t->stats || t->stats->nsites == CGS_STATS_SITES) {
         struct cgs_stats_chunk *c = cgs_claim_stats_chunk(t);
         if (!c)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -32,6 +33,7 @@
 
 #define FILE_CHUNK_SIZE (64u * 1024u)
 #define FILE_MAX_CHUNKS 65536u /* 4 GiB of records per trace file */
+#define RETRY_NS 50000000ull   /* 50 ms: a thread that found no chunk looks again after this */
 
 static struct cgs_shm_header *hdr;
 static size_t map_size;
@@ -41,8 +43,23 @@ static uint32_t chunk_size, nchunks;
 static pthread_key_t exit_key;
 static int key_created;
 static int channel_dead; /* the analyzer is gone, or the file cannot grow: count what is dropped */
-static int file_mode, file_fd = -1;
+static int file_mode;
+static _Atomic int file_fd = -1;
+static char file_path[4096]; /* file mode: to open the file again if the program closes our descriptor */
+static dev_t file_dev;
+static ino_t file_ino;
+static atomic_flag reopen_lock = ATOMIC_FLAG_INIT;
 static uint32_t my_pid;
+static uint32_t my_image; /* random per program image: after exec the same pid is another program */
+static long analyzer_fd = -1; /* the analyzer's descriptor of the channel, for analyzer_alive() */
+
+static uint32_t new_image_id(void)
+{
+    uint32_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        v = (uint32_t)(cgs_mono_ns() * 0x9e3779b97f4a7c15ull >> 32) ^ (uint32_t)getpid();
+    return v ? v : 1;
+}
 
 static void on_thread_exit(void *unused)
 {
@@ -90,6 +107,7 @@ static int use_mapping(struct cgs_shm_header *h, size_t size)
     chunk_size = h->chunk_size;
     nchunks = h->nchunks;
     my_pid = (uint32_t)getpid();
+    my_image = new_image_id();
     if (!key_created && pthread_key_create(&exit_key, on_thread_exit) == 0)
         key_created = 1;
     atomic_fetch_add(&h->attached, 1);
@@ -158,14 +176,17 @@ static int attach_launcher(const char *spec)
     }
     if (!h)
         return -1;
-    uint32_t zero = 0;
-    int first = atomic_compare_exchange_strong(&h->owner_pid, &zero, (uint32_t)getpid());
+    uint32_t owner = 0;
+    int first = atomic_compare_exchange_strong(&h->owner_pid, &owner, (uint32_t)getpid());
+    if (!first && owner == (uint32_t)getpid())
+        first = 1; /* the program replaced itself (exec): still the process being traced */
     const char *follow = getenv(CGS_ENV_FOLLOW);
     if (!first && follow && strcmp(follow, "0") == 0) {
         munmap(h, size);
         return -1; /* --no-follow: only the first process is traced */
     }
     h->clock = (uint32_t)cgs_clock_kind;
+    analyzer_fd = afd;
     return use_mapping(h, size);
 }
 
@@ -180,6 +201,33 @@ static int wait_for_header(const struct cgs_shm_header *h)
         nanosleep(&d, NULL);
     }
     return -1;
+}
+
+/* Gives the header and the chunk descriptors of a new trace file real blocks, so that no store
+ * into them can fault (SIGBUS) on a full disk. When there is no room for them, leaves a header
+ * alone that says so, and the program runs untraced. Returns 1 when the file is ready. */
+static int file_reserve_header(int fd, size_t chunks_off)
+{
+    if (ftruncate(fd, (off_t)chunks_off) != 0)
+        return 0;
+    int rc = fallocate(fd, 0, 0, (off_t)chunks_off);
+    if (rc == 0 || errno == EOPNOTSUPP)
+        return 1;
+    if (ftruncate(fd, 4096) != 0 || fallocate(fd, 0, 0, 4096) != 0)
+        return 0;
+    struct cgs_shm_header h;
+    memset(&h, 0, sizeof h);
+    h.magic = CGS_SHM_MAGIC;
+    h.version = CGS_FORMAT_VERSION;
+    h.header_size = 4096;
+    h.chunk_size = FILE_CHUNK_SIZE;
+    h.chunks_offset = 4096;
+    h.flags = CGS_HF_FILE;
+    h.disk_full = 1;
+    h.clock = (uint32_t)cgs_clock_kind;
+    if (pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+        return 0;
+    return 0;
 }
 
 static int attach_file(const char *path)
@@ -201,7 +249,7 @@ static int attach_file(const char *path)
         close(fd);
         fd = high;
     }
-    if (created && ftruncate(fd, (off_t)chunks_off) != 0) {
+    if (created && !file_reserve_header(fd, chunks_off)) {
         close(fd);
         return -1;
     }
@@ -233,6 +281,15 @@ static int attach_file(const char *path)
             return -1; /* not a cgoscope trace file: leave it alone */
         }
     }
+    struct stat st;
+    char self_fd[64];
+    snprintf(self_fd, sizeof self_fd, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(self_fd, file_path, sizeof file_path - 1);
+    file_path[n > 0 ? n : 0] = 0;
+    if (fstat(fd, &st) == 0) {
+        file_dev = st.st_dev;
+        file_ino = st.st_ino;
+    }
     file_mode = 1;
     file_fd = fd;
     return use_mapping(h, size);
@@ -256,7 +313,9 @@ void cgs_channel_after_fork(void)
     cgs_tls.chunk = -1;
     cgs_tls.off = 0;
     cgs_tls.tid = 0;
+    cgs_tls.retry_at = 0;
     my_pid = (uint32_t)getpid();
+    my_image = new_image_id();
     const char *follow = getenv(CGS_ENV_FOLLOW);
     if (!hdr || (follow && strcmp(follow, "0") == 0))
         cgs_ready = 0;
@@ -274,9 +333,22 @@ static int analyzer_alive(void)
 {
     if (atomic_load_explicit(&hdr->analyzer_gone, memory_order_acquire))
         return 0;
-    if (hdr->analyzer_pid && kill((pid_t)hdr->analyzer_pid, 0) != 0 && errno == ESRCH)
+    if (!hdr->analyzer_pid)
+        return 1;
+    if (kill((pid_t)hdr->analyzer_pid, 0) != 0 && errno == ESRCH)
         return 0;
-    return 1;
+    if (analyzer_fd < 0)
+        return 1;
+    /* A killed analyzer that nobody has reaped yet is a zombie: kill() still finds it, but its
+     * descriptors are closed, the channel's among them. (A pid reused by another process has
+     * no such descriptor either.) */
+    char path[64], target[64];
+    snprintf(path, sizeof path, "/proc/%u/fd/%ld", hdr->analyzer_pid, analyzer_fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0)
+        return errno != ENOENT && errno != ESRCH;
+    target[n] = 0;
+    return strstr(target, "cgoscope-channel") != NULL;
 }
 
 static void setup_chunk(struct cgs_thread *t, uint32_t i, uint32_t kind)
@@ -285,14 +357,51 @@ static void setup_chunk(struct cgs_thread *t, uint32_t i, uint32_t kind)
         t->tid = (uint32_t)syscall(SYS_gettid);
     descs[i].tid = t->tid;
     descs[i].pid = my_pid;
+    descs[i].image = my_image;
     descs[i].kind = kind;
     atomic_store_explicit(&descs[i].committed, 0, memory_order_relaxed);
     atomic_store_explicit(&descs[i].seq, atomic_fetch_add(&hdr->chunk_seq, 1) + 1, memory_order_relaxed);
+    uint32_t hw = atomic_load_explicit(&hdr->high_water, memory_order_relaxed);
+    while (hw < i + 1 && !atomic_compare_exchange_weak(&hdr->high_water, &hw, i + 1))
+        ;
     atomic_store_explicit(&descs[i].state, CGS_CHUNK_WRITING, memory_order_release);
     if (!t->exit_key_set && key_created) {
         t->exit_key_set = 1;
         pthread_setspecific(exit_key, (void *)1);
     }
+}
+
+/* File mode: our descriptor of the trace file. A program may close every descriptor it did not
+ * open, or reuse the number for a file of its own: then open the trace again by name, after
+ * checking it is still the same file. */
+static int file_descriptor(void)
+{
+    struct stat st;
+    int fd = atomic_load(&file_fd);
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == file_dev && st.st_ino == file_ino)
+        return fd;
+    while (atomic_flag_test_and_set_explicit(&reopen_lock, memory_order_acquire))
+        ;
+    int cur = atomic_load(&file_fd);
+    if (cur != fd) { /* another thread already did it */
+        atomic_flag_clear_explicit(&reopen_lock, memory_order_release);
+        return cur;
+    }
+    int nfd = file_path[0] ? open(file_path, O_RDWR | O_CLOEXEC) : -1;
+    if (nfd >= 0 && (fstat(nfd, &st) != 0 || st.st_dev != file_dev || st.st_ino != file_ino)) {
+        close(nfd);
+        nfd = -1;
+    }
+    if (nfd >= 0) {
+        int high = fcntl(nfd, F_DUPFD_CLOEXEC, 1000);
+        if (high >= 0) {
+            close(nfd);
+            nfd = high;
+        }
+    }
+    atomic_store(&file_fd, nfd); /* the old number is not ours any more: never close it */
+    atomic_flag_clear_explicit(&reopen_lock, memory_order_release);
+    return nfd;
 }
 
 /* File mode: the next chunk of the file, which grows to hold it. */
@@ -304,12 +413,13 @@ static int32_t claim_file(struct cgs_thread *t, uint32_t kind)
         return -1;
     }
     off_t off = (off_t)(hdr->chunks_offset + (uint64_t)i * chunk_size);
-    int rc = fallocate(file_fd, 0, off, chunk_size);
+    int fd = file_descriptor();
+    int rc = fd < 0 ? -1 : fallocate(fd, 0, off, chunk_size);
     if (rc != 0 && errno == EOPNOTSUPP)
-        rc = pwrite(file_fd, "", 1, off + chunk_size - 1) == 1 ? 0 : -1;
+        rc = pwrite(fd, "", 1, off + chunk_size - 1) == 1 ? 0 : -1;
     if (rc != 0) {
-        /* The disk is full (or the program closed our descriptor): stop here; what is
-         * already in the file stays valid. */
+        /* The disk is full (or the file is gone): stop here; what is already in the file
+         * stays valid. */
         atomic_store(&hdr->disk_full, 1);
         channel_dead = 1;
         return -1;
@@ -318,28 +428,69 @@ static int32_t claim_file(struct cgs_thread *t, uint32_t kind)
     return (int32_t)i;
 }
 
-/* Claims a free chunk for this thread; returns its index, or -1 when the analyzer is gone. */
+/* The lowest free chunk, claimed; -1 if there is none. Lowest first keeps the chunks in use,
+ * and so the memory they hold, as few as the threads need at once. */
+static int32_t try_claim(struct cgs_thread *t, uint32_t kind)
+{
+    for (uint32_t i = 0; i < nchunks; i++) {
+        uint32_t expect = CGS_CHUNK_FREE;
+        if (atomic_load_explicit(&descs[i].state, memory_order_relaxed) != CGS_CHUNK_FREE)
+            continue;
+        if (!atomic_compare_exchange_strong(&descs[i].state, &expect, CGS_CHUNK_CLAIMED))
+            continue;
+        setup_chunk(t, i, kind);
+        return (int32_t)i;
+    }
+    return -1;
+}
+
+/* Is any chunk waiting for the analyzer to drain and free it? */
+static int any_full(void)
+{
+    uint32_t hw = atomic_load_explicit(&hdr->high_water, memory_order_relaxed);
+    for (uint32_t i = 0; i < hw && i < nchunks; i++)
+        if (atomic_load_explicit(&descs[i].state, memory_order_relaxed) == CGS_CHUNK_FULL)
+            return 1;
+    return 0;
+}
+
+/* Claims a free chunk for this thread; returns its index, or -1 when the analyzer is gone or
+ * every chunk stayed held by live writers for CGS_EXHAUSTED_WAIT_MS. */
 static int32_t claim(struct cgs_thread *t, uint32_t kind)
 {
     if (file_mode)
         return claim_file(t, kind);
+    uint64_t stuck_since = 0;
     for (unsigned spins = 0;; spins++) {
-        for (uint32_t i = 0; i < nchunks; i++) {
-            uint32_t expect = CGS_CHUNK_FREE;
-            if (atomic_load_explicit(&descs[i].state, memory_order_relaxed) != CGS_CHUNK_FREE)
-                continue;
-            if (!atomic_compare_exchange_strong(&descs[i].state, &expect, CGS_CHUNK_CLAIMED))
-                continue;
-            setup_chunk(t, i, kind);
-            return (int32_t)i;
+        int32_t i = try_claim(t, kind);
+        if (i >= 0) {
+            t->retry_at = 0;
+            return i;
+        }
+        if (t->retry_at) { /* none free since the last long wait: do not wait again yet */
+            t->retry_at = cgs_mono_ns() + RETRY_NS;
+            return -1;
         }
         /* Every chunk is in use: wait for the analyzer to drain one (invariant 1: wait, do
          * not drop), unless it is gone, in which case waiting would hang the program. */
         if (spins == 0)
             atomic_fetch_add_explicit(&hdr->producer_waits, 1, memory_order_relaxed);
-        if ((spins & 255) == 255 && !analyzer_alive()) {
-            channel_dead = 1;
-            return -1;
+        if ((spins & 255) == 255) {
+            if (!analyzer_alive()) {
+                channel_dead = 1;
+                return -1;
+            }
+            /* Chunks held by threads that are alive but write nothing are never freed (the
+             * analyzer frees those of processes that ended). With none waiting to be drained
+             * for a long while, waiting on would hang the program: go on without a chunk. */
+            uint64_t now = cgs_mono_ns();
+            if (any_full() || !stuck_since) {
+                stuck_since = now;
+            } else if (now - stuck_since > CGS_EXHAUSTED_WAIT_MS * 1000000ull) {
+                atomic_fetch_add_explicit(&hdr->exhausted, 1, memory_order_relaxed);
+                t->retry_at = now + RETRY_NS;
+                return -1;
+            }
         }
         struct timespec d = {0, 50 * 1000};
         nanosleep(&d, NULL);
@@ -352,6 +503,10 @@ void *cgs_reserve(struct cgs_thread *t, uint32_t size)
         return chunks + (size_t)t->chunk * chunk_size + t->off;
     if (size > chunk_size || channel_dead || !hdr) {
         cgs_count_lost(1);
+        return NULL;
+    }
+    if (CGS_UNLIKELY(t->retry_at) && t->chunk < 0 && cgs_mono_ns() < t->retry_at) {
+        cgs_count_lost(1); /* the channel was exhausted a moment ago: do not scan it again yet */
         return NULL;
     }
     cgs_thread_done(t);

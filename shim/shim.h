@@ -41,6 +41,7 @@ struct cgs_thread {
     int resolving; /* inside dlsym bootstrap: allocations come from the static arena */
     int32_t chunk; /* chunk this thread writes into, or -1 */
     uint32_t off;  /* write offset inside that chunk */
+    uint64_t retry_at; /* no chunk was free for long: until this clock (ns) records are dropped */
     uint32_t tid;
     uint32_t depth; /* cgo calls in progress (may exceed CGS_MAX_CTX; extra ones are not kept) */
     int exit_key_set;

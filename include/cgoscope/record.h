@@ -59,9 +59,20 @@ struct cgs_shm_header {
     _Atomic uint32_t next_chunk;
     _Atomic uint32_t disk_full; /* the file could not grow: later records were lost */
     uint64_t start_ticks, start_ns; /* clock at creation, to relate ticks to time later */
+    /* One more than the highest chunk index ever claimed: readers need look no further. */
+    _Atomic uint32_t high_water;
+    /* Times a thread found every chunk held by live writers for CGS_EXHAUSTED_WAIT_MS and went on
+     * without one (its records until it got one are counted in events_lost). */
+    _Atomic uint32_t exhausted;
 };
 
 #define CGS_HF_FILE 1u /* the channel is a trace file written by the shim alone */
+
+/* The launcher's channel: chunks of a memfd, which holds memory only for pages once touched, and
+ * producers claim the lowest free chunk, so a large count costs nothing until threads need it. */
+#define CGS_CHANNEL_CHUNKS 65536u
+#define CGS_CHANNEL_CHUNK_SIZE (64u * 1024u)
+#define CGS_EXHAUSTED_WAIT_MS 2000u
 
 enum cgs_chunk_kind {
     CGS_KIND_RECORDS = 0, /* a stream of records */
@@ -75,7 +86,7 @@ struct cgs_chunk_desc {
     _Atomic uint32_t committed; /* bytes of whole records, stored with release */
     uint32_t kind;              /* enum cgs_chunk_kind, valid from WRITING on */
     uint32_t pid;               /* writer process, valid from WRITING on */
-    uint32_t reserved1;
+    uint32_t image; /* random, one per program image (exec starts a new one), valid from WRITING on */
 };
 
 /* ---- Call statistics ------------------------------------------------------------------ */

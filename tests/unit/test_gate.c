@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "diff.h"
+#include "exports.h"
+#include "profile.pb-c.h"
 #include "gate.h"
 #include "leaksite.h"
 #include "suites.h"
@@ -343,8 +346,7 @@ static json_object *report_json(const char *leaks, const char *calls)
     crossing "}"
 
 /* From JSON: only user leaks no suppression matched take part; crossing cost growth is judged
- * against --max-crossing-increase, a new call site grows from nothing, an unmeasured one is
- * never judged. */
+ * against --max-crossing-increase; a new call site and an unmeasured one are never judged. */
 START_TEST(diff_from_json)
 {
     struct diff_side base, head;
@@ -375,14 +377,14 @@ START_TEST(diff_from_json)
             ck_assert_int_eq(r.calls[i].regression, 0);
         } else {
             ck_assert(isinf(r.calls[i].crossing_pct));
-            ck_assert_int_eq(r.calls[i].regression, 1);
+            ck_assert_int_eq(r.calls[i].regression, 0);
         }
     }
-    ck_assert_uint_eq(r.call_regressions, 1);
+    ck_assert_uint_eq(r.call_regressions, 0);
     diff_result_free(&r);
     lim.max_crossing_increase = 50;
     ck_assert_int_eq(diff_compare(&base, &head, &lim, &r), 0);
-    ck_assert_uint_eq(r.call_regressions, 2);
+    ck_assert_uint_eq(r.call_regressions, 1);
     diff_result_free(&r);
     /* Suppressions given to diff apply to JSON reports too. */
     struct gate g;
@@ -405,6 +407,114 @@ START_TEST(diff_from_json)
 }
 END_TEST
 
+/* ---- exports ----------------------------------------------------------------------------- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+/* Folded stacks: outermost first, glue and the shim left out, one line per distinct stack. */
+START_TEST(export_folded_lines)
+{
+    struct leak_group g[3];
+    struct report r = three_groups(g);
+    struct process p = {.pid = 7};
+    r.proc = &p;
+    char path[] = "/tmp/cgoscope-folded-XXXXXX";
+    close(mkstemp(path));
+    ck_assert_int_eq(export_folded(path, &r, 1, 0, 0), 0);
+    ck_assert_str_eq(slurp(path), "__clone3;start_thread;thread_main;thread_leak 9\n"
+                                  "main.main;main.leakNames;_cgo_317c6cfcf4f2_Cfunc__Cmalloc 17\n");
+    ck_assert_int_eq(export_folded(path, &r, 1, 1, 0), 0); /* all leaks: the runtime's too */
+    ck_assert_ptr_nonnull(strstr(slurp(path), "_cgo_try_pthread_create;__pthread_create_2_1;_dl_allocate_tls;calloc 1280\n"));
+    unlink(path);
+    ck_assert_int_eq(export_folded("/nonexistent-dir/x.folded", &r, 1, 0, 0), -1);
+}
+END_TEST
+
+/* SARIF: one result per user leak site, at the Go line of the call for C.CString. */
+START_TEST(export_sarif_results)
+{
+    struct leak_group g[3];
+    struct report r = three_groups(g);
+    struct process p = {.pid = 7};
+    r.proc = &p;
+    char path[] = "/tmp/cgoscope-sarif-XXXXXX";
+    close(mkstemp(path));
+    ck_assert_int_eq(export_sarif(path, &r, 1, NULL), 0);
+    json_object *doc = json_object_from_file(path);
+    ck_assert_ptr_nonnull(doc);
+    json_object *runs, *results, *res, *locs;
+    ck_assert(json_object_object_get_ex(doc, "runs", &runs));
+    ck_assert(json_object_object_get_ex(json_object_array_get_idx(runs, 0), "results", &results));
+    ck_assert_uint_eq(json_object_array_length(results), 2);
+    res = json_object_array_get_idx(results, 0);
+    ck_assert(json_object_object_get_ex(res, "locations", &locs));
+    const char *loc = json_object_to_json_string_ext(json_object_array_get_idx(locs, 0),
+                                                     JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    ck_assert_ptr_nonnull(strstr(loc, "\"uri\": \"file:///src/leaky/main.go\""));
+    ck_assert_ptr_nonnull(strstr(loc, "\"startLine\": 45"));
+    ck_assert_ptr_nonnull(strstr(loc, "\"fullyQualifiedName\": \"main.leakNames\""));
+    json_object_put(doc);
+    unlink(path);
+}
+END_TEST
+
+/* pprof: the profile unpacks, with the sample types, the leaks' values and symbolized frames. */
+START_TEST(export_pprof_profile)
+{
+    struct leak_group g[3];
+    struct report r = three_groups(g);
+    struct process p = {.pid = 7};
+    r.proc = &p;
+    struct crossing_site site = {.package = "main", .function = "nap", .calls = 10, .c_time_ns = 1000,
+                                 .callers = {{.function = "main.mix", .file = "/src/m.go", .line = 9, .calls = 8}},
+                                 .ncallers = 1};
+    r.crossings.sites = &site;
+    r.crossings.nsites = 1;
+    char path[] = "/tmp/cgoscope-pprof-XXXXXX";
+    close(mkstemp(path));
+    ck_assert_int_eq(export_pprof(path, &r, 1), 0);
+    gzFile gz = gzopen(path, "rb");
+    static uint8_t buf[1 << 16];
+    int n = gzread(gz, buf, sizeof buf);
+    gzclose(gz);
+    ck_assert_int_gt(n, 0);
+    Cgoscope__Pprof__Profile *prof = cgoscope__pprof__profile__unpack(NULL, (size_t)n, buf);
+    ck_assert_ptr_nonnull(prof);
+    ck_assert_uint_eq(prof->n_sample_type, 4);
+    ck_assert_str_eq(prof->string_table[prof->sample_type[1]->type], "leaked_bytes");
+    ck_assert_str_eq(prof->string_table[prof->default_sample_type], "leaked_bytes");
+    ck_assert_uint_eq(prof->n_sample, 3 + 2); /* three leaks; the site's caller and the rest */
+    ck_assert_int_eq(prof->sample[0]->value[0], 3);
+    ck_assert_int_eq(prof->sample[0]->value[1], 17);
+    ck_assert_uint_eq(prof->sample[0]->n_location_id, NCSTRING);
+    int64_t calls = 0, c_time = 0;
+    for (size_t i = 3; i < 5; i++) {
+        calls += prof->sample[i]->value[2];
+        c_time += prof->sample[i]->value[3];
+    }
+    ck_assert_int_eq(calls, 10);
+    ck_assert_int_eq(c_time, 1000);
+    /* Every location names its function: pprof needs no binary. */
+    for (size_t i = 0; i < prof->n_location; i++) {
+        ck_assert_uint_ge(prof->location[i]->n_line, 1);
+        uint64_t fid = prof->location[i]->line[0]->function_id;
+        ck_assert_uint_ge(fid, 1);
+        ck_assert_str_ne(prof->string_table[prof->function[fid - 1]->name], "");
+    }
+    cgoscope__pprof__profile__free_unpacked(prof, NULL);
+    unlink(path);
+}
+END_TEST
+
 Suite *gate_suite(void)
 {
     Suite *s = suite_create("gate");
@@ -420,6 +530,9 @@ Suite *gate_suite(void)
     tcase_add_test(tc, diff_matches_by_symbols);
     tcase_add_test(tc, diff_lines_moved);
     tcase_add_test(tc, diff_from_json);
+    tcase_add_test(tc, export_folded_lines);
+    tcase_add_test(tc, export_sarif_results);
+    tcase_add_test(tc, export_pprof_profile);
     suite_add_tcase(s, tc);
     return s;
 }

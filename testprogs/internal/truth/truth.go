@@ -123,10 +123,14 @@ func Absent(function string) {
 
 // Write saves the expectations where CGOSCOPE_EXPECT says, if it says.
 func Write() {
-	path := os.Getenv("CGOSCOPE_EXPECT")
-	if path == "" {
-		return
+	if path := os.Getenv("CGOSCOPE_EXPECT"); path != "" {
+		WriteTo(path)
 	}
+}
+
+// WriteTo saves the expectations in path (a program that becomes another, by exec, states the
+// truth of each of its lives in a file of its own).
+func WriteTo(path string) {
 	mu.Lock()
 	defer mu.Unlock()
 	out := struct {
