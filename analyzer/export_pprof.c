@@ -5,8 +5,8 @@
  *  - one sample per cgo call site and caller: cgo_calls and c_time (nanoseconds, the site's C
  *    time shared out by calls), over the stack <pkg>._Cfunc_<name> <- caller.
  * Every location names its functions, files and lines: pprof needs no binary to show it.
- * Allocation totals per stack (alloc_objects, alloc_bytes) are not written: the analyzer keeps
- * only the blocks still live per stack.
+ *  - allocation totals per stack (alloc_objects, alloc_bytes) for every stack, freed or not:
+ *    the analyzer counts them per stack as it goes.
  */
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
@@ -34,7 +34,7 @@ typedef Cgoscope__Pprof__Function Function;
 typedef Cgoscope__Pprof__Label Label;
 typedef Cgoscope__Pprof__ValueType ValueType;
 
-enum { V_LEAKED_OBJECTS, V_LEAKED_BYTES, V_CGO_CALLS, V_C_TIME, NVALUES };
+enum { V_LEAKED_OBJECTS, V_LEAKED_BYTES, V_ALLOC_OBJECTS, V_ALLOC_BYTES, V_CGO_CALLS, V_C_TIME, NVALUES };
 
 struct pprof {
     Profile prof;
@@ -245,6 +245,13 @@ static void add_label(Sample *s, Label *l)
         free(l);
 }
 
+static const struct stack_live *stack_totals(const struct report *r, uint64_t stack)
+{
+    const struct liveset *ls = &r->proc->live;
+    uint64_t *v = u64map_get(&ls->stack_index, stack ? stack : 1);
+    return v ? &ls->per_stack[*v - 1] : NULL;
+}
+
 static void add_leak(struct pprof *pp, const struct report *r, const struct leak_group *g)
 {
     uint64_t *ids = malloc((g->nframes ? g->nframes : 1) * sizeof *ids);
@@ -257,12 +264,48 @@ static void add_leak(struct pprof *pp, const struct report *r, const struct leak
         ids[nids++] = pc_location(pp, r->sym, &g->frames[k], g->nframes - k, &used);
     if (!nids)
         ids[nids++] = place_location(pp, "(stack not recorded)", NULL, 0);
-    int64_t v[NVALUES] = {[V_LEAKED_OBJECTS] = (int64_t)g->blocks, [V_LEAKED_BYTES] = (int64_t)g->bytes};
+    const struct stack_live *tot = stack_totals(r, g->stack);
+    int64_t v[NVALUES] = {[V_LEAKED_OBJECTS] = (int64_t)g->blocks, [V_LEAKED_BYTES] = (int64_t)g->bytes,
+                          [V_ALLOC_OBJECTS] = tot ? (int64_t)tot->allocs : 0,
+                          [V_ALLOC_BYTES] = tot ? (int64_t)tot->alloc_bytes : 0};
     Sample *s = add_sample(pp, ids, nids, v);
     free(ids);
     add_label(s, label(pp, "origin", g->origin == ORIGIN_USER ? "user" : "runtime", 0));
     add_label(s, label(pp, "suppressed", g->suppressed ? "true" : "false", 0));
     add_label(s, label(pp, "pid", NULL, r->proc->pid));
+}
+
+/* Stacks whose every block was freed: their allocation totals only. */
+static void add_freed_stacks(struct pprof *pp, const struct report *r)
+{
+    const struct liveset *ls = &r->proc->live;
+    for (size_t i = 0; i < ls->nstacks; i++) {
+        const struct stack_live *sl = &ls->per_stack[i];
+        if (sl->blocks || !sl->allocs)
+            continue; /* still live: its leak sample carries the totals */
+        struct report_frame *frames;
+        size_t nf;
+        if (report_symbolize_stack((struct report *)r, process_stack(r->proc, sl->stack), &frames, &nf, NULL) != 0) {
+            pp->oom = 1;
+            return;
+        }
+        uint64_t *ids = malloc((nf ? nf : 1) * sizeof *ids);
+        if (!ids) {
+            free(frames);
+            pp->oom = 1;
+            return;
+        }
+        size_t nids = 0;
+        for (size_t k = 0, used; k < nf; k += used)
+            ids[nids++] = pc_location(pp, r->sym, &frames[k], nf - k, &used);
+        if (!nids)
+            ids[nids++] = place_location(pp, "(stack not recorded)", NULL, 0);
+        int64_t v[NVALUES] = {[V_ALLOC_OBJECTS] = (int64_t)sl->allocs, [V_ALLOC_BYTES] = (int64_t)sl->alloc_bytes};
+        Sample *s = add_sample(pp, ids, nids, v);
+        add_label(s, label(pp, "pid", NULL, r->proc->pid));
+        free(ids);
+        free(frames);
+    }
 }
 
 static void add_call(struct pprof *pp, const struct report *r, uint64_t site, uint64_t caller, uint64_t calls,
@@ -313,7 +356,8 @@ static ValueType *value_type(struct pprof *pp, const char *type, const char *uni
 static void build(struct pprof *pp, const struct report *reports, size_t n)
 {
     static const char *const types[NVALUES][2] = {
-        {"leaked_objects", "count"}, {"leaked_bytes", "bytes"}, {"cgo_calls", "count"}, {"c_time", "nanoseconds"}};
+        {"leaked_objects", "count"}, {"leaked_bytes", "bytes"}, {"alloc_objects", "count"}, {"alloc_bytes", "bytes"},
+        {"cgo_calls", "count"},      {"c_time", "nanoseconds"}};
     str(pp, ""); /* index 0 */
     pp->prof.sample_type = calloc(NVALUES, sizeof *pp->prof.sample_type);
     if (!pp->prof.sample_type) {
@@ -329,6 +373,7 @@ static void build(struct pprof *pp, const struct report *reports, size_t n)
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < reports[i].ngroups; j++)
             add_leak(pp, &reports[i], &reports[i].groups[j]);
+        add_freed_stacks(pp, &reports[i]);
         for (size_t j = 0; j < reports[i].crossings.nsites; j++)
             add_site(pp, &reports[i], &reports[i].crossings.sites[j]);
     }

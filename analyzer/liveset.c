@@ -54,7 +54,7 @@ static struct stack_live *stack_entry(struct liveset *s, uint64_t stack)
             s->per_stack = nv;
             s->capstacks = nc;
         }
-        s->per_stack[s->nstacks] = (struct stack_live){stack, 0, 0};
+        s->per_stack[s->nstacks] = (struct stack_live){stack, 0, 0, 0, 0};
         *v = ++s->nstacks;
     }
     return &s->per_stack[*v - 1];
@@ -138,6 +138,11 @@ static int take_pending(struct liveset *s, uint64_t addr, uint64_t ts)
 
 int liveset_alloc(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts)
 {
+    struct stack_live *sl = stack_entry(s, stack);
+    if (!sl)
+        return -1;
+    sl->allocs++;
+    sl->alloc_bytes += size;
     if (s->pending.len && take_pending(s, addr, ts))
         return 0; /* allocated and already freed */
     int64_t idx = new_block(s, addr, size, stack, ts);

@@ -29,7 +29,8 @@ struct ts_entry {
 /* Live bytes and blocks of one stack, kept up to date with every allocation and free. */
 struct stack_live {
     uint64_t stack;
-    uint64_t bytes, blocks;
+    uint64_t bytes, blocks;        /* live now */
+    uint64_t allocs, alloc_bytes;  /* every allocation ever made from this stack */
 };
 
 struct liveset {

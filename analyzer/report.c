@@ -98,30 +98,36 @@ static int user_frame_of(const struct leak_group *g, const struct gobuild *gb)
     return -1;
 }
 
-static int symbolize_group(struct report *r, struct leak_group *g, const struct stack_info *st, int *ldso_first)
+int report_symbolize_stack(struct report *r, const struct stack_info *st, struct report_frame **out, size_t *nout,
+                           int *ldso_first)
 {
-    *ldso_first = 0;
+    *out = NULL;
+    *nout = 0;
+    if (ldso_first)
+        *ldso_first = 0;
     if (!st)
         return 0;
-    size_t cap = st->n + 8;
-    g->frames = calloc(cap, sizeof *g->frames);
-    if (!g->frames)
+    size_t cap = st->n + 8, nf = 0;
+    struct report_frame *frames = calloc(cap, sizeof *frames);
+    if (!frames)
         return -1;
     for (uint32_t i = 0; i < st->n; i++) {
         size_t n;
         static const struct frame omitted = {.pc = CGS_PC_OMITTED, .function = "(frames omitted)", .lang = LANG_GO};
         const struct frame *fs = st->pcs[i] == CGS_PC_OMITTED ? (n = 1, &omitted) : symbolize(r->sym, st->pcs[i], &n);
-        if (i == 0 && n)
+        if (i == 0 && n && ldso_first)
             *ldso_first = fs[0].ldso;
         for (size_t k = 0; k < n; k++) {
-            if (g->nframes == cap) {
+            if (nf == cap) {
                 cap *= 2;
-                struct report_frame *nv = realloc(g->frames, cap * sizeof *nv);
-                if (!nv)
+                struct report_frame *nv = realloc(frames, cap * sizeof *nv);
+                if (!nv) {
+                    free(frames);
                     return -1;
-                g->frames = nv;
+                }
+                frames = nv;
             }
-            struct report_frame *f = &g->frames[g->nframes++];
+            struct report_frame *f = &frames[nf++];
             f->pc = fs[k].pc;
             f->function = fs[k].function;
             f->file = fs[k].file;
@@ -130,7 +136,14 @@ static int symbolize_group(struct report *r, struct leak_group *g, const struct 
             f->object = fs[k].module ? fs[k].module->path : NULL;
         }
     }
+    *out = frames;
+    *nout = nf;
     return 0;
+}
+
+static int symbolize_group(struct report *r, struct leak_group *g, const struct stack_info *st, int *ldso_first)
+{
+    return report_symbolize_stack(r, st, &g->frames, &g->nframes, ldso_first);
 }
 
 static int cmp_group(const void *a, const void *b)

@@ -50,6 +50,9 @@ int report_build(struct report *r, const struct process *p);
  * _Cfunc_ stubs cgo generates, ...). */
 int report_frame_is_glue(const char *function, int is_go);
 json_object *report_frame_json(const struct report_frame *f);
+/* The frames of a stack, symbolized with the report's symbolizer (*out is the caller's to free). */
+int report_symbolize_stack(struct report *r, const struct stack_info *st, struct report_frame **out, size_t *nout,
+                           int *ldso_first);
 void report_free(struct report *r);
 void report_print_text(FILE *out, const struct report *r, const struct report_options *o);
 json_object *report_process_json(const struct report *r);

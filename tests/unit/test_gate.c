@@ -489,8 +489,10 @@ START_TEST(export_pprof_profile)
     ck_assert_int_gt(n, 0);
     Cgoscope__Pprof__Profile *prof = cgoscope__pprof__profile__unpack(NULL, (size_t)n, buf);
     ck_assert_ptr_nonnull(prof);
-    ck_assert_uint_eq(prof->n_sample_type, 4);
+    ck_assert_uint_eq(prof->n_sample_type, 6);
     ck_assert_str_eq(prof->string_table[prof->sample_type[1]->type], "leaked_bytes");
+    ck_assert_str_eq(prof->string_table[prof->sample_type[2]->type], "alloc_objects");
+    ck_assert_str_eq(prof->string_table[prof->sample_type[3]->type], "alloc_bytes");
     ck_assert_str_eq(prof->string_table[prof->default_sample_type], "leaked_bytes");
     ck_assert_uint_eq(prof->n_sample, 3 + 2); /* three leaks; the site's caller and the rest */
     ck_assert_int_eq(prof->sample[0]->value[0], 3);
@@ -498,8 +500,8 @@ START_TEST(export_pprof_profile)
     ck_assert_uint_eq(prof->sample[0]->n_location_id, NCSTRING);
     int64_t calls = 0, c_time = 0;
     for (size_t i = 3; i < 5; i++) {
-        calls += prof->sample[i]->value[2];
-        c_time += prof->sample[i]->value[3];
+        calls += prof->sample[i]->value[4];
+        c_time += prof->sample[i]->value[5];
     }
     ck_assert_int_eq(calls, 10);
     ck_assert_int_eq(c_time, 1000);

@@ -1,0 +1,32 @@
+/*
+ * Go's own function table (.gopclntab), which `-ldflags=-s -w` and strip(1) leave in place:
+ * names, files and lines of Go code, and the inlining tree, in a stripped binary. Layout from
+ * runtime/symtab.go of Go 1.18 to 1.26 (header magic 0xfffffff0 for 1.18-1.19, 0xfffffff1 from
+ * 1.20); the code base (runtime.text) is in the header up to Go 1.21 and in runtime.firstmoduledata
+ * after, which is found by the pointer it holds to the table.
+ */
+#ifndef CGOSCOPE_GOPCLNTAB_H
+#define CGOSCOPE_GOPCLNTAB_H
+
+#include <libelf.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct gopclntab;
+
+struct go_frame {
+    const char *function; /* inside the table: valid while the Elf is */
+    const char *file;     /* NULL when unknown */
+    int line;             /* 0 when unknown */
+};
+
+/* Reads the table of an ELF executable; NULL when it has none this code understands. */
+struct gopclntab *gopclntab_open(Elf *elf);
+void gopclntab_free(struct gopclntab *t);
+/* Link-time bounds of the Go code it describes. */
+void gopclntab_text(const struct gopclntab *t, uint64_t *lo, uint64_t *hi);
+/* Frames for the link-time address addr, innermost (inlined) first, at most max; 0 when addr
+ * is not in Go code. */
+size_t gopclntab_lookup(const struct gopclntab *t, uint64_t addr, struct go_frame *out, size_t max);
+
+#endif
