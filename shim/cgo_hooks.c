@@ -239,8 +239,15 @@ int cgs_hook_cgo_sites(uintptr_t bias)
     for (unsigned i = 0; i < eh->e_shnum; i++)
         if (sh[i].sh_type == SHT_SYMTAB)
             symtab = &sh[i];
-    if (!symtab || symtab->sh_link >= eh->e_shnum)
-        goto out; /* stripped: no names to find the wrapper pointers by */
+    if (!symtab) {
+        /* Stripped: no names to find the wrapper pointers by. Go's own table still says where
+         * Go code is, so allocations get the Go frames the C unwind leads to. */
+        if (cgs_go_text_from_pclntab(img, fsize, bias) == 0)
+            cgs_unhooked_go_frames = 1;
+        goto out;
+    }
+    if (symtab->sh_link >= eh->e_shnum)
+        goto out;
     const Elf64_Shdr *strsh = &sh[symtab->sh_link];
     if (symtab->sh_offset > fsize || symtab->sh_size > fsize - symtab->sh_offset ||
         strsh->sh_offset > fsize || strsh->sh_size > fsize - strsh->sh_offset || strsh->sh_size == 0)

@@ -103,6 +103,11 @@ CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c)
 CGS_HIDDEN void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cb_lo, uintptr_t cb_hi);
 CGS_HIDDEN void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp);
 
+/* gotext.c: Go text bounds of a stripped executable, from .gopclntab and the runtime's module
+ * data; then no cgo call is hooked, and stack.c takes Go frames from the C unwind instead. */
+CGS_HIDDEN int cgs_go_text_from_pclntab(const uint8_t *img, size_t fsize, uintptr_t bias);
+extern CGS_HIDDEN int cgs_unhooked_go_frames;
+
 /* cgo_hooks.c */
 CGS_HIDDEN int cgs_hook_cgo_sites(uintptr_t exe_bias);
 extern CGS_HIDDEN int cgs_lazy_go_frames; /* callbacks are seen: Go frames can wait until needed */

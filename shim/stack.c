@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -64,8 +66,9 @@ int cgs_stack_init(void)
     return 0;
 }
 
-#define UC_ENTRIES 64
-#define UC_FRAMES 24
+#define UC_SETS 64
+#define UC_WAYS 4 /* one call site reached through several chains (a helper called from two places) */
+#define UC_FRAMES 20
 
 struct uc_entry {
     uintptr_t ra, cfa;
@@ -76,7 +79,8 @@ struct uc_entry {
 };
 
 struct cgs_unwind_cache {
-    struct uc_entry e[UC_ENTRIES];
+    struct uc_entry e[UC_SETS][UC_WAYS];
+    uint8_t next[UC_SETS]; /* the way to replace next, round robin */
 };
 
 /* A child of fork(): the stacks its parent sent belong to the parent's stream. */
@@ -199,8 +203,10 @@ static inline int stop_here(uintptr_t pc)
 }
 
 /* The full unwind: frames from the caller of the allocation function up to the cgo hook, Go
- * code or the thread's entry; with the stack slot of each one's return address. */
-static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots, uint32_t max)
+ * code or the thread's entry; with the stack slot of each one's return address. When it stops
+ * at Go code and go_ip is given, that frame's address and frame pointer go there. */
+static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots, uint32_t max, uintptr_t *go_ip,
+                            uintptr_t *go_bp)
 {
     unw_context_t uc;
     unw_cursor_t cur;
@@ -218,8 +224,16 @@ static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots
     uintptr_t slot = c.cfa - 8;
     for (;;) {
         unw_word_t ip, sp;
-        if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0 || stop_here(ip) || n == max)
+        if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0 || n == max)
             break;
+        if (stop_here(ip)) {
+            unw_word_t bp;
+            if (go_ip && in_go(ip) && unw_get_reg(&cur, UNW_X86_64_RBP, &bp) == 0) {
+                *go_ip = ip;
+                *go_bp = bp;
+            }
+            break;
+        }
         pcs[n] = ip;
         slots[n] = slot;
         n++;
@@ -230,8 +244,12 @@ static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots
     return n;
 }
 
-static uint32_t capture_c_frames(struct cgs_thread *t, struct cgs_caller c, uint64_t *pcs, struct uc_entry **hit)
+static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa, uint64_t *pcs,
+                                 struct uc_entry **hit)
 {
+    /* Two scalars, not the struct: a 16-byte reload of a struct just stored as two halves
+     * stalls store forwarding (seen in perf as the hottest instruction here). */
+    struct cgs_caller c = {ra, cfa};
     *hit = NULL;
     if (!t->ucache) {
         void *m = mmap(NULL, sizeof *t->ucache, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -250,8 +268,12 @@ static uint32_t capture_c_frames(struct cgs_thread *t, struct cgs_caller c, uint
             pcs[nc++] = (uintptr_t)ips[i];
         return nc;
     }
-    struct uc_entry *e = &t->ucache->e[((c.ra >> 3) ^ (c.cfa >> 4) ^ (c.cfa >> 12)) & (UC_ENTRIES - 1)];
-    if (e->ra == c.ra && e->cfa == c.cfa && e->n) {
+    uint32_t set = (uint32_t)(((c.ra >> 3) ^ (c.cfa >> 4) ^ (c.cfa >> 12)) & (UC_SETS - 1));
+    struct uc_entry *ways = t->ucache->e[set];
+    for (int w = 0; w < UC_WAYS; w++) {
+        struct uc_entry *e = &ways[w];
+        if (e->ra != c.ra || e->cfa != c.cfa || !e->n)
+            continue;
         uint32_t k = 1;
         while (k < e->n && *(const uintptr_t *)e->slot[k] == e->ip[k])
             k++;
@@ -263,8 +285,9 @@ static uint32_t capture_c_frames(struct cgs_thread *t, struct cgs_caller c, uint
             return e->n;
         }
     }
+    struct uc_entry *e = &ways[t->ucache->next[set]++ % UC_WAYS];
     uintptr_t slots[CGS_MAX_C_FRAMES];
-    uint32_t nc = unwind_slow(c, pcs, slots, CGS_MAX_C_FRAMES);
+    uint32_t nc = unwind_slow(c, pcs, slots, CGS_MAX_C_FRAMES, NULL, NULL);
     if (nc && nc <= UC_FRAMES) {
         *hit = e;
         e->ra = c.ra;
@@ -279,14 +302,64 @@ static uint32_t capture_c_frames(struct cgs_thread *t, struct cgs_caller c, uint
     return nc;
 }
 
+/* Two words at fp, or 0 when they cannot be read: nothing vouches for a frame pointer that an
+ * unwind recovered, so it is read the way a debugger would, never dereferenced. */
+static int read_pair(uintptr_t fp, uintptr_t out[2])
+{
+    struct iovec local = {out, 2 * sizeof(uintptr_t)}, remote = {(void *)fp, 2 * sizeof(uintptr_t)};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)(2 * sizeof(uintptr_t));
+}
+
+/* A stripped executable, where no cgo call is hooked (gotext.c): the C unwind runs into Go code
+ * (runtime.asmcgocall, which keeps the frame pointer of the Go code that called it), and the
+ * frame-pointer chain from there gives the Go frames, as from the hook (cgo-facts.md §3).
+ * Returns the number of C frames; *total counts the Go ones too. No cache: the same C frames
+ * are reached from many Go callers. */
+static uint32_t unhooked_frames(struct cgs_caller c, uint64_t *pcs, uint32_t *total)
+{
+    uintptr_t slots[CGS_MAX_C_FRAMES], ip = 0, fp = 0, pair[2];
+    uint32_t nc = c.ra && c.cfa ? unwind_slow(c, pcs, slots, CGS_MAX_C_FRAMES, &ip, &fp) : 0;
+    uint32_t n = nc;
+    if (ip) {
+        /* As from the hook: a very deep stack keeps its innermost and outermost frames. */
+        uint64_t tail[CGS_GO_TAIL];
+        uint32_t depth = 0;
+        for (uintptr_t pc = ip;;) {
+            if (depth < CGS_GO_HEAD)
+                pcs[n++] = pc;
+            else
+                tail[(depth - CGS_GO_HEAD) % CGS_GO_TAIL] = pc;
+            depth++;
+            if (depth >= 10000 || !fp || (fp & 7) || !read_pair(fp, pair) || !in_go(pair[1]))
+                break;
+            pc = pair[1];
+            fp = pair[0] > fp ? pair[0] : 0; /* callers' frames lie above: anything else ends the chain */
+        }
+        if (depth > CGS_GO_HEAD) {
+            uint32_t extra = depth - CGS_GO_HEAD, keep = extra < CGS_GO_TAIL ? extra : CGS_GO_TAIL;
+            if (extra > keep)
+                pcs[n++] = CGS_PC_OMITTED;
+            for (uint32_t i = 0; i < keep; i++)
+                pcs[n++] = tail[(extra - keep + i) % CGS_GO_TAIL];
+        }
+    }
+    *total = n;
+    return nc;
+}
+
 uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c)
 {
     uint64_t pcs[CGS_MAX_FRAMES];
-    struct uc_entry *e;
-    uint32_t nc = capture_c_frames(t, c, pcs, &e);
-    if (e && e->id && t->depth == 0)
-        return e->id; /* a chain seen before, outside any cgo call: its frames were sent */
-    uint32_t n = nc;
+    struct uc_entry *e = NULL;
+    uint32_t nc, n;
+    if (CGS_UNLIKELY(cgs_unhooked_go_frames) && t->depth == 0) {
+        nc = unhooked_frames(c, pcs, &n);
+    } else {
+        nc = capture_c_frames(t, c.ra, c.cfa, pcs, &e);
+        if (e && e->id && t->depth == 0)
+            return e->id; /* a chain seen before, outside any cgo call: its frames were sent */
+        n = nc;
+    }
     uint32_t site = CGS_NO_SITE;
     if (t->depth > 0 && t->depth <= CGS_MAX_CTX) {
         struct cgs_cgo_ctx *cx = &t->ctx[t->depth - 1];
