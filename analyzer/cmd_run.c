@@ -181,13 +181,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Ticks of the shim's clock per nanosecond, measured over 10 ms: snapshots of live memory are
+/* Ticks of the shim's clock per nanosecond, measured over 2 ms: snapshots of live memory are
  * spaced with it until the exact rate over the whole run is known. */
 static double measure_tick_rate(void)
 {
     uint64_t t0, n0, t1, n1;
     clock_sample(&t0, &n0);
-    nap(10000);
+    nap(2000); /* only spaces snapshots: the exact rate comes from the whole run */
     clock_sample(&t1, &n1);
     return n1 > n0 && t1 > t0 ? (double)(t1 - t0) / (double)(n1 - n0) : 1.0;
 }

@@ -39,8 +39,19 @@ static int write_json(const char *path, json_object *doc)
     return 0;
 }
 
+/* Nothing asked for needs the report (run -q with no output file and no gate): skip building it,
+ * which for a Go binary is mostly decompressing its DWARF. */
+static int nothing_wanted(const struct output_options *o)
+{
+    const struct gate *g = o->gate;
+    return o->quiet && !o->json_path && !o->plot_path && !o->timeline_path &&
+           (!g || (!g->fail_on_leak && !g->pprof_path && !g->sarif_path && !g->folded_path));
+}
+
 int output_reports(struct process *procs, size_t n, const struct output_options *o)
 {
+    if (nothing_wanted(o))
+        return 0;
     struct report *reports = calloc(n ? n : 1, sizeof *reports);
     if (!reports) {
         fprintf(stderr, "cgoscope: out of memory building the report\n");
