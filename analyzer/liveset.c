@@ -6,38 +6,102 @@
 void liveset_init(struct liveset *s)
 {
     memset(s, 0, sizeof *s);
-    u64map_init(&s->by_addr);
+    u64map_init(&s->big_sizes);
     u64map_init(&s->pending);
     u64map_init(&s->stack_index);
 }
 
 void liveset_free(struct liveset *s)
 {
-    u64map_free(&s->by_addr);
+    free(s->slots);
+    u64map_free(&s->big_sizes);
     u64map_free(&s->pending);
     u64map_free(&s->stack_index);
     free(s->per_stack);
-    free(s->blocks);
     free(s->dups);
     free(s->pending_more);
     memset(s, 0, sizeof *s);
 }
 
-static int push_ts(struct ts_entry **v, size_t *n, size_t *cap, struct ts_entry e)
+static inline size_t home(uint64_t addr, size_t cap)
+{
+    addr ^= addr >> 33;
+    addr *= 0xff51afd7ed558ccdull;
+    addr ^= addr >> 29;
+    return (size_t)addr & (cap - 1);
+}
+
+static struct live_slot *find(const struct liveset *s, uint64_t addr)
+{
+    if (!s->cap)
+        return NULL;
+    for (size_t i = home(addr, s->cap);; i = (i + 1) & (s->cap - 1)) {
+        if (s->slots[i].addr == addr)
+            return &s->slots[i];
+        if (!s->slots[i].addr)
+            return NULL;
+    }
+}
+
+int liveset_has(const struct liveset *s, uint64_t addr) { return find(s, addr) != NULL; }
+
+static void place(struct live_slot *slots, size_t cap, const struct live_slot *e)
+{
+    size_t i = home(e->addr, cap);
+    while (slots[i].addr)
+        i = (i + 1) & (cap - 1);
+    slots[i] = *e;
+}
+
+static int grow(struct liveset *s)
+{
+    size_t ncap = s->cap ? s->cap * 2 : 1024;
+    struct live_slot *n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slots[i].addr)
+            place(n, ncap, &s->slots[i]);
+    free(s->slots);
+    s->slots = n;
+    s->cap = ncap;
+    return 0;
+}
+
+/* Backward-shift deletion: later entries of the probe run move up, no tombstones. */
+static void remove_slot(struct liveset *s, struct live_slot *e)
+{
+    size_t mask = s->cap - 1, i = (size_t)(e - s->slots), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!s->slots[j].addr)
+            break;
+        size_t h = home(s->slots[j].addr, s->cap);
+        if (((j - h) & mask) >= ((j - i) & mask)) {
+            s->slots[i] = s->slots[j];
+            i = j;
+        }
+    }
+    s->slots[i].addr = 0;
+    s->used--;
+}
+
+static int push(void **v, size_t *n, size_t *cap, const void *e, size_t size)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
-        struct ts_entry *nv = realloc(*v, nc * sizeof *nv);
+        void *nv = realloc(*v, nc * size);
         if (!nv)
             return -1;
         *v = nv;
         *cap = nc;
     }
-    (*v)[(*n)++] = e;
+    memcpy((char *)*v + *n * size, e, size);
+    (*n)++;
     return 0;
 }
 
-static struct stack_live *stack_entry(struct liveset *s, uint64_t stack)
+static struct stack_live *stack_entry(struct liveset *s, uint64_t stack, uint32_t *index)
 {
     int added;
     uint64_t *v = u64map_put(&s->stack_index, stack ? stack : 1, &added);
@@ -57,50 +121,33 @@ static struct stack_live *stack_entry(struct liveset *s, uint64_t stack)
         s->per_stack[s->nstacks] = (struct stack_live){stack, 0, 0, 0, 0};
         *v = ++s->nstacks;
     }
+    if (index)
+        *index = (uint32_t)(*v - 1);
     return &s->per_stack[*v - 1];
 }
 
-static int64_t new_block(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts)
+static uint64_t slot_size(const struct liveset *s, const struct live_slot *e)
 {
-    struct stack_live *sl = stack_entry(s, stack);
-    if (!sl)
-        return -1;
-    sl->bytes += size;
-    sl->blocks++;
-    uint64_t idx;
-    if (s->free_head) {
-        idx = s->free_head - 1;
-        s->free_head = s->blocks[idx].size;
-    } else {
-        if (s->nblocks == s->capblocks) {
-            size_t nc = s->capblocks ? s->capblocks * 2 : 1024;
-            struct live_block *nb = realloc(s->blocks, nc * sizeof *nb);
-            if (!nb)
-                return -1;
-            s->blocks = nb;
-            s->capblocks = nc;
-        }
-        idx = s->nblocks++;
-    }
-    s->blocks[idx] = (struct live_block){addr, size, stack, ts};
-    s->live_count++;
-    s->live_bytes += size;
-    return (int64_t)idx;
+    if (e->size != UINT32_MAX)
+        return e->size;
+    uint64_t *v = u64map_get(&s->big_sizes, e->addr);
+    return v ? *v : UINT32_MAX;
 }
 
-static void drop_block(struct liveset *s, uint64_t idx)
+static struct live_block unpack(const struct liveset *s, const struct live_slot *e)
 {
-    uint64_t *v = u64map_get(&s->stack_index, s->blocks[idx].stack ? s->blocks[idx].stack : 1);
-    if (v) {
-        struct stack_live *sl = &s->per_stack[*v - 1];
-        sl->bytes -= s->blocks[idx].size;
-        sl->blocks--;
+    return (struct live_block){e->addr, slot_size(s, e), s->per_stack[e->stack].stack, e->ts};
+}
+
+static void account(struct liveset *s, uint64_t stack, uint64_t size, int sign)
+{
+    struct stack_live *sl = stack_entry(s, stack, NULL);
+    if (sl) {
+        sl->bytes += sign > 0 ? size : -size;
+        sl->blocks += sign > 0 ? 1 : (uint64_t)-1;
     }
-    s->live_count--;
-    s->live_bytes -= s->blocks[idx].size;
-    s->blocks[idx].addr = 0;
-    s->blocks[idx].size = s->free_head;
-    s->free_head = idx + 1;
+    s->live_count += sign > 0 ? 1 : (uint64_t)-1;
+    s->live_bytes += sign > 0 ? size : -size;
 }
 
 /* A pending free of addr at or after ts, the earliest such; removes it. */
@@ -136,65 +183,92 @@ static int take_pending(struct liveset *s, uint64_t addr, uint64_t ts)
     return 1;
 }
 
+/* Puts a block in the table (its address is not there yet). */
+static int insert_slot(struct liveset *s, uint64_t addr, uint64_t size, uint32_t index, uint64_t ts)
+{
+    if ((s->used + 1) * 4 > s->cap * 3 && grow(s) != 0)
+        return -1;
+    struct live_slot e = {addr, ts, size < UINT32_MAX ? (uint32_t)size : UINT32_MAX, index};
+    if (e.size == UINT32_MAX) {
+        uint64_t *v = u64map_put(&s->big_sizes, addr, NULL);
+        if (!v)
+            return -1;
+        *v = size;
+    }
+    place(s->slots, s->cap, &e);
+    s->used++;
+    return 0;
+}
+
 int liveset_alloc(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts)
 {
-    struct stack_live *sl = stack_entry(s, stack);
+    uint32_t index;
+    struct stack_live *sl = stack_entry(s, stack, &index);
     if (!sl)
         return -1;
     sl->allocs++;
     sl->alloc_bytes += size;
     if (s->pending.len && take_pending(s, addr, ts))
         return 0; /* allocated and already freed */
-    int64_t idx = new_block(s, addr, size, stack, ts);
-    if (idx < 0)
+    if (find(s, addr)) {
+        struct live_block b = {addr, size, stack, ts};
+        if (push((void **)&s->dups, &s->ndups, &s->capdups, &b, sizeof b) != 0)
+            return -1;
+    } else if (insert_slot(s, addr, size, index, ts) != 0) {
         return -1;
-    int added;
-    uint64_t *v = u64map_put(&s->by_addr, addr, &added);
-    if (!v)
-        return -1;
-    if (added) {
-        *v = (uint64_t)idx;
-        return 0;
     }
-    return push_ts(&s->dups, &s->ndups, &s->capdups, (struct ts_entry){addr, ts, (uint64_t)idx});
+    account(s, stack, size, +1);
+    return 0;
+}
+
+static void drop_slot(struct liveset *s, struct live_slot *e)
+{
+    struct live_block b = unpack(s, e);
+    if (e->size == UINT32_MAX)
+        u64map_del(&s->big_sizes, e->addr);
+    account(s, b.stack, b.size, -1);
+    remove_slot(s, e);
 }
 
 int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts)
 {
-    uint64_t *v = u64map_get(&s->by_addr, addr);
-    if (v) {
+    struct live_slot *e = find(s, addr);
+    if (e) {
         /* The latest allocation of addr made before this free. */
         const size_t MAIN = (size_t)-1;
         int have = 0;
         size_t best = MAIN;
         uint64_t best_ts = 0;
-        if (s->blocks[*v].ts <= ts) {
+        if (e->ts <= ts) {
             have = 1;
-            best_ts = s->blocks[*v].ts;
+            best_ts = e->ts;
         }
         for (size_t i = 0; i < s->ndups; i++) {
-            const struct ts_entry *e = &s->dups[i];
-            if (e->addr == addr && e->ts <= ts && (!have || e->ts > best_ts)) {
+            const struct live_block *d = &s->dups[i];
+            if (d->addr == addr && d->ts <= ts && (!have || d->ts > best_ts)) {
                 have = 1;
                 best = i;
-                best_ts = e->ts;
+                best_ts = d->ts;
             }
         }
         if (have && best != MAIN) {
-            drop_block(s, s->dups[best].idx);
+            account(s, s->dups[best].stack, s->dups[best].size, -1);
             s->dups[best] = s->dups[--s->ndups];
             return 1;
         }
         if (have) {
-            drop_block(s, *v);
+            drop_slot(s, e);
+            /* A duplicate of the same address takes its place in the table. */
             for (size_t i = 0; i < s->ndups; i++) {
                 if (s->dups[i].addr == addr) {
-                    *v = s->dups[i].idx;
+                    struct live_block d = s->dups[i];
                     s->dups[i] = s->dups[--s->ndups];
+                    uint32_t index;
+                    if (!stack_entry(s, d.stack, &index) || insert_slot(s, d.addr, d.size, index, d.ts) != 0)
+                        return -1;
                     return 1;
                 }
             }
-            u64map_del(&s->by_addr, addr);
             return 1;
         }
     }
@@ -206,7 +280,8 @@ int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts)
         *p = ts;
         return 0;
     }
-    if (push_ts(&s->pending_more, &s->npending_more, &s->cappending_more, (struct ts_entry){addr, ts, 0}) != 0)
+    struct ts_entry t = {addr, ts, 0};
+    if (push((void **)&s->pending_more, &s->npending_more, &s->cappending_more, &t, sizeof t) != 0)
         return -1;
     return 0;
 }
@@ -215,7 +290,12 @@ size_t liveset_pending(const struct liveset *s) { return s->pending.len + s->npe
 
 void liveset_each(const struct liveset *s, void (*fn)(const struct live_block *, void *), void *arg)
 {
-    for (size_t i = 0; i < s->nblocks; i++)
-        if (s->blocks[i].addr)
-            fn(&s->blocks[i], arg);
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slots[i].addr) {
+            struct live_block b = unpack(s, &s->slots[i]);
+            fn(&b, arg);
+        }
+    }
+    for (size_t i = 0; i < s->ndups; i++)
+        fn(&s->dups[i], arg);
 }

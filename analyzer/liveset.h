@@ -4,6 +4,9 @@
  * thread's free of it has not been read yet) or freed before its allocation has been read.
  * Timestamps settle both: a free ends the latest allocation of its address made before it,
  * and a free read early waits until the allocation it ends is read.
+ *
+ * Memory: one 24-byte slot per live block in an open-addressing table (kept at most 3/4 full),
+ * so about 32-64 bytes per live allocation whatever the number of events.
  */
 #ifndef CGOSCOPE_LIVESET_H
 #define CGOSCOPE_LIVESET_H
@@ -20,30 +23,36 @@ struct live_block {
     uint64_t ts;
 };
 
-struct ts_entry {
-    uint64_t addr;
-    uint64_t ts;
-    uint64_t idx; /* block index for duplicates */
-};
-
 /* Live bytes and blocks of one stack, kept up to date with every allocation and free. */
 struct stack_live {
     uint64_t stack;
-    uint64_t bytes, blocks;        /* live now */
-    uint64_t allocs, alloc_bytes;  /* every allocation ever made from this stack */
+    uint64_t bytes, blocks;       /* live now */
+    uint64_t allocs, alloc_bytes; /* every allocation ever made from this stack */
+};
+
+struct live_slot {
+    uint64_t addr; /* 0: empty */
+    uint64_t ts;
+    uint32_t size;  /* UINT32_MAX: the size is in big_sizes */
+    uint32_t stack; /* index into per_stack */
+};
+
+struct ts_entry {
+    uint64_t addr;
+    uint64_t ts;
+    uint64_t idx; /* duplicates: index into dup_blocks */
 };
 
 struct liveset {
-    struct u64map by_addr;    /* addr -> index into blocks */
+    struct live_slot *slots;
+    size_t cap, used; /* cap is a power of two */
+    struct u64map big_sizes; /* addr -> size, for blocks of 4 GiB or more */
     struct u64map stack_index; /* stack -> index+1 into per_stack */
     struct stack_live *per_stack;
     size_t nstacks, capstacks;
-    struct live_block *blocks;
-    size_t nblocks, capblocks;
-    uint64_t free_head;       /* free list through blocks[].size, index+1; 0 = none */
-    struct ts_entry *dups;    /* further live blocks at an address already in by_addr */
+    struct live_block *dups;   /* further live blocks at an address already in the table */
     size_t ndups, capdups;
-    struct u64map pending;    /* addr -> ts of a free read before its allocation */
+    struct u64map pending;     /* addr -> ts of a free read before its allocation */
     struct ts_entry *pending_more;
     size_t npending_more, cappending_more;
     uint64_t live_count, live_bytes;
@@ -56,6 +65,8 @@ int liveset_alloc(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stac
 /* Returns 1 if a live block ended, 0 if the free was kept pending, -1 on memory exhaustion. */
 int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts);
 size_t liveset_pending(const struct liveset *s);
+/* Is a block live at addr (in the table proper)? */
+int liveset_has(const struct liveset *s, uint64_t addr);
 /* Calls fn for every live block. */
 void liveset_each(const struct liveset *s, void (*fn)(const struct live_block *, void *), void *arg);
 

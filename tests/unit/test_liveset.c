@@ -49,7 +49,7 @@ START_TEST(address_reused_before_free_read)
     ck_assert_uint_eq(s.live_bytes, 30);
     ck_assert_int_eq(liveset_free_block(&s, 0x1000, 4), 1);
     ck_assert_uint_eq(s.live_count, 0);
-    ck_assert_ptr_null(u64map_get(&s.by_addr, 0x1000));
+    ck_assert_int_eq(liveset_has(&s, 0x1000), 0);
     liveset_free(&s);
 }
 END_TEST
@@ -78,6 +78,43 @@ static void count(const struct live_block *b, void *arg)
     ++*(int *)arg;
 }
 
+/* A block of 4 GiB or more keeps its exact size. */
+START_TEST(huge_block)
+{
+    struct liveset s;
+    liveset_init(&s);
+    uint64_t big = (5ull << 30) + 3;
+    liveset_alloc(&s, 0x7000, big, 9, 1);
+    ck_assert_uint_eq(s.live_bytes, big);
+    ck_assert_int_eq(liveset_free_block(&s, 0x7000, 2), 1);
+    ck_assert_uint_eq(s.live_bytes, 0);
+    ck_assert_uint_eq(s.big_sizes.len, 0);
+    liveset_free(&s);
+}
+END_TEST
+
+/* Per-stack counts follow allocations and frees, duplicates included. */
+START_TEST(per_stack_counts)
+{
+    struct liveset s;
+    liveset_init(&s);
+    liveset_alloc(&s, 0x1000, 10, 7, 1);
+    liveset_alloc(&s, 0x1000, 20, 8, 3); /* the free of the first is not read yet */
+    liveset_alloc(&s, 0x2000, 5, 7, 4);
+    liveset_free_block(&s, 0x1000, 2);
+    ck_assert_uint_eq(s.nstacks, 2);
+    ck_assert_uint_eq(s.per_stack[0].stack, 7);
+    ck_assert_uint_eq(s.per_stack[0].bytes, 5);
+    ck_assert_uint_eq(s.per_stack[0].blocks, 1);
+    ck_assert_uint_eq(s.per_stack[0].allocs, 2);
+    ck_assert_uint_eq(s.per_stack[0].alloc_bytes, 15);
+    ck_assert_uint_eq(s.per_stack[1].bytes, 20);
+    ck_assert_int_eq(liveset_has(&s, 0x1000), 1); /* the duplicate moved into the table */
+    ck_assert_uint_eq(s.ndups, 0);
+    liveset_free(&s);
+}
+END_TEST
+
 START_TEST(slots_are_reused)
 {
     struct liveset s;
@@ -89,7 +126,7 @@ START_TEST(slots_are_reused)
             liveset_free_block(&s, i * 16, round * 2000 + 1000 + i);
     }
     liveset_alloc(&s, 0x99990, 5, 1, 1u << 30);
-    ck_assert_uint_le(s.nblocks, 1001); /* memory follows live blocks, not events */
+    ck_assert_uint_le(s.cap, 2048); /* memory follows live blocks, not events */
     int n = 0;
     liveset_each(&s, count, &n);
     ck_assert_int_eq(n, 1);
@@ -106,6 +143,8 @@ Suite *liveset_suite(void)
     tcase_add_test(tc, address_reused_before_free_read);
     tcase_add_test(tc, free_picks_latest_earlier_allocation);
     tcase_add_test(tc, slots_are_reused);
+    tcase_add_test(tc, huge_block);
+    tcase_add_test(tc, per_stack_counts);
     suite_add_tcase(s, tc);
     return s;
 }
