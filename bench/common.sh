@@ -82,6 +82,7 @@ bench_setup() {
 
   say "building the workloads"
   ${CC:-cc} -O2 -Wall -Wextra -o "$MEASURE" "$here/tools/measure.c" || die "building tools/measure.c failed"
+  ${CC:-cc} -O2 -Wall -Wextra -o "$bin/clockcost" "$here/tools/clockcost.c" || die "building tools/clockcost.c failed"
   local w
   for w in alloc calls mixed; do
     (cd "$here/workloads" && go build -o "$bin/$w" "./$w") >"$logs/go-build-$w.log" 2>&1 ||

@@ -4,9 +4,12 @@
 # 1. Instruction counts (callgrind) of the scaled-down workloads (alloc: 100k malloc/free
 #    pairs; calls: 1M null cgo calls), plain and under `cgoscope run`, with the difference per
 #    allocation (per call) split by object (libunwind, the shim, libc, ...) and by function.
-#    callgrind cannot run under `cgoscope run` through valgrind's launcher (see tools/vgexec.c),
-#    so the tool is started through a small static helper. Go's asynchronous preemption signals
-#    trip an assertion in callgrind 3.19, so the programs run with GODEBUG=asyncpreemptoff=1.
+#    Up to e73bed1 a program started through valgrind's launcher was not traced under `cgoscope
+#    run` (see tools/vgexec.c), so the tool is started through a small static helper, which works
+#    on every commit. Go's asynchronous preemption signals trip an assertion in callgrind 3.19,
+#    so the programs run with GODEBUG=asyncpreemptoff=1. The calls workload is also measured
+#    with `--timing off` and `--timing full`, as the shim's sampling of call times does not
+#    behave under valgrind as it does natively.
 # 2. Time samples (perf, software cpu-clock event; only if perf can record here) of the full
 #    alloc workload under cgoscope (the program's and the analyzer's shares by object and symbol)
 #    and of the full calls workload, plain and under cgoscope.

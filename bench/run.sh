@@ -92,6 +92,8 @@ run() {
   case "$tool" in
     plain) cmd=("$@") ;;
     cgoscope) cmd=("$CGOSCOPE" run -q -- "$@") ;;
+    cgoscope-full) cmd=("$CGOSCOPE" run -q --timing=full -- "$@") ;;
+    cgoscope-off) cmd=("$CGOSCOPE" run -q --timing=off -- "$@") ;;
     heaptrack) cmd=(heaptrack -o "$scratch/heaptrack.$key" "$@") ;;
     valgrind) cmd=(valgrind --tool=memcheck "$@") ;;
     uftrace) cmd=(uftrace record -d "$scratch/uftrace.$key" -P "$UFTRACE_PATTERN" "$@") ;;
@@ -127,6 +129,8 @@ for ((r = 1; r <= runs; r++)); do
   say "run $r of $runs: calls"
   run calls.plain plain "$C" "${CALLS_ARGS[@]}"
   run calls.cgoscope cgoscope "$C" "${CALLS_ARGS[@]}"
+  run calls.cgfull cgoscope-full "$C" "${CALLS_ARGS[@]}"
+  run calls.cgoff cgoscope-off "$C" "${CALLS_ARGS[@]}"
   run calls.uftrace uftrace "$C" "${CALLS_ARGS[@]}"
   run calls.heaptrack heaptrack "$C" "${CALLS_ARGS[@]}"
   run calls0.plain plain "$C" "${CALLS_EMPTY_ARGS[@]}"
@@ -157,13 +161,15 @@ if [ -d "$scratch/uftrace.first" ]; then
 fi
 
 say "analyzer: saving traces"
-# FILE FIELD: a number in the "totals" of the first process of a JSON report (docs/json-report.md),
-# or, for a field not in "totals" (events_lost), its first occurrence. No jq needed.
+# FILE FIELD: a number from a JSON report (docs/json-report.md): the largest value of FIELD in
+# the "totals" of its processes (cgoscope reports every process of the run; the workload is the
+# one that allocates), or, for a field outside "totals" (events_lost), the largest anywhere.
 json_total() {
-  local flat
+  local flat v
   flat=$(tr -d ' \n\t' <"$1" 2>/dev/null) || return 0
-  { grep -o '"totals":{[^}]*}' <<<"$flat" | head -1 | grep -o "\"$2\":[0-9]*" ||
-    grep -o "\"$2\":[0-9]*" <<<"$flat"; } | head -1 | cut -d: -f2
+  v=$(grep -o '"totals":{[^}]*}' <<<"$flat" | grep -o "\"$2\":[0-9]*" | cut -d: -f2 | sort -n | tail -1)
+  [ -n "$v" ] || v=$(grep -o "\"$2\":[0-9]*" <<<"$flat" | cut -d: -f2 | sort -n | tail -1)
+  echo "$v"
 }
 T=$scratch/alloc.cgs TK=$scratch/live-keep.cgs TF=$scratch/live-free.cgs
 "$CGOSCOPE" run -q -o "$T" -- "$A" "${ALLOC_ARGS[@]}" >>"$logs/trace.log" 2>&1 || die "cgoscope run -o failed (see $logs/trace.log)"
@@ -255,6 +261,8 @@ for c in W CPU; do
   eval "c_uf_marg_$c=\$(marginal calls.uftrace calls.plain calls0.uftrace calls0.plain $CALLS_N $col)"
   eval "c_cg_mratio_$c=\$(marginal_ratio calls.cgoscope calls.plain calls0.cgoscope calls0.plain $col)"
   eval "rep_$c=\$(med report.alloc $col)"
+  eval "c_full_added_$c=\$(added calls.cgfull calls.plain $CALLS_N $col)"
+  eval "c_off_ratio_$c=\$(ratio calls.cgoff calls.plain $col)"
 done
 a_vs_ht_W=$(div "$a_cg_marg_W" "$a_ht_marg_W") a_vs_ht_CPU=$(div "$a_cg_marg_CPU" "$a_ht_marg_CPU")
 a_whole_W=$(div "$a_cg_added_W" "$a_ht_added_W") a_whole_CPU=$(div "$a_cg_added_CPU" "$a_ht_added_CPU")
@@ -262,6 +270,8 @@ c_vs_uf_W=$(div "$c_cg_added_W" "$c_uf_added_W") c_vs_uf_CPU=$(div "$c_cg_added_
 c_vs_uf_m_W=$(div "$c_cg_marg_W" "$c_uf_marg_W") c_vs_uf_m_CPU=$(div "$c_cg_marg_CPU" "$c_uf_marg_CPU")
 ev_s_W=$(div "$trace_events" "$(div "$rep_W" 1e9)") ev_s_CPU=$(div "$trace_events" "$(div "$rep_CPU" 1e9)")
 c_plain_ns=$(div "$(med calls.plain 1)" "$CALLS_N")
+clock_pair_ns=$("$bin/clockcost" 2>/dev/null || echo nan)
+full_limit=$(awk -v c="$clock_pair_ns" 'BEGIN { if (c == "nan") print "nan"; else print c + 5 }')
 per_live=$(awk -v k="$(med report.keep 3)" -v f="$(med report.free 3)" -v n="$LIVE_N" \
   'BEGIN { if (k == "nan" || f == "nan") print "nan"; else print (k - f) * 1024 / n }')
 bytes_per_ev=$(div "$trace_bytes" "$trace_events")
@@ -301,10 +311,10 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
 {
   echo "# cgoscope benchmark, $now"
   echo
-  echo "Machine: $cpu, $cores cores${virt:+ ($virt)}, $mem; $kernel; $distro; $gover."
-  echo "cgoscope $rev; heaptrack $ht_ver, valgrind $vg_ver, uftrace $uf_ver."
-  echo "Load average (1, 5, 15 min) at start $load_start, at end $load_end (other work on the machine moves the wall times)."
-  echo "Command: \`$mode\`: $runs runs ($vg_runs of valgrind); medians. Ratios and differences are taken" \
+  echo "- Machine: $cpu, $cores cores${virt:+ ($virt)}, $mem; $kernel; $distro; $gover."
+  echo "- cgoscope $rev; heaptrack $ht_ver, valgrind $vg_ver, uftrace $uf_ver."
+  echo "- Load average (1, 5, 15 min) at start $load_start, at end $load_end (other work on the machine moves the wall times)."
+  echo "- Command: \`$mode\`: $runs runs ($vg_runs of valgrind); medians. Ratios and differences are taken" \
        "within each run (plain and tool back to back), then their median. Whole suite: ${elapsed} s."
   echo
   echo "## Targets"
@@ -331,6 +341,11 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
   target "calls, marginal: cgoscope's added ns per call / uftrace's" "<= 0.05" 0.05 le \
     "$c_vs_uf_m_W" "$(fmt "$c_vs_uf_m_W" "%.3f") ($(fmt "$c_cg_marg_W" "%.1f") / $(fmt "$c_uf_marg_W" "%.0f") ns)" \
     "$c_vs_uf_m_CPU" "$(fmt "$c_vs_uf_m_CPU" "%.3f") ($(fmt "$c_cg_marg_CPU" "%.1f") / $(fmt "$c_uf_marg_CPU" "%.0f") ns)"
+  target "calls, --timing=full: added ns per call (limit: two clock reads, $(fmt "$clock_pair_ns" "%.1f") ns here, + 5 ns)" \
+    "<= $(fmt "$full_limit" "%.1f") ns" "$full_limit" le \
+    "$c_full_added_W" "$(fmt "$c_full_added_W" "%.1f ns")" "$c_full_added_CPU" "$(fmt "$c_full_added_CPU" "%.1f ns")"
+  target "calls, --timing=off: cgoscope / plain (counts only)" "<= 1.15x" 1.15 le \
+    "$c_off_ratio_W" "$(fmt "$c_off_ratio_W" "%.3fx")" "$c_off_ratio_CPU" "$(fmt "$c_off_ratio_CPU" "%.3fx")"
   target "analyzer: events per second, \`cgoscope report -q\` of the alloc trace" ">= 20M/s" 20000000 ge \
     "$ev_s_W" "$(fmt "$(div "$ev_s_W" 1e6)" "%.1fM/s")" "$ev_s_CPU" "$(fmt "$(div "$ev_s_CPU" 1e6)" "%.1fM/s")"
   target "analyzer: bytes of peak RSS per live allocation (1M live vs ~0 live)" "<= 64" 64 le \
@@ -352,6 +367,8 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
   row alloc_s.valgrind "valgrind memcheck" "alloc /20" alloc_s.plain "$ALLOC_SHORT_PAIRS" " /alloc"
   row calls.plain plain "calls: 20M null cgo calls"
   row calls.cgoscope cgoscope "calls" calls.plain "$CALLS_N" " /call"
+  row calls.cgfull "cgoscope --timing=full" "calls" calls.plain "$CALLS_N" " /call"
+  row calls.cgoff "cgoscope --timing=off" "calls" calls.plain "$CALLS_N" " /call"
   row calls.uftrace "uftrace record -P" "calls" calls.plain "$CALLS_N" " /call"
   row calls.heaptrack heaptrack "calls" calls.plain "$CALLS_N" " /call"
   row calls0.plain plain "calls, 0 calls (start-up and exit only)"

@@ -1,10 +1,11 @@
 /*
  * vgexec: starts a valgrind tool on a program that runs under `cgoscope run`, for bench/profile.sh.
  *
- * Why it exists: `cgoscope run -- valgrind ... PROG` cannot work, because valgrind's launcher is
- * an ordinary dynamic executable: the preloaded shim starts in the launcher, claims the channel
- * and closes its descriptor, and the program that valgrind then runs finds no channel. The tool
- * binary itself (e.g. callgrind-amd64-linux) is static, so LD_PRELOAD does not load into it, and
+ * Why it exists: up to commit e73bed1, `cgoscope run -- valgrind ... PROG` traced nothing, because
+ * valgrind's launcher is an ordinary dynamic executable: the preloaded shim started in the
+ * launcher, claimed the channel and closed its descriptor, and the program that valgrind then ran
+ * found no channel (d4a384d changed that). With this helper the profile works on any commit.
+ * The tool binary itself (e.g. callgrind-amd64-linux) is static, so LD_PRELOAD does not load into it, and
  * it passes LD_PRELOAD on to the program it runs. So this program, built static, starts the tool
  * directly, the way the launcher does (argv[0] and VALGRIND_LAUNCHER name the launcher).
  * cgoscope refuses to run a static binary, so vgexec is used as the interpreter of a two-line
