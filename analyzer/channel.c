@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,17 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
 {
     memset(c, 0, sizeof *c);
     c->fd = -1;
+    const char *small = getenv("CGOSCOPE_CHANNEL_CHUNKS"); /* tests: a channel that runs dry */
+    if (small && atol(small) >= 16 && (uint32_t)atol(small) < nchunks)
+        nchunks = (uint32_t)atol(small);
+    /* Every traced process maps the whole channel: under an address-space limit (ulimit -v),
+     * which they inherit, take no more than an eighth of it (but not under 2,048 chunks). */
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+        uint64_t fit = (uint64_t)as.rlim_cur / 8 / chunk_size;
+        if (fit < nchunks)
+            nchunks = fit > 2048 ? (uint32_t)fit : (nchunks < 2048 ? nchunks : 2048);
+    }
     size_t header = 4096;
     size_t descs = ((size_t)nchunks * sizeof(struct cgs_chunk_desc) + 4095) & ~(size_t)4095;
     c->size = header + descs + (size_t)nchunks * chunk_size;

@@ -105,7 +105,6 @@ static void note_why(struct process *p)
     if (!p->exe || strcmp(p->exe, path) != 0) {
         free(p->exe);
         p->exe = strdup(path);
-        set_cmdline(p);
     }
     static char env[1 << 16];
     ssize_t len = read_proc((pid_t)p->pid, "environ", env, sizeof env);
@@ -127,6 +126,12 @@ static void note_why(struct process *p)
         snprintf(p->untraced_why, sizeof p->untraced_why, "it is a static binary: LD_PRELOAD cannot load into it");
     else if (pf.is_setid)
         snprintf(p->untraced_why, sizeof p->untraced_why, "it is setuid or setgid: the loader ignores LD_PRELOAD");
+    else
+        p->untraced_why[0] = 0; /* it may yet attach (a child between fork and exec) */
+    /* Its command line, for the report, only once it surely will not attach: one that does
+     * brings its own, and a child read between fork and exec would show its parent's. */
+    if (p->untraced_why[0])
+        set_cmdline(p);
 }
 
 static struct process *newest(struct procset *ps, uint32_t pid)

@@ -123,39 +123,60 @@ static struct span sub(struct span s, uint64_t off)
     return (struct span){s.p + off, s.n - off};
 }
 
-struct gopclntab *gopclntab_open(Elf *elf)
+static int header_ok(const uint8_t *h)
 {
-    if (!elf)
-        return NULL;
+    uint32_t magic = u32(h);
+    return (magic == MAGIC_118 || magic == MAGIC_120) && !h[4] && !h[5] && (h[6] == 1 || h[6] == 2 || h[6] == 4) &&
+           h[7] == 8;
+}
+
+/* The table: its own section .gopclntab, or (position-independent executables of Go 1.21 and
+ * older) a header inside .data.rel.ro that the runtime's module data points to. */
+static int locate(Elf *elf, struct span *tab, uint64_t *addr)
+{
     size_t shstrndx;
     if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-        return NULL;
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-        if (!gelf_getshdr(scn, &sh))
-            continue;
-        const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
-        if (name && strcmp(name, ".gopclntab") == 0)
-            break;
+        return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        Elf_Scn *scn = NULL;
+        while ((scn = elf_nextscn(elf, scn)) != NULL) {
+            GElf_Shdr sh;
+            if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_ALLOC))
+                continue;
+            const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+            int named = name && strcmp(name, ".gopclntab") == 0;
+            if (pass == 0 ? !named : (named || !(sh.sh_flags & SHF_WRITE)))
+                continue;
+            Elf_Data *d = elf_getdata(scn, NULL);
+            if (!d || !d->d_buf || d->d_size != sh.sh_size)
+                continue;
+            const uint8_t *p = d->d_buf;
+            size_t limit = pass == 0 ? 8 : d->d_size; /* a section of its own starts with the header */
+            for (size_t off = 0; off < limit && off + HEADER_SIZE <= d->d_size; off += 8) {
+                if (!header_ok(p + off) || (pass == 1 && !find_moduledata(elf, sh.sh_addr + off)))
+                    continue;
+                *tab = (struct span){p + off, d->d_size - off};
+                *addr = sh.sh_addr + off;
+                return 1;
+            }
+        }
     }
-    if (!scn || sh.sh_type != SHT_PROGBITS)
-        return NULL;
-    Elf_Data *d = elf_getdata(scn, NULL);
-    if (!d || !d->d_buf || d->d_size < HEADER_SIZE)
+    return 0;
+}
+
+struct gopclntab *gopclntab_open(Elf *elf)
+{
+    struct span tab;
+    uint64_t tab_addr;
+    if (!elf || !locate(elf, &tab, &tab_addr))
         return NULL;
     struct gopclntab *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->tab = (struct span){d->d_buf, d->d_size};
+    t->tab = tab;
     const uint8_t *h = t->tab.p;
-    uint32_t magic = u32(h);
     t->min_lc = h[6];
-    if ((magic != MAGIC_118 && magic != MAGIC_120) || h[4] || h[5] || h[7] != 8 || !t->min_lc) {
-        free(t);
-        return NULL;
-    }
-    t->v120 = magic == MAGIC_120;
+    t->v120 = u32(h) == MAGIC_120;
     t->nfunc = u64(h + 8);
     t->funcnames = sub(t->tab, u64(h + 32));
     t->cutab = sub(t->tab, u64(h + 40));
@@ -168,11 +189,11 @@ struct gopclntab *gopclntab_open(Elf *elf)
         return NULL;
     }
     uint64_t end_off = u32(t->pcln.p + t->nfunc * 8); /* the functab's last entry: end of the code */
-    uint64_t md = find_moduledata(elf, sh.sh_addr);
+    uint64_t md = find_moduledata(elf, tab_addr);
     uint64_t text = md ? read_ptr(elf, md + MD_TEXT * 8) : 0, etext = md ? read_ptr(elf, md + MD_ETEXT * 8) : 0;
     if (!text || etext <= text || etext - text < end_off) {
         /* Up to Go 1.21 the header holds the base; the functab gives the end. */
-        text = read_ptr(elf, sh.sh_addr + 24);
+        text = read_ptr(elf, tab_addr + 24);
         etext = text + end_off;
         md = 0;
     }

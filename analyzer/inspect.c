@@ -473,17 +473,20 @@ static void warn_symbols(struct inspect *in)
 {
     if (in->stripped && in->is_go)
         warn(in, "rebuild without -ldflags=-s",
-             "stripped (no .symtab): cgo calls cannot be hooked, so leaks made inside cgo calls carry "
-             "no Go frames, and functions of the executable itself have no names");
+             "stripped (no .symtab): cgo calls cannot be hooked, so there are no cgo call counts or times, "
+             "and the C functions of the executable itself have no names (leaks keep their Go frames, "
+             "named from .gopclntab)");
     else if (in->stripped)
         warn(in, "rebuild it without stripping it (no -s, no `strip`)",
              "stripped (no .symtab): functions of the executable itself have no names");
     if (!in->dwarf && in->stripped)
         warn(in, in->is_go ? "rebuild without -ldflags=-s and without -w" : "build it with -g and do not strip it",
-             "no DWARF%s: frames have no file:line", in->is_go ? " (-ldflags=-s or -w removed it)" : "");
+             "no DWARF%s: frames have no file:line%s", in->is_go ? " (-ldflags=-s or -w removed it)" : "",
+             in->is_go ? " but Go frames, which get theirs from .gopclntab" : "");
     else if (!in->dwarf)
         warn(in, in->is_go ? "rebuild without -ldflags=-w" : "build it with -g",
-             "no DWARF%s: frames are named but have no file:line", in->is_go ? " (-ldflags=-w)" : "");
+             "no DWARF%s: frames are named but have no file:line%s", in->is_go ? " (-ldflags=-w)" : "",
+             in->is_go ? ", except Go frames, which get theirs from .gopclntab" : "");
     if (in->is_go && !in->is_static && in->sites_from != INSPECT_SITES_NONE && in->nsites == 0)
         warn(in, NULL,
              "no cgo call sites: no package of this program calls C (no import \"C\"), so cgoscope "

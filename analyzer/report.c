@@ -69,15 +69,25 @@ static int classify(const struct leak_group *g, const struct stack_info *st, con
         if (s)
             return gobuild_is_user_package(gb, s->package) ? ORIGIN_USER : ORIGIN_RUNTIME;
     }
+    /* Code of the program without a name (a stripped binary's C functions) cannot tell whose it
+     * is: the Go code that called it decides, past the cgo glue; with none, it counts as user C. */
+    int unnamed = 0;
     for (size_t i = 0; i < g->nframes; i++) {
         const struct report_frame *f = &g->frames[i];
         if (!f->object || module_is_system(f->object))
             continue;
-        if (f->lang == LANG_GO)
-            return f->function && gobuild_is_user_package(gb, f->function) ? ORIGIN_USER : ORIGIN_RUNTIME;
+        if (!f->function) {
+            unnamed = 1;
+            continue;
+        }
+        if (f->lang == LANG_GO) {
+            if (unnamed && report_frame_is_glue(f->function, 1))
+                continue;
+            return gobuild_is_user_package(gb, f->function) ? ORIGIN_USER : ORIGIN_RUNTIME;
+        }
         return is_runtime_c(f) ? ORIGIN_RUNTIME : ORIGIN_USER;
     }
-    return ORIGIN_RUNTIME;
+    return unnamed ? ORIGIN_USER : ORIGIN_RUNTIME;
 }
 
 /* The innermost frame of the program's own code: a Go function of the user's packages (not
@@ -203,7 +213,8 @@ int report_build(struct report *r, const struct process *p)
     }
     if (have_gb)
         gobuild_free(&gb);
-    qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
+    if (r->ngroups) /* groups is NULL when nothing is live (an untraced process) */
+        qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
     return crossings_build(&r->crossings, p, r->sym);
 }
 

@@ -11,11 +11,13 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gopclntab.h"
 #include "u64map.h"
 
 struct cu_range {
@@ -32,6 +34,8 @@ struct sym_module {
     size_t ncus;
     int cus_built;
     int system, ldso;
+    struct gopclntab *pcln; /* Go's own table: names and lines of Go code without symbols or DWARF */
+    int pcln_tried;
 };
 
 struct symbolizer {
@@ -43,7 +47,7 @@ struct symbolizer {
     size_t nframes, capframes;
     char **strings; /* owned copies of names */
     size_t nstrings, capstrings;
-    char warnings[1024];
+    char warnings[4096];
 };
 
 static const Dwfl_Callbacks offline_callbacks = {
@@ -70,6 +74,51 @@ static void warn(struct symbolizer *s, const char *fmt, const char *arg)
     if (used + 200 > sizeof s->warnings)
         return;
     snprintf(s->warnings + used, sizeof s->warnings - used, fmt, arg);
+}
+
+/* Symbols and DWARF an executable lacks, and what the report loses with them. */
+static void warn_stripped(struct symbolizer *s, struct sym_module *sm)
+{
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(sm->mod, &bias);
+    size_t shstrndx;
+    if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return;
+    int symtab = 0, debug = 0, pcln = 0;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh))
+            continue;
+        const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+        symtab |= sh.sh_type == SHT_SYMTAB;
+        debug |= name && (strcmp(name, ".debug_info") == 0 || strcmp(name, ".zdebug_info") == 0);
+    }
+    if (symtab && debug)
+        return;
+    if (!sm->pcln_tried) { /* its own section, or (PIE, Go <= 1.21) inside .data.rel.ro */
+        sm->pcln_tried = 1;
+        sm->pcln = gopclntab_open(elf);
+    }
+    pcln = sm->pcln != NULL;
+    char msg[900];
+    size_t len = 0;
+    if (!symtab)
+        len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                "%s is stripped (no symbol table): cgo calls could not be hooked, so there are no cgo "
+                                "call counts or times and no callbacks, its own C functions are shown as addresses, "
+                                "and the Go frames of an allocation come only from walking out of its C frames (none "
+                                "when C code without unwind tables is in between)",
+                                sm->info->path);
+    if (!debug && len < sizeof msg)
+        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s has no DWARF: no file or line for its C functions",
+                                len ? "; " : "", len ? "it" : sm->info->path);
+    if (pcln && len < sizeof msg)
+        len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                "; Go functions, files and lines come from its .gopclntab");
+    if (len < sizeof msg)
+        snprintf(msg + len, sizeof msg - len, ". Build without -ldflags='-s -w' (and do not strip) for complete stacks.\n");
+    warn(s, "%s", msg);
 }
 
 struct symbolizer *symbolizer_new(const struct process *p)
@@ -101,6 +150,8 @@ struct symbolizer *symbolizer_new(const struct process *p)
         sm->mod = dwfl_report_elf(s->dwfl, base, m->path, -1, m->bias, false);
         if (!sm->mod)
             warn(s, "cannot load %s: its frames are shown as addresses\n", m->path);
+        else if (m->is_exe)
+            warn_stripped(s, sm);
     }
     dwfl_report_end(s->dwfl, NULL, NULL);
     return s;
@@ -112,8 +163,10 @@ void symbolizer_free(struct symbolizer *s)
         return;
     if (s->dwfl)
         dwfl_end(s->dwfl);
-    for (size_t i = 0; i < s->nmods; i++)
+    for (size_t i = 0; i < s->nmods; i++) {
         free(s->mods[i].cus);
+        gopclntab_free(s->mods[i].pcln);
+    }
     free(s->mods);
     free(s->frames);
     for (size_t i = 0; i < s->nstrings; i++)
@@ -234,6 +287,31 @@ static struct sym_module *module_for(struct symbolizer *s, uint64_t pc)
     return NULL;
 }
 
+/* Go code of an executable without DWARF: its .gopclntab names the function (and what was
+ * inlined into it), the file and the line. Returns the frames appended. */
+static size_t resolve_go_table(struct symbolizer *s, struct sym_module *m, uint64_t addr, struct frame base)
+{
+    if (!m->pcln_tried) {
+        m->pcln_tried = 1;
+        GElf_Addr bias;
+        m->pcln = gopclntab_open(dwfl_module_getelf(m->mod, &bias));
+    }
+    if (!m->pcln)
+        return 0;
+    struct go_frame fr[32];
+    size_t n = gopclntab_lookup(m->pcln, addr - m->info->bias, fr, sizeof fr / sizeof fr[0]);
+    for (size_t i = 0; i < n; i++) {
+        struct frame f = base;
+        f.lang = LANG_GO;
+        f.function = keep(s, fr[i].function);
+        f.file = keep(s, fr[i].file);
+        f.line = fr[i].line;
+        f.inlined = i + 1 < n;
+        push_frame(s, f);
+    }
+    return n;
+}
+
 /* Appends the frames for one address to s->frames; returns how many. */
 static size_t resolve(struct symbolizer *s, uint64_t pc)
 {
@@ -321,6 +399,10 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
         base.lang = lang;
         base.file = keep(s, file);
         base.line = line;
+    } else if (m->info->is_exe) {
+        size_t made = resolve_go_table(s, m, addr, base);
+        if (made)
+            return made;
     }
     base.function = keep(s, symname);
     if (base.lang == LANG_UNKNOWN && symname)

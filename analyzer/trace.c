@@ -400,9 +400,13 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
     }
     uint64_t desc_end = (uint64_t)h->header_size + (uint64_t)h->nchunks * sizeof(struct cgs_chunk_desc);
     if (h->header_size < sizeof *h || (h->header_size & 7) || h->chunk_size < sizeof(struct cgs_stats_chunk) ||
-        h->chunk_size > MAX_BLOCK || (h->chunk_size & 7) || (h->chunks_offset & 7) || desc_end > h->chunks_offset ||
-        desc_end > fsize) {
+        h->chunk_size > MAX_BLOCK || (h->chunk_size & 7) || (h->chunks_offset & 7) || desc_end > h->chunks_offset) {
         snprintf(err, errlen, "%s: corrupt header", path);
+        return -1;
+    }
+    if (desc_end > fsize) {
+        snprintf(err, errlen, "%s: cut short (the chunk descriptors end at byte %llu, the file at %llu)", path,
+                 (unsigned long long)desc_end, (unsigned long long)fsize);
         return -1;
     }
     const struct cgs_chunk_desc *d = (const void *)(m + h->header_size);
@@ -466,10 +470,13 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
     }
     if (ps->n)
         ps->v[0]->events_lost += h->events_lost;
-    if (h->disk_full) {
+    if (h->disk_full && !h->nchunks) {
+        snprintf(err, errlen, "%s: the disk was full when the program started: there was no room to record "
+                              "anything, and the program ran untraced", path);
+        rc = 1;
+    } else if (h->disk_full) {
         snprintf(err, errlen, "%s: the disk filled up while the program ran; records after that were lost "
-                              "(events_lost counts them)%s",
-                 path, h->nchunks ? "" : ": there was no room even to start, so nothing was recorded");
+                              "(events_lost counts them)", path);
         rc = 1;
     } else if (h->next_chunk > h->nchunks) {
         snprintf(err, errlen, "%s: the trace reached its size limit; later records were lost", path);

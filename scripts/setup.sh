@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libunwind-dev libjemalloc-dev libdw-dev libelf-dev
           check libjson-c-dev libzstd-dev
           libprotobuf-c-dev protobuf-c-compiler zlib1g-dev  # the pprof export (docs/ci.md)
-          chromium)  # headless browser: the growth test renders the SVG plot
+          chromium  # headless browser: the growth test renders the SVG plot
+          valgrind clang libclang-rt-14-dev)  # second opinion on leaks; libFuzzer (docs/robustness.md)
 
 missing=()
 for p in "${packages[@]}"; do

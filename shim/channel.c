@@ -225,8 +225,8 @@ static int file_reserve_header(int fd, size_t chunks_off)
     h.flags = CGS_HF_FILE;
     h.disk_full = 1;
     h.clock = (uint32_t)cgs_clock_kind;
-    if (pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-        return 0;
+    ssize_t written = pwrite(fd, &h, sizeof h, 0);
+    (void)written; /* written or not, the program runs untraced; the header, if there, says why */
     return 0;
 }
 

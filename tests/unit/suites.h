@@ -11,5 +11,6 @@ Suite *gobuild_suite(void);
 Suite *report_suite(void);
 Suite *trace_suite(void);
 Suite *gate_suite(void);
+Suite *robust_suite(void);
 
 #endif

@@ -1,0 +1,285 @@
+/* What "never break, never lose" rests on in the analyzer: a pid that runs several programs
+ * (exec), the shim's trace file with program images and bad headers, and Go's own function
+ * table (.gopclntab) read without symbols. */
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gopclntab.h"
+#include "images.h"
+#include "recbuf.h"
+#include "suites.h"
+#include "symbolize.h"
+#include "trace.h"
+
+static void one_image(struct recbuf *b, uint32_t pid, const char *exe, uint64_t addr, uint64_t size)
+{
+    rb_proc(b, pid, exe);
+    rb_alloc(b, addr, size, 1, 1);
+}
+
+/* exec: a second PROC record in a traced pid starts a new entry; the old one ends as EXIT_EXEC
+ * and keeps what it had not freed, even at addresses the new program uses again. */
+START_TEST(exec_starts_a_new_entry)
+{
+    static struct recbuf b;
+    struct procset ps;
+    procset_init(&ps);
+    b.len = 0;
+    one_image(&b, 5, "/bin/first", 0x1000, 10);
+    ck_assert_int_eq(procset_feed(&ps, 5, 5, b.data, b.len), 0);
+    b.len = 0;
+    one_image(&b, 5, "/bin/second", 0x1000, 20);
+    rb_free(&b, 0x1000, 2);
+    one_image(&b, 5, "/bin/third", 0x1000, 30); /* inside one run, too */
+    ck_assert_int_eq(procset_feed(&ps, 5, 5, b.data, b.len), 0);
+    ck_assert_uint_eq(ps.n, 3);
+    ck_assert_str_eq(ps.v[0]->exe, "/bin/first");
+    ck_assert_int_eq(ps.v[0]->exit_kind, EXIT_EXEC);
+    ck_assert_uint_eq(ps.v[0]->live.live_bytes, 10);
+    ck_assert_uint_eq(ps.v[1]->live.live_count, 0);
+    ck_assert_int_eq(ps.v[1]->exit_kind, EXIT_EXEC);
+    ck_assert_uint_eq(ps.v[2]->live.live_bytes, 30);
+    ck_assert_int_eq(ps.v[2]->exit_kind, EXIT_UNKNOWN);
+    ck_assert_ptr_eq(procset_get(&ps, 5, NULL), ps.v[2]);
+    /* An entry made before the first PROC (the launcher's) takes that PROC itself. */
+    struct process *pre = procset_get(&ps, 6, NULL);
+    b.len = 0;
+    one_image(&b, 6, "/bin/child", 0x2000, 5);
+    ck_assert_int_eq(procset_feed(&ps, 6, 6, b.data, b.len), 0);
+    ck_assert_uint_eq(ps.n, 4);
+    ck_assert_ptr_eq(ps.v[3], pre);
+    ck_assert_int_eq(pre->attached, 1);
+    procset_free(&ps);
+}
+END_TEST
+
+#define CHUNK (64u * 1024u)
+#define NCHUNKS 4u
+
+/* A shim trace file: two program images of pid 9 (records in chunks 0 and 1) and the first
+ * image's statistics (chunk 2). */
+static uint8_t *shim_file(size_t *size)
+{
+    size_t descs = 4096;
+    *size = 4096 + descs + (size_t)NCHUNKS * CHUNK;
+    uint8_t *m = aligned_alloc(4096, *size);
+    memset(m, 0, *size);
+    struct cgs_shm_header *h = (struct cgs_shm_header *)m;
+    h->magic = CGS_SHM_MAGIC;
+    h->version = CGS_FORMAT_VERSION;
+    h->header_size = 4096;
+    h->nchunks = NCHUNKS;
+    h->chunk_size = CHUNK;
+    h->chunks_offset = 4096 + descs;
+    h->flags = CGS_HF_FILE;
+    h->clock = CGS_CLOCK_MONO;
+    h->next_chunk = 3;
+    struct cgs_chunk_desc *d = (struct cgs_chunk_desc *)(m + 4096);
+    static struct recbuf b;
+    for (uint32_t i = 0; i < 2; i++) {
+        b.len = 0;
+        one_image(&b, 9, i ? "/bin/second" : "/bin/first", 0x1000, 10 + i);
+        memcpy(m + h->chunks_offset + (size_t)i * CHUNK, b.data, b.len);
+        d[i] = (struct cgs_chunk_desc){.state = CGS_CHUNK_WRITING, .tid = 9, .seq = i + 1, .committed = (uint32_t)b.len,
+                                       .kind = CGS_KIND_RECORDS, .pid = 9, .image = 100 + i};
+    }
+    struct cgs_stats_chunk *s = (struct cgs_stats_chunk *)(m + h->chunks_offset + 2 * (size_t)CHUNK);
+    s->magic = CGS_STATS_MAGIC;
+    s->nsites = 1;
+    s->sites[0].kind = CGS_STATS_CALL;
+    s->sites[0].calls = 42;
+    d[2] = (struct cgs_chunk_desc){.state = CGS_CHUNK_WRITING, .tid = 9, .seq = 3, .kind = CGS_KIND_STATS, .pid = 9,
+                                   .image = 100};
+    return m;
+}
+
+START_TEST(shim_file_images_and_statistics)
+{
+    size_t size;
+    uint8_t *m = shim_file(&size);
+    struct procset ps;
+    procset_init(&ps);
+    char err[512] = "";
+    ck_assert_int_eq(trace_read_mem(m, size, "t", &ps, err, sizeof err), 0);
+    ck_assert_uint_eq(ps.n, 2);
+    ck_assert_int_eq(ps.v[0]->exit_kind, EXIT_EXEC);
+    ck_assert_uint_eq(ps.v[0]->live.live_bytes, 10);
+    ck_assert_uint_eq(ps.v[1]->live.live_bytes, 11);
+    /* The statistics belong to the program that wrote them, not to the one that replaced it. */
+    ck_assert_uint_ge(ps.v[0]->ncalls, 1);
+    ck_assert_uint_eq(ps.v[0]->calls[0].calls, 42);
+    ck_assert_uint_eq(ps.v[1]->ncalls, 0);
+    procset_free(&ps);
+    free(m);
+}
+END_TEST
+
+/* Header fields that would send the reader out of the file, and every cut: an error or what
+ * could be read, never a crash. */
+START_TEST(shim_file_bad_headers)
+{
+    size_t size;
+    uint8_t *m = shim_file(&size);
+    struct cgs_shm_header *h = (struct cgs_shm_header *)m;
+    struct cgs_shm_header saved = *h;
+    static const struct {
+        size_t off, width;
+        uint64_t value;
+    } bad[] = {
+        {offsetof(struct cgs_shm_header, chunks_offset), 8, 0xfffffffffff00000ull},
+        {offsetof(struct cgs_shm_header, chunks_offset), 8, 4097},
+        {offsetof(struct cgs_shm_header, chunk_size), 4, 0xfffffff8u},
+        {offsetof(struct cgs_shm_header, chunk_size), 4, 8},
+        {offsetof(struct cgs_shm_header, nchunks), 4, 0xffffffffu},
+        {offsetof(struct cgs_shm_header, next_chunk), 4, 0xffffffffu},
+        {offsetof(struct cgs_shm_header, header_size), 4, 4095},
+        {offsetof(struct cgs_shm_header, header_size), 4, 0xfffffff0u},
+        {offsetof(struct cgs_shm_header, version), 4, 99},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        *h = saved;
+        memcpy(m + bad[i].off, &bad[i].value, bad[i].width);
+        struct procset ps;
+        procset_init(&ps);
+        char err[512] = "";
+        int rc = trace_read_mem(m, size, "t", &ps, err, sizeof err);
+        ck_assert_msg(rc != 0 || bad[i].off == offsetof(struct cgs_shm_header, next_chunk), "case %zu read as good: %s",
+                      i, err);
+        if (bad[i].off == offsetof(struct cgs_shm_header, version))
+            ck_assert_ptr_nonnull(strstr(err, "format 99"));
+        procset_free(&ps);
+    }
+    *h = saved;
+    for (size_t cut = 0; cut < size; cut += cut < 8192 ? 8 : 4093) {
+        struct procset ps;
+        procset_init(&ps);
+        char err[512] = "";
+        int rc = trace_read_mem(m, cut, "t", &ps, err, sizeof err);
+        if (cut < h->chunks_offset + 3 * (size_t)CHUNK) { /* the fourth chunk was never used */
+            ck_assert_int_ne(rc, 0);
+            ck_assert_str_ne(err, "");
+        }
+        procset_free(&ps);
+    }
+    free(m);
+}
+END_TEST
+
+static const char *base(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : path ? path : "";
+}
+
+/* .gopclntab names every Go function of a real binary as its symbol table does, and gives the
+ * file and line (and inlined calls) its DWARF gives. */
+START_TEST(gopclntab_agrees_with_symbols_and_dwarf)
+{
+    const char *dir = getenv("CGOSCOPE_TESTPROGS");
+    if (!dir)
+        return; /* built without the Go test programs */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/leaky", dir);
+    elf_version(EV_CURRENT);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    struct gopclntab *t = gopclntab_open(elf);
+    ck_assert_ptr_nonnull(t);
+    uint64_t lo, hi;
+    gopclntab_text(t, &lo, &hi);
+
+    struct process p;
+    process_init(&p);
+    struct module_info mod = {path, 0, 0x400000, hi, 1};
+    p.modules = &mod;
+    p.nmodules = 1;
+    struct symbolizer *s = symbolizer_new(&p);
+    ck_assert_ptr_nonnull(s);
+
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh;
+    size_t functions = 0, main_pcs = 0;
+    while ((scn = elf_nextscn(elf, scn)) != NULL)
+        if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+            break;
+    ck_assert_ptr_nonnull(scn);
+    Elf_Data *d = elf_getdata(scn, NULL);
+    for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+        GElf_Sym sym;
+        gelf_getsym(d, (int)i, &sym);
+        const char *name = elf_strptr(elf, sh.sh_link, sym.st_name);
+        if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_size || sym.st_value < lo || sym.st_value >= hi || !name)
+            continue;
+        struct go_frame fr[16];
+        size_t n = gopclntab_lookup(t, sym.st_value, fr, 16);
+        ck_assert_msg(n >= 1, "no frame for %s", name);
+        char want[512]; /* the table spells some generated names with a middle dot, .symtab with '.' */
+        size_t len = 0;
+        for (const char *c = fr[n - 1].function; *c && len < sizeof want - 1; c++) {
+            if ((unsigned char)c[0] == 0xc2 && (unsigned char)c[1] == 0xb7) {
+                want[len++] = '.';
+                c++;
+            } else {
+                want[len++] = *c;
+            }
+        }
+        want[len] = 0;
+        ck_assert_msg(strncmp(name, want, len) == 0 && (!name[len] || strcmp(name + len, ".abi0") == 0),
+                      "%s named %s", name, fr[n - 1].function);
+        functions++;
+        if (strncmp(name, "main.", 5) != 0)
+            continue;
+        for (uint64_t a = sym.st_value; a < sym.st_value + sym.st_size; a++) {
+            size_t nd;
+            const struct frame *df = symbolize(s, a + 1, &nd); /* symbolize takes return addresses */
+            n = gopclntab_lookup(t, a, fr, 16);
+            if (!nd || !df[0].line)
+                continue;
+            /* Go's DWARF leaves out some inlined closures (cgo's argument-checking main.f.func1)
+             * that its table keeps: the innermost line is the same either way. */
+            struct go_frame *tf = fr;
+            while (n > nd && strstr(tf[0].function, ".func") && tf[0].line == df[0].line) {
+                tf++;
+                n--;
+            }
+            ck_assert_msg(n == nd, "%s+%#lx: %zu frames from the table (%s %s:%d), %zu from DWARF (%s %s:%d)", name,
+                          (unsigned long)(a - sym.st_value), n, tf[0].function, tf[0].file, tf[0].line, nd,
+                          df[0].function, df[0].file, df[0].line);
+            for (size_t k = 0; k < n; k++) {
+                ck_assert_str_eq(tf[k].function, df[k].function);
+                ck_assert_int_eq(tf[k].line, df[k].line);
+                ck_assert_str_eq(base(tf[k].file), base(df[k].file));
+            }
+            main_pcs++;
+        }
+    }
+    ck_assert_uint_gt(functions, 1000);
+    ck_assert_uint_gt(main_pcs, 100);
+    ck_assert_uint_eq(gopclntab_lookup(t, lo - 1, (struct go_frame[1]){0}, 1), 0);
+    symbolizer_free(s);
+    p.modules = NULL;
+    p.nmodules = 0;
+    process_free(&p);
+    gopclntab_free(t);
+    elf_end(elf);
+    close(fd);
+}
+END_TEST
+
+Suite *robust_suite(void)
+{
+    Suite *s = suite_create("robust");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, exec_starts_a_new_entry);
+    tcase_add_test(tc, shim_file_images_and_statistics);
+    tcase_add_test(tc, shim_file_bad_headers);
+    tcase_add_test(tc, gopclntab_agrees_with_symbols_and_dwarf);
+    suite_add_tcase(s, tc);
+    return s;
+}
