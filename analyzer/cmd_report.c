@@ -73,6 +73,7 @@ int cmd_report(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "cgoscope: %s\n", err);
         procset_free(&ps);
+        gate_free(&gate);
         return 1;
     }
     if (rc > 0)

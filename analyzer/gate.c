@@ -130,7 +130,8 @@ static void apply_one(struct gate *g, struct report *r)
             r->suppressed_bytes += lg->bytes;
         }
     }
-    qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
+    if (r->ngroups) /* qsort(NULL, 0, ...) is undefined */
+        qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
     g->leaked_blocks += r->user_blocks;
     g->leaked_bytes += r->user_bytes;
 }
