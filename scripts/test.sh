@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the unit tests built with ASan and UBSan, the suite again on test programs
 # built by Go 1.21 (the oldest supported; installed from bookworm-backports if missing), the
-# whole suite (unit tests and the integration tests that run testprogs/ under the real shim),
-# then the trace reader under libFuzzer for CGOSCOPE_FUZZ_SECONDS (default 60).
+# trace reader under libFuzzer for CGOSCOPE_FUZZ_SECONDS (default 60), then the whole suite
+# (unit tests and the integration tests that run testprogs/ under the real shim).
 # Installs missing packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,14 +32,14 @@ cmake -S . -B "$build-go1.21" -DCGOSCOPE_BUILD_TESTPROGS=ON -DGO_EXECUTABLE="$go
 cmake --build "$build-go1.21" -j"$jobs" >/dev/null
 ctest --test-dir "$build-go1.21" --output-on-failure -j"$jobs"
 
-echo "== cgoscope: all tests" >&2
+echo "== cgoscope: building everything" >&2
 cmake -S . -B "$build" >/dev/null
 cmake --build "$build" -j"$jobs"
-ctest --test-dir "$build" --output-on-failure -j"$jobs"
 
 # The trace reader under libFuzzer, for a bounded time (docs/robustness.md), from small traces of
 # every kind and a real one of testprogs/leaky. A crash or a hang (-timeout) fails the run and
-# leaves the input that caused it in $build-fuzz/ (crash-*, timeout-*).
+# leaves the input that caused it in $build-fuzz/ (crash-*, timeout-*); its log is
+# $build-fuzz/fuzz.log.
 fuzz_seconds=${CGOSCOPE_FUZZ_SECONDS:-60}
 echo "== cgoscope: fuzzing the trace reader for ${fuzz_seconds} s (libFuzzer)" >&2
 CC=clang cmake -S . -B "$build-fuzz" -DCGOSCOPE_FUZZ=ON -DCGOSCOPE_SANITIZE=ON -DCGOSCOPE_BUILD_TESTPROGS=OFF >/dev/null
@@ -47,5 +47,14 @@ cmake --build "$build-fuzz" -j"$jobs" --target fuzz_trace make_seeds >/dev/null
 rm -rf "$build-fuzz/seeds" && mkdir -p "$build-fuzz/seeds" "$build-fuzz/corpus"
 "$build-fuzz/bin/make_seeds" "$build-fuzz/seeds"
 "$build/bin/cgoscope" run -q -o "$build-fuzz/seeds/leaky.cgs" -- "$build/testprogs/leaky" >/dev/null
-(cd "$build-fuzz" && ASAN_OPTIONS=abort_on_error=1 ./bin/fuzz_trace -max_total_time="$fuzz_seconds" -timeout=20 \
-   -rss_limit_mb=2048 -max_len=300000 -print_final_stats=1 corpus seeds)
+if ! (cd "$build-fuzz" && ASAN_OPTIONS=abort_on_error=1 ./bin/fuzz_trace -max_total_time="$fuzz_seconds" -timeout=20 \
+        -rss_limit_mb=2048 -max_len=300000 -print_final_stats=1 corpus seeds >fuzz.log 2>&1); then
+  tail -n 60 "$build-fuzz/fuzz.log" >&2
+  echo "test: FAILED: the trace reader crashed or hung under libFuzzer (input saved in $build-fuzz)" >&2
+  exit 1
+fi
+grep -E "^(Done|stat::number_of_executed_units|stat::new_units_added)" "$build-fuzz/fuzz.log" >&2 || true
+
+# Last, so that its summary closes the output.
+echo "== cgoscope: all tests" >&2
+ctest --test-dir "$build" --output-on-failure -j"$jobs"

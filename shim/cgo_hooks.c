@@ -36,37 +36,65 @@ CGS_HIDDEN int cgs_lazy_go_frames;
  * argument frame. The hot path: note where the Go frames start (they are walked only if an
  * allocation or a callback needs them), count the call, call the wrapper.
  */
+/* The slow ways through the hook, kept out of its body so that the fast path saves no registers:
+ * Go frames captured at once (when callbacks cannot be seen), the thread's first call of a site,
+ * timed calls (`counted` 1: the call was counted and its countdown reached zero), and the call
+ * after a timed one (`counted` 2: counted, the gap since the timed one is measured). The depth
+ * was already raised by the caller. */
+__attribute__((section("cgoscope_hook"), noinline)) static int enter_slow(void *frame, uint32_t site, uintptr_t *fp,
+                                                                          int counted)
+{
+    struct cgs_thread *t = &cgs_tls;
+    uint32_t d = t->depth - 1;
+    if (!cgs_lazy_go_frames && d < CGS_MAX_CTX && t->ctx[d].ngo == CGS_GO_LAZY)
+        cgs_capture_go_frames(t, &t->ctx[d], fp);
+    struct cgs_site_stats *s = t->index ? t->index->site[site] : NULL;
+    if (!s)
+        s = cgs_site_stats_slow(t, site);
+    int timed = 0;
+    if (s && counted == 1) {
+        timed = 1;
+    } else if (s && !counted) {
+        s->calls++;
+        timed = --s->countdown == 0;
+    }
+    int rv;
+    if (timed) {
+        rv = cgs_timed_call(t, s, site_real[site], frame, site, fp);
+    } else {
+        if (s && t->gap_pending)
+            cgs_note_gap(t);
+        rv = site_real[site](frame);
+    }
+    cgs_tls.depth--;
+    return rv;
+}
+
 __attribute__((section("cgoscope_hook"), noinline, used, visibility("hidden"))) int
 cgs_cgo_enter(void *frame, uint32_t site)
 {
     struct cgs_thread *t = &cgs_tls;
     uint32_t d = t->depth;
     uintptr_t *fp = __builtin_frame_address(0);
+    t->depth = d + 1;
     if (CGS_LIKELY(d < CGS_MAX_CTX)) {
         struct cgs_cgo_ctx *c = &t->ctx[d];
         c->site = site;
         c->fp = fp;
         c->ngo = CGS_GO_LAZY;
-        if (!cgs_lazy_go_frames)
-            cgs_capture_go_frames(t, c, fp);
+        if (CGS_UNLIKELY(!cgs_lazy_go_frames))
+            return enter_slow(frame, site, fp, 0);
     }
-    t->depth = d + 1;
     struct cgs_site_stats *s = t->index ? t->index->site[site] : NULL;
     if (CGS_UNLIKELY(!s))
-        s = cgs_site_stats_slow(t, site);
-    if (CGS_LIKELY(s != NULL)) {
-        s->calls++;
-        if (CGS_UNLIKELY(--s->countdown == 0)) {
-            int rv = cgs_timed_call(t, s, site_real[site], frame, site, fp);
-            t->depth = d;
-            return rv;
-        }
-        if (CGS_UNLIKELY(t->gap_pending))
-            cgs_note_gap(t);
-    }
+        return enter_slow(frame, site, fp, 0);
+    s->calls++;
+    if (CGS_UNLIKELY(--s->countdown == 0))
+        return enter_slow(frame, site, fp, 1);
+    if (CGS_UNLIKELY(t->gap_pending))
+        return enter_slow(frame, site, fp, 2); /* counted; measure the gap since the last timed call */
     int rv = site_real[site](frame);
-    t->depth = d;
-    __asm__ volatile("" ::: "memory"); /* keep the call above a real call, not a tail jump */
+    cgs_tls.depth--; /* the call in, balanced: no register kept across the call but the result */
     return rv;
 }
 
