@@ -132,6 +132,11 @@ static size_t deliver(struct channel *c, uint32_t i, channel_sink sink, void *ar
 
 static void release(struct channel *c, uint32_t i)
 {
+    if (atomic_load_explicit(&c->desc[i].state, memory_order_acquire) == CGS_CHUNK_FULL) {
+        uint32_t n = atomic_load_explicit(&c->h->undrained, memory_order_relaxed);
+        while (n && !atomic_compare_exchange_weak(&c->h->undrained, &n, n - 1))
+            ;
+    }
     c->consumed[i] = 0;
     atomic_store_explicit(&c->desc[i].committed, 0, memory_order_relaxed);
     atomic_store_explicit(&c->desc[i].state, CGS_CHUNK_FREE, memory_order_release);

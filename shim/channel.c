@@ -462,7 +462,11 @@ static int32_t claim(struct cgs_thread *t, uint32_t kind)
         return claim_file(t, kind);
     uint64_t stuck_since = 0;
     for (unsigned spins = 0;; spins++) {
-        int32_t i = try_claim(t, kind);
+        /* Backpressure: with too much waiting to be drained, wait like when nothing is free. */
+        int32_t i = kind == CGS_KIND_RECORDS &&
+                            atomic_load_explicit(&hdr->undrained, memory_order_relaxed) >= CGS_MAX_UNDRAINED
+                        ? -1
+                        : try_claim(t, kind);
         if (i >= 0) {
             t->retry_at = 0;
             return i;
@@ -547,6 +551,8 @@ void cgs_thread_done(struct cgs_thread *t)
 {
     if (t->chunk < 0 || !descs)
         return;
+    if (!file_mode)
+        atomic_fetch_add_explicit(&hdr->undrained, 1, memory_order_relaxed);
     atomic_store_explicit(&descs[t->chunk].state, CGS_CHUNK_FULL, memory_order_release);
     t->chunk = -1;
     t->off = 0;

@@ -64,7 +64,13 @@ struct cgs_shm_header {
     /* Times a thread found every chunk held by live writers for CGS_EXHAUSTED_WAIT_MS and went on
      * without one (its records until it got one are counted in events_lost). */
     _Atomic uint32_t exhausted;
+    /* Chunks marked FULL and not yet drained. Past CGS_MAX_UNDRAINED a producer waits for the
+     * analyzer (invariant 1: wait, do not drop), so a program faster than the analyzer cannot
+     * make the channel hold more than that much. */
+    _Atomic uint32_t undrained;
 };
+
+#define CGS_MAX_UNDRAINED 512u /* 32 MiB of records waiting */
 
 #define CGS_HF_FILE 1u /* the channel is a trace file written by the shim alone */
 
