@@ -118,7 +118,7 @@ static void add_callers(struct crossing_site *cs, const struct call_stats *st, c
         /* Callers are seen on timed calls: exact ones count once, samples stand for the rest. */
         est[k] += (double)c->exact + (double)(c->count - c->exact) * scale;
     }
-    cs->callers_estimated = st->exact_calls != st->calls;
+    cs->callers_estimated = st->exact_calls != st->calls || (st->flags & CGS_SF_CALLERS_SAMPLED);
     for (size_t k = 0; k < n; k++)
         all[k].calls = (uint64_t)llround(est[k]);
     qsort(all, n, sizeof *all, cmp_caller);

@@ -358,6 +358,7 @@ static void merge(struct call_stats *into, const struct cgs_site_stats *s)
     into->ticks_sum += s->ticks_sum;
     into->exact_calls += s->exact_calls;
     into->exact_ticks += s->exact_ticks;
+    into->flags |= s->flags;
     if (s->timed) {
         if (s->ticks_max > into->ticks_max)
             into->ticks_max = s->ticks_max;

@@ -38,6 +38,7 @@ struct call_stats {
     uint64_t key;       /* return address in the export's C wrapper (callbacks) */
     uint64_t calls, timed, ticks_sum, ticks_max, ticks_min;
     uint64_t exact_calls, exact_ticks; /* calls timed because every call was (not sampled) */
+    uint32_t flags; /* CGS_SF_* of any thread */
     uint64_t hist[CGS_HIST_BUCKETS];
 };
 

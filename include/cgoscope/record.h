@@ -107,6 +107,7 @@ enum cgs_stats_kind { CGS_STATS_CALL = 1, CGS_STATS_CALLBACK = 2 };
 
 #define CGS_SF_ALWAYS 1u  /* slow site: every call is timed */
 #define CGS_SF_SAMPLED 2u /* the next timed call is a random sample, not an exact one */
+#define CGS_SF_CALLERS_SAMPLED 4u /* --timing=full: callers were noted on 1 call in 16 */
 
 struct cgs_site_stats {
     uint32_t kind;      /* enum cgs_stats_kind; 0 = unused slot */
