@@ -189,7 +189,7 @@ void crossings_free(struct crossings *x)
     memset(x, 0, sizeof *x);
 }
 
-static const char *human_ns(double ns, char *buf, size_t len)
+const char *crossings_human_ns(double ns, char *buf, size_t len)
 {
     if (ns < 0)
         snprintf(buf, len, "?");
@@ -213,11 +213,11 @@ void crossings_print_text(FILE *out, const struct crossings *x)
     if (x->per_call_ns >= 0)
         fprintf(out, "   crossing cost per call: %s (estimate: least gap between consecutive cgo calls on one thread, "
                      "%" PRIu64 " gaps measured)\n",
-                human_ns(x->per_call_ns, a, sizeof a), x->gap_samples);
+                crossings_human_ns(x->per_call_ns, a, sizeof a), x->gap_samples);
     else if (x->implausible_gap_ns > 0)
         fprintf(out, "   crossing cost per call: not measured (the least gap between two cgo calls was %s: they were "
                      "never back to back)\n",
-                human_ns(x->implausible_gap_ns, a, sizeof a));
+                crossings_human_ns(x->implausible_gap_ns, a, sizeof a));
     else
         fprintf(out, "   crossing cost per call: not measured (no two timed cgo calls followed each other on a thread)\n");
     if (!x->clock_calibrated)
@@ -227,9 +227,9 @@ void crossings_print_text(FILE *out, const struct crossings *x)
     for (size_t i = 0; i < x->nsites; i++) {
         const struct crossing_site *s = &x->sites[i];
         fprintf(out, "   %12" PRIu64 " %10s %9s %9s %9s %9s %12s  %s.%s%s\n", s->calls,
-                s->timed ? human_ns(s->c_time_ns, a, sizeof a) : "-", s->timed ? human_ns(s->p50_ns, b, sizeof b) : "-",
-                s->timed ? human_ns(s->p90_ns, c, sizeof c) : "-", s->timed ? human_ns(s->p99_ns, d, sizeof d) : "-",
-                s->timed ? human_ns(s->max_ns, e, sizeof e) : "-", human_ns(s->crossing_ns, f, sizeof f), s->package,
+                s->timed ? crossings_human_ns(s->c_time_ns, a, sizeof a) : "-", s->timed ? crossings_human_ns(s->p50_ns, b, sizeof b) : "-",
+                s->timed ? crossings_human_ns(s->p90_ns, c, sizeof c) : "-", s->timed ? crossings_human_ns(s->p99_ns, d, sizeof d) : "-",
+                s->timed ? crossings_human_ns(s->max_ns, e, sizeof e) : "-", crossings_human_ns(s->crossing_ns, f, sizeof f), s->package,
                 s->function, s->crossing_dominates ? "   <- crossing costs more than the C work: batch these calls" : "");
         for (size_t k = 0; k < s->ncallers; k++)
             fprintf(out, "   %12s%" PRIu64 " from %s (%s:%d)\n", s->callers_estimated ? "~" : "", s->callers[k].calls,
@@ -239,7 +239,7 @@ void crossings_print_text(FILE *out, const struct crossings *x)
         fprintf(out, "   callbacks (C -> Go):\n");
         for (size_t i = 0; i < x->ncallbacks; i++) {
             const struct crossing_callback *cb = &x->callbacks[i];
-            fprintf(out, "   %12" PRIu64 " %10s in Go  %s.%s\n", cb->calls, cb->timed ? human_ns(cb->time_ns, a, sizeof a) : "-",
+            fprintf(out, "   %12" PRIu64 " %10s in Go  %s.%s\n", cb->calls, cb->timed ? crossings_human_ns(cb->time_ns, a, sizeof a) : "-",
                     cb->package ? cb->package : "?", cb->function);
         }
     }

@@ -47,6 +47,8 @@ struct crossings {
 };
 
 int crossings_build(struct crossings *x, const struct process *p, struct symbolizer *sym);
+/* "812 ns", "3.4 us", "1.2 ms", "2.05 s"; "?" when negative (unknown). */
+const char *crossings_human_ns(double ns, char *buf, size_t len);
 void crossings_free(struct crossings *x);
 void crossings_print_text(FILE *out, const struct crossings *x);
 void crossings_add_json(json_object *proc, const struct crossings *x);

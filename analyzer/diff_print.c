@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crossings.h"
 #include "diff.h"
 #include "leaksite.h"
 
@@ -88,20 +89,6 @@ static void put_site(FILE *out, const struct diff_leak *l, int md)
     }
 }
 
-static const char *human_ns(double ns, char *buf, size_t len)
-{
-    if (ns < 0)
-        snprintf(buf, len, "?");
-    else if (ns < 1e3)
-        snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, len, "%.1f us", ns / 1e3);
-    else if (ns < 1e9)
-        snprintf(buf, len, "%.1f ms", ns / 1e6);
-    else
-        snprintf(buf, len, "%.2f s", ns / 1e9);
-    return buf;
-}
 
 static const char *pct(double p, char *buf, size_t len)
 {
@@ -159,10 +146,10 @@ static void call_line(FILE *out, const struct diff_call_change *c, int md)
     fprintf(out, md ? "| `%s.%s`" : "  %s.%s", any->package, any->function);
     fprintf(out, "%s%s%" PRIu64 " -> %" PRIu64 "", sep, md ? "" : "calls ", c->base ? c->base->calls : 0,
             c->head ? c->head->calls : 0);
-    fprintf(out, "%s%s%s -> %s", sep, md ? "" : "C time ", human_ns(c->base ? c->base->c_time_ns : 0, a, sizeof a),
-            human_ns(c->head ? c->head->c_time_ns : 0, b, sizeof b));
-    fprintf(out, "%s%s%s -> %s (%s)%s", sep, md ? "" : "crossing ", human_ns(c->base ? c->base->crossing_ns : 0, x, sizeof x),
-            human_ns(c->head ? c->head->crossing_ns : 0, y, sizeof y), c->head ? pct(c->crossing_pct, p, sizeof p) : "gone",
+    fprintf(out, "%s%s%s -> %s", sep, md ? "" : "C time ", crossings_human_ns(c->base ? c->base->c_time_ns : 0, a, sizeof a),
+            crossings_human_ns(c->head ? c->head->c_time_ns : 0, b, sizeof b));
+    fprintf(out, "%s%s%s -> %s (%s)%s", sep, md ? "" : "crossing ", crossings_human_ns(c->base ? c->base->crossing_ns : 0, x, sizeof x),
+            crossings_human_ns(c->head ? c->head->crossing_ns : 0, y, sizeof y), c->head ? pct(c->crossing_pct, p, sizeof p) : "gone",
             c->regression ? (md ? " **regression**" : "  REGRESSION") : "");
     fprintf(out, md ? " |\n" : "\n");
 }

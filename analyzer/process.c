@@ -85,8 +85,7 @@ static const char *rec_string(const uint8_t *rec, size_t size, size_t off)
     return memchr(s, 0, size - off) ? s : NULL;
 }
 
-/* NUL-separated arguments (the launcher's own argv, when it has one, wins). */
-static void set_argv(struct process *p, const char *buf, size_t len)
+void process_set_argv(struct process *p, const char *buf, size_t len)
 {
     size_t count = 0;
     for (size_t i = 0; i < len; i++)
@@ -100,6 +99,9 @@ static void set_argv(struct process *p, const char *buf, size_t len)
         argv[k++] = strndup(buf + off, l);
         off += l + 1;
     }
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->argv);
     p->argv = argv;
     p->argc = (int)k;
 }
@@ -196,7 +198,7 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         p->exe = strdup(exe);
         size_t args_at = sizeof *r + strlen(exe) + 1;
         if (r->argv_len && !p->argc && args_at + r->argv_len <= size)
-            set_argv(p, (const char *)rec + args_at, r->argv_len);
+            process_set_argv(p, (const char *)rec + args_at, r->argv_len);
         return 0;
     }
     case CGS_REC_MODULE: {

@@ -176,26 +176,6 @@ int trace_writer_close(struct trace_writer *w, char *err, size_t errlen)
     return rc;
 }
 
-static void read_argv(struct process *p, const char *buf, size_t len)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < len; i++)
-        count += buf[i] == 0;
-    char **argv = calloc(count + 1, sizeof *argv);
-    if (!argv)
-        return;
-    size_t k = 0;
-    for (size_t off = 0; off < len && k < count;) {
-        size_t l = strnlen(buf + off, len - off);
-        argv[k++] = strndup(buf + off, l);
-        off += l + 1;
-    }
-    for (int i = 0; i < p->argc; i++)
-        free(p->argv[i]);
-    free(p->argv);
-    p->argv = argv;
-    p->argc = (int)k;
-}
 
 /* The trace after its header: a zstd stream, decompressed as it is read. */
 struct tin {
@@ -318,7 +298,7 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
             break;
         }
         if (h.kind == TRACE_ARGV) {
-            read_argv(p, (const char *)buf, h.len);
+            process_set_argv(p, (const char *)buf, h.len);
         } else if (h.kind == TRACE_STATS) {
             if (h.len >= sizeof(struct cgs_stats_chunk)) {
                 struct cgs_stats_chunk *c = malloc(sizeof *c);
