@@ -107,16 +107,6 @@ static void stats_sink(void *arg, uint32_t pid, const struct cgs_stats_chunk *c)
         process_add_stats(p, c);
 }
 
-static void set_exit(struct process *p, int status)
-{
-    if (WIFSIGNALED(status)) {
-        p->exit_kind = EXIT_SIGNAL;
-        p->exit_value = WTERMSIG(status);
-    } else if (WIFEXITED(status)) {
-        p->exit_kind = EXIT_CODE;
-        p->exit_value = WEXITSTATUS(status);
-    }
-}
 
 /* Descendants whose parent died before them are reparented to cgoscope (a subreaper): reap
  * them, noting how they ended. */
@@ -129,7 +119,7 @@ static void reap_orphans(struct procset *ps, pid_t main_pid)
             continue;
         for (size_t i = 0; i < ps->n; i++)
             if (ps->v[i]->pid == (uint32_t)w)
-                set_exit(ps->v[i], status);
+                process_set_exit(ps->v[i], status);
     }
 }
 
@@ -488,7 +478,7 @@ int cmd_run(int argc, char **argv)
     }
     rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
     if (main_proc)
-        set_exit(main_proc, status);
+        process_set_exit(main_proc, status);
     if (term_sent_at)
         rc = 0; /* it ended because we asked it to (--duration or Ctrl-C), however it ended */
 

@@ -209,15 +209,8 @@ void descendants_scan(struct descendants *d, struct procset *ps)
 static void note_exit(struct procset *ps, pid_t pid, int status)
 {
     struct process *p = newest(ps, (uint32_t)pid);
-    if (!p)
-        return;
-    if (WIFSIGNALED(status)) {
-        p->exit_kind = EXIT_SIGNAL;
-        p->exit_value = WTERMSIG(status);
-    } else if (WIFEXITED(status)) {
-        p->exit_kind = EXIT_CODE;
-        p->exit_value = WEXITSTATUS(status);
-    }
+    if (p)
+        process_set_exit(p, status);
 }
 
 static void nap_ms(long ms)

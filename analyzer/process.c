@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "cgoscope/record.h"
 
@@ -496,4 +497,15 @@ struct process *procset_flat(const struct procset *s)
     for (size_t i = 0; i < s->n; i++)
         flat[i] = *s->v[i]; /* shallow: the set still owns what the fields point to */
     return flat;
+}
+
+void process_set_exit(struct process *p, int status)
+{
+    if (WIFSIGNALED(status)) {
+        p->exit_kind = EXIT_SIGNAL;
+        p->exit_value = WTERMSIG(status);
+    } else if (WIFEXITED(status)) {
+        p->exit_kind = EXIT_CODE;
+        p->exit_value = WEXITSTATUS(status);
+    }
 }

@@ -135,6 +135,8 @@ int process_feed(struct process *p, uint32_t tid, const uint8_t *data, size_t le
 const struct stack_info *process_stack(const struct process *p, uint64_t id);
 const struct site_info *process_site(const struct process *p, uint32_t id);
 const struct module_info *process_exe(const struct process *p);
+/* How it ended, from a waitpid status. */
+void process_set_exit(struct process *p, int status);
 /* Replaces argv with NUL-separated arguments. */
 void process_set_argv(struct process *p, const char *buf, size_t len);
 /* Adds one thread's statistics chunk (copied out of the channel). Returns -1 if it is corrupt. */
