@@ -2,6 +2,32 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Large slot arrays come straight from mmap and go straight back: an allocator that keeps freed
+ * pages around (jemalloc's decay) would otherwise hold every outgrown table for a while, about
+ * doubling the resident memory of a big live set. */
+#define MMAP_FROM 4096u
+
+static struct live_slot *slots_alloc(size_t n)
+{
+    size_t bytes = n * sizeof(struct live_slot);
+    if (bytes < MMAP_FROM)
+        return calloc(n, sizeof(struct live_slot));
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static void slots_free(struct live_slot *p, size_t n)
+{
+    if (!p)
+        return;
+    size_t bytes = n * sizeof(struct live_slot);
+    if (bytes < MMAP_FROM)
+        free(p);
+    else
+        munmap(p, bytes);
+}
 
 void liveset_init(struct liveset *s)
 {
@@ -13,7 +39,8 @@ void liveset_init(struct liveset *s)
 
 void liveset_free(struct liveset *s)
 {
-    free(s->slots);
+    for (size_t i = 0; i < LIVESET_PARTS; i++)
+        slots_free(s->part[i].slots, s->part[i].cap);
     u64map_free(&s->big_sizes);
     u64map_free(&s->pending);
     u64map_free(&s->stack_index);
@@ -23,27 +50,44 @@ void liveset_free(struct liveset *s)
     memset(s, 0, sizeof *s);
 }
 
-static inline size_t home(uint64_t addr, size_t cap)
+static inline uint64_t mix(uint64_t addr)
 {
     addr ^= addr >> 33;
     addr *= 0xff51afd7ed558ccdull;
     addr ^= addr >> 29;
-    return (size_t)addr & (cap - 1);
+    return addr;
 }
+
+/* The table of an address: the top byte of its hash; the slot within: the low bits. */
+static inline struct live_part *part_of(const struct liveset *s, uint64_t addr)
+{
+    return (struct live_part *)&s->part[mix(addr) >> 56];
+}
+
+static inline size_t home(uint64_t addr, size_t cap) { return (size_t)mix(addr) & (cap - 1); }
 
 static struct live_slot *find(const struct liveset *s, uint64_t addr)
 {
-    if (!s->cap)
+    const struct live_part *t = part_of(s, addr);
+    if (!t->cap)
         return NULL;
-    for (size_t i = home(addr, s->cap);; i = (i + 1) & (s->cap - 1)) {
-        if (s->slots[i].addr == addr)
-            return &s->slots[i];
-        if (!s->slots[i].addr)
+    for (size_t i = home(addr, t->cap);; i = (i + 1) & (t->cap - 1)) {
+        if (t->slots[i].addr == addr)
+            return &t->slots[i];
+        if (!t->slots[i].addr)
             return NULL;
     }
 }
 
 int liveset_has(const struct liveset *s, uint64_t addr) { return find(s, addr) != NULL; }
+
+size_t liveset_capacity(const struct liveset *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < LIVESET_PARTS; i++)
+        n += s->part[i].cap;
+    return n;
+}
 
 static void place(struct live_slot *slots, size_t cap, const struct live_slot *e)
 {
@@ -53,37 +97,37 @@ static void place(struct live_slot *slots, size_t cap, const struct live_slot *e
     slots[i] = *e;
 }
 
-static int grow(struct liveset *s)
+static int grow(struct live_part *t)
 {
-    size_t ncap = s->cap ? s->cap * 2 : 1024;
-    struct live_slot *n = calloc(ncap, sizeof *n);
+    size_t ncap = t->cap ? t->cap * 2 : 16;
+    struct live_slot *n = slots_alloc(ncap);
     if (!n)
         return -1;
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i].addr)
-            place(n, ncap, &s->slots[i]);
-    free(s->slots);
-    s->slots = n;
-    s->cap = ncap;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].addr)
+            place(n, ncap, &t->slots[i]);
+    slots_free(t->slots, t->cap);
+    t->slots = n;
+    t->cap = ncap;
     return 0;
 }
 
 /* Backward-shift deletion: later entries of the probe run move up, no tombstones. */
-static void remove_slot(struct liveset *s, struct live_slot *e)
+static void remove_slot(struct live_part *t, struct live_slot *e)
 {
-    size_t mask = s->cap - 1, i = (size_t)(e - s->slots), j = i;
+    size_t mask = t->cap - 1, i = (size_t)(e - t->slots), j = i;
     for (;;) {
         j = (j + 1) & mask;
-        if (!s->slots[j].addr)
+        if (!t->slots[j].addr)
             break;
-        size_t h = home(s->slots[j].addr, s->cap);
+        size_t h = home(t->slots[j].addr, t->cap);
         if (((j - h) & mask) >= ((j - i) & mask)) {
-            s->slots[i] = s->slots[j];
+            t->slots[i] = t->slots[j];
             i = j;
         }
     }
-    s->slots[i].addr = 0;
-    s->used--;
+    t->slots[i].addr = 0;
+    t->used--;
 }
 
 static int push(void **v, size_t *n, size_t *cap, const void *e, size_t size)
@@ -186,7 +230,8 @@ static int take_pending(struct liveset *s, uint64_t addr, uint64_t ts)
 /* Puts a block in the table (its address is not there yet). */
 static int insert_slot(struct liveset *s, uint64_t addr, uint64_t size, uint32_t index, uint64_t ts)
 {
-    if ((s->used + 1) * 4 > s->cap * 3 && grow(s) != 0)
+    struct live_part *t = part_of(s, addr);
+    if ((t->used + 1) * 4 > t->cap * 3 && grow(t) != 0)
         return -1;
     struct live_slot e = {addr, ts, size < UINT32_MAX ? (uint32_t)size : UINT32_MAX, index};
     if (e.size == UINT32_MAX) {
@@ -195,8 +240,8 @@ static int insert_slot(struct liveset *s, uint64_t addr, uint64_t size, uint32_t
             return -1;
         *v = size;
     }
-    place(s->slots, s->cap, &e);
-    s->used++;
+    place(t->slots, t->cap, &e);
+    t->used++;
     return 0;
 }
 
@@ -227,7 +272,7 @@ static void drop_slot(struct liveset *s, struct live_slot *e)
     if (e->size == UINT32_MAX)
         u64map_del(&s->big_sizes, e->addr);
     account(s, b.stack, b.size, -1);
-    remove_slot(s, e);
+    remove_slot(part_of(s, b.addr), e);
 }
 
 int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts)
@@ -290,10 +335,13 @@ size_t liveset_pending(const struct liveset *s) { return s->pending.len + s->npe
 
 void liveset_each(const struct liveset *s, void (*fn)(const struct live_block *, void *), void *arg)
 {
-    for (size_t i = 0; i < s->cap; i++) {
-        if (s->slots[i].addr) {
-            struct live_block b = unpack(s, &s->slots[i]);
-            fn(&b, arg);
+    for (size_t p = 0; p < LIVESET_PARTS; p++) {
+        const struct live_part *t = &s->part[p];
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->slots[i].addr) {
+                struct live_block b = unpack(s, &t->slots[i]);
+                fn(&b, arg);
+            }
         }
     }
     for (size_t i = 0; i < s->ndups; i++)

@@ -5,8 +5,10 @@
  * Timestamps settle both: a free ends the latest allocation of its address made before it,
  * and a free read early waits until the allocation it ends is read.
  *
- * Memory: one 24-byte slot per live block in an open-addressing table (kept at most 3/4 full),
- * so about 32-64 bytes per live allocation whatever the number of events.
+ * Memory: one 24-byte slot per live block in open-addressing tables (kept at most 3/4 full),
+ * so about 32-48 bytes per live allocation whatever the number of events. The blocks are spread
+ * over 256 tables by address hash, each growing on its own: when one doubles, the old and the
+ * new copy of only that 1/256th coexist, so the peak stays close to the steady state.
  */
 #ifndef CGOSCOPE_LIVESET_H
 #define CGOSCOPE_LIVESET_H
@@ -43,9 +45,15 @@ struct ts_entry {
     uint64_t idx; /* duplicates: index into dup_blocks */
 };
 
-struct liveset {
+#define LIVESET_PARTS 256
+
+struct live_part {
     struct live_slot *slots;
-    size_t cap, used; /* cap is a power of two */
+    size_t cap, used; /* cap is a power of two (or 0) */
+};
+
+struct liveset {
+    struct live_part part[LIVESET_PARTS];
     struct u64map big_sizes; /* addr -> size, for blocks of 4 GiB or more */
     struct u64map stack_index; /* stack -> index+1 into per_stack */
     struct stack_live *per_stack;
@@ -67,6 +75,8 @@ int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts);
 size_t liveset_pending(const struct liveset *s);
 /* Is a block live at addr (in the table proper)? */
 int liveset_has(const struct liveset *s, uint64_t addr);
+/* Slots allocated over all the tables (for tests and memory figures). */
+size_t liveset_capacity(const struct liveset *s);
 /* Calls fn for every live block. */
 void liveset_each(const struct liveset *s, void (*fn)(const struct live_block *, void *), void *arg);
 
