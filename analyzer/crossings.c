@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exports.h"
 #include "report.h"
 
 static double quantile_ticks(const struct call_stats *s, double q)
@@ -304,14 +305,9 @@ void crossings_add_json(json_object *proc, const struct crossings *x)
 
 int crossings_write_timeline(const char *path, const struct process *p)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "cgoscope: cannot write the timeline %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    FILE *f = export_create(path, "timeline");
+    if (!f)
         return -1;
-    }
     fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"cgoscope\",\"events\":%zu,\"dropped\":%" PRIu64
                ",\"note\":\"timed cgo calls only (see --timing); past %d events, a uniform sample of them\"},\n\"traceEvents\":[\n",
             p->ntimeline, p->timeline_dropped, TIMELINE_CAP);
@@ -337,9 +333,5 @@ int crossings_write_timeline(const char *path, const struct process *p)
     fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"%s\"}}\n]}\n", p->pid,
             "cgo calls");
     free(tids);
-    if (fclose(f) != 0) {
-        fprintf(stderr, "cgoscope: writing the timeline %s failed: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return export_finish(f, path, "timeline");
 }

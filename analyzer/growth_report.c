@@ -1,5 +1,7 @@
 #include "growth_report.h"
 
+#include "exports.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -193,14 +195,9 @@ int growth_write_svg(const char *path, const struct report *r)
 {
     const struct process *p = r->proc;
     const struct growth *g = &p->growth;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "cgoscope: cannot write the plot %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    FILE *f = export_create(path, "plot");
+    if (!f)
         return -1;
-    }
     uint64_t t_ns[GROWTH_POINTS];
     times_ns(p, t_ns);
     struct growth_site sites[6];
@@ -272,9 +269,5 @@ int growth_write_svg(const char *path, const struct report *r)
         fprintf(f, "</text>\n");
     }
     fprintf(f, "</svg>\n");
-    if (fclose(f) != 0) {
-        fprintf(stderr, "cgoscope: writing the plot %s failed: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return export_finish(f, path, "plot");
 }

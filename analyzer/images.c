@@ -10,23 +10,7 @@ static struct process *next_image(struct procset *ps, struct process *old)
 {
     if (old->exit_kind == EXIT_UNKNOWN)
         old->exit_kind = EXIT_EXEC;
-    if (ps->n == ps->cap) {
-        size_t nc = ps->cap ? ps->cap * 2 : 8;
-        struct process **nv = realloc(ps->v, nc * sizeof *nv);
-        if (!nv)
-            return NULL;
-        ps->v = nv;
-        ps->cap = nc;
-    }
-    struct process *p = malloc(sizeof *p);
-    if (!p)
-        return NULL;
-    process_init(p);
-    if (ps->ticks_per_ns > 0)
-        process_set_rate(p, ps->ticks_per_ns);
-    p->pid = old->pid;
-    ps->v[ps->n++] = p;
-    return p;
+    return procset_add(ps, old->pid);
 }
 
 int procset_feed(struct procset *ps, uint32_t pid, uint32_t tid, const uint8_t *data, size_t len)

@@ -461,13 +461,8 @@ void procset_free(struct procset *s)
     memset(s, 0, sizeof *s);
 }
 
-struct process *procset_get(struct procset *s, uint32_t pid, int *created)
+struct process *procset_add(struct procset *s, uint32_t pid)
 {
-    if (created)
-        *created = 0;
-    for (size_t i = s->n; i-- > 0;) /* the newest: after exec, a pid has one entry per program */
-        if (s->v[i]->pid == pid)
-            return s->v[i];
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 8;
         struct process **nv = realloc(s->v, nc * sizeof *nv);
@@ -484,6 +479,19 @@ struct process *procset_get(struct procset *s, uint32_t pid, int *created)
         process_set_rate(p, s->ticks_per_ns);
     p->pid = pid;
     s->v[s->n++] = p;
+    return p;
+}
+
+struct process *procset_get(struct procset *s, uint32_t pid, int *created)
+{
+    if (created)
+        *created = 0;
+    for (size_t i = s->n; i-- > 0;) /* the newest: after exec, a pid has one entry per program */
+        if (s->v[i]->pid == pid)
+            return s->v[i];
+    struct process *p = procset_add(s, pid);
+    if (!p)
+        return NULL;
     if (created)
         *created = 1;
     return p;

@@ -124,6 +124,8 @@ void procset_init(struct procset *s);
 void procset_free(struct procset *s);
 /* The process with this pid, created (empty, pid set) if new; NULL when memory runs out. */
 struct process *procset_get(struct procset *s, uint32_t pid, int *created);
+/* A new, empty entry for pid after all the others (a pid that exec'd gets one per program). */
+struct process *procset_add(struct procset *s, uint32_t pid);
 /* A contiguous copy of the processes, for output (the set keeps ownership). */
 struct process *procset_flat(const struct procset *s);
 
