@@ -482,6 +482,7 @@ int cmd_run(int argc, char **argv)
     if (term_sent_at)
         rc = 0; /* it ended because we asked it to (--duration or Ctrl-C), however it ended */
 
+    procset_drop_unseen(&procs, (uint32_t)pid);
     if (twp) {
         for (size_t i = 0; i < procs.n; i++)
             trace_write_end(twp, procs.v[i]);

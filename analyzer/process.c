@@ -497,6 +497,21 @@ struct process *procset_get(struct procset *s, uint32_t pid, int *created)
     return p;
 }
 
+void procset_drop_unseen(struct procset *s, uint32_t keep_pid)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        struct process *p = s->v[i];
+        if (p->pid != keep_pid && !p->attached && !p->untraced_why[0] && !p->allocations && !p->have_stats) {
+            process_free(p);
+            free(p);
+            continue;
+        }
+        s->v[k++] = p;
+    }
+    s->n = k;
+}
+
 struct process *procset_flat(const struct procset *s)
 {
     struct process *flat = malloc((s->n ? s->n : 1) * sizeof *flat);

@@ -126,6 +126,9 @@ void procset_free(struct procset *s);
 struct process *procset_get(struct procset *s, uint32_t pid, int *created);
 /* A new, empty entry for pid after all the others (a pid that exec'd gets one per program). */
 struct process *procset_add(struct procset *s, uint32_t pid);
+/* Forgets the processes that never attached and gave no reason why (a fork seen in /proc for a
+ * moment, like the short-lived probes Go's runtime starts). */
+void procset_drop_unseen(struct procset *s, uint32_t keep_pid);
 /* A contiguous copy of the processes, for output (the set keeps ownership). */
 struct process *procset_flat(const struct procset *s);
 
