@@ -192,7 +192,7 @@ EXPORT void free(void *p)
         return;
     }
     int saved = errno;
-    record_free(t, p, cgs_now_before());
+    record_free(t, p, cgs_stamp_free());
     errno = saved;
     real_free(p);
     leave(t);
@@ -219,7 +219,7 @@ static void *do_realloc(struct cgs_thread *t, int fn, void *old, size_t n, struc
         if (p)
             record_alloc(t, fn, p, n, c);
     } else {
-        uint64_t ts_free = cgs_now_before();
+        uint64_t ts_free = cgs_stamp_free();
         p = real_realloc(old, n);
         if (p) {
             record_realloc(t, fn, old, p, n, ts_free, c);

@@ -21,10 +21,20 @@
  * captured as return addresses at entry (they stay valid if a callback moves the stack). */
 #define CGS_GO_LAZY 0xffffffffu /* ngo: not captured yet; fp says where to start */
 
+#define CGS_CTX_IDS 4
+
 struct cgs_cgo_ctx {
     uint32_t site;
     uint32_t ngo;
     uintptr_t *fp; /* the hook's frame: the chain into the goroutine starts here */
+    /* Stack ids already made during this call, by the unwind-cache entry (and its fill count)
+     * that gave the C frames: C frames + these Go frames hash to the same id every time.
+     * Emptied whenever go_pcs is (re)captured, which every new call does before its first use. */
+    struct {
+        const void *entry;
+        uint64_t gen, id;
+    } ids[CGS_CTX_IDS];
+    uint32_t next_id;
     uint64_t go_pcs[CGS_MAX_GO_FRAMES];
 };
 
@@ -143,6 +153,16 @@ static inline uint64_t cgs_now_before(void)
     }
     return cgs_mono_ns();
 }
+/* The stamp of a free, read before the block is handed back: no store of the free can be seen
+ * by another thread before this instruction has executed (stores become visible only after
+ * they retire, in order), so no fence is needed: the block's next allocation, stamped with
+ * cgs_now_after() once its loads have completed, cannot get an earlier stamp. */
+static inline uint64_t cgs_stamp_free(void)
+{
+    if (CGS_LIKELY(cgs_clock_kind == CGS_CLOCK_TSC))
+        return __rdtsc();
+    return cgs_mono_ns();
+}
 /* Read after an event (an allocation): everything before it has finished. */
 static inline uint64_t cgs_now_after(void)
 {
@@ -155,6 +175,7 @@ static inline uint64_t cgs_now_after(void)
 #else
 static inline uint64_t cgs_now_before(void) { return cgs_mono_ns(); }
 static inline uint64_t cgs_now_after(void) { return cgs_mono_ns(); }
+static inline uint64_t cgs_stamp_free(void) { return cgs_mono_ns(); }
 #endif
 
 #endif

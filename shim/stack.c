@@ -73,6 +73,7 @@ int cgs_stack_init(void)
 struct uc_entry {
     uintptr_t ra, cfa;
     uint64_t id; /* the stack's id when no cgo call was in progress, or 0 */
+    uint64_t gen; /* fills of this entry so far: an id remembered with (entry, gen) is still its own */
     uint32_t n;
     uintptr_t slot[UC_FRAMES];
     uint64_t ip[UC_FRAMES];
@@ -88,6 +89,9 @@ void cgs_stack_reset(void)
 {
     if (cgs_tls.ucache) /* its ids were sent in the parent's stream */
         memset(cgs_tls.ucache, 0, sizeof *cgs_tls.ucache);
+    for (int d = 0; d < CGS_MAX_CTX; d++) /* so were these */
+        for (int i = 0; i < CGS_CTX_IDS; i++)
+            cgs_tls.ctx[d].ids[i].entry = NULL;
     void *m = mmap(NULL, sizeof(uint64_t) << TABLE_BITS, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m != MAP_FAILED) {
@@ -155,6 +159,9 @@ void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_
             c->go_pcs[n++] = outer->go_pcs[i];
     }
     c->ngo = n;
+    for (int i = 0; i < CGS_CTX_IDS; i++)
+        c->ids[i].entry = NULL;
+    c->next_id = 0;
 }
 
 static inline uint64_t mix(uint64_t h)
@@ -244,6 +251,24 @@ static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots
     return n;
 }
 
+/* The cgo call in progress on this thread, when its context is kept. */
+static inline struct cgs_cgo_ctx *current_ctx(struct cgs_thread *t)
+{
+    return t->depth > 0 && t->depth <= CGS_MAX_CTX ? &t->ctx[t->depth - 1] : NULL;
+}
+
+/* The id this cgo call already made from the C frames of entry e, or 0. */
+static inline uint64_t ctx_id(struct cgs_thread *t, const struct uc_entry *e)
+{
+    struct cgs_cgo_ctx *cx = current_ctx(t);
+    if (!cx || cx->ngo == CGS_GO_LAZY)
+        return 0;
+    for (int i = 0; i < CGS_CTX_IDS; i++)
+        if (cx->ids[i].entry == e && cx->ids[i].gen == e->gen)
+            return cx->ids[i].id;
+    return 0;
+}
+
 static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa, uint64_t *pcs,
                                  struct uc_entry **hit)
 {
@@ -279,7 +304,7 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
             k++;
         if (k == e->n) {
             *hit = e;
-            if (e->id && t->depth == 0)
+            if (t->depth == 0 ? e->id != 0 : ctx_id(t, e) != 0)
                 return e->n; /* the caller uses the id; the frames are not needed */
             memcpy(pcs, e->ip, e->n * sizeof *pcs);
             return e->n;
@@ -293,11 +318,13 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
         e->ra = c.ra;
         e->cfa = c.cfa;
         e->id = 0;
+        e->gen++;
         e->n = nc;
         memcpy(e->slot, slots, nc * sizeof *slots);
         memcpy(e->ip, pcs, nc * sizeof *pcs);
     } else {
         e->n = 0;
+        e->gen++;
     }
     return nc;
 }
@@ -358,11 +385,16 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c)
         nc = capture_c_frames(t, c.ra, c.cfa, pcs, &e);
         if (e && e->id && t->depth == 0)
             return e->id; /* a chain seen before, outside any cgo call: its frames were sent */
+        if (e) {
+            uint64_t id = ctx_id(t, e);
+            if (id)
+                return id; /* this cgo call made the same stack before: its frames were sent */
+        }
         n = nc;
     }
     uint32_t site = CGS_NO_SITE;
-    if (t->depth > 0 && t->depth <= CGS_MAX_CTX) {
-        struct cgs_cgo_ctx *cx = &t->ctx[t->depth - 1];
+    struct cgs_cgo_ctx *cx = current_ctx(t);
+    if (cx) {
         if (cx->ngo == CGS_GO_LAZY)
             cgs_capture_go_frames(t, cx, cx->fp);
         site = cx->site;
@@ -379,6 +411,12 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c)
         h = 1;
     if (e && t->depth == 0)
         e->id = h;
+    if (e && cx) {
+        uint32_t i = cx->next_id++ % CGS_CTX_IDS;
+        cx->ids[i].entry = e;
+        cx->ids[i].gen = e->gen;
+        cx->ids[i].id = h;
+    }
 
     if (table_insert(h)) {
         uint32_t size = (uint32_t)(sizeof(struct cgs_rec_stack) + n * sizeof(uint64_t));
