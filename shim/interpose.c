@@ -78,13 +78,13 @@ void cgs_resolve_real(void)
 static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, struct cgs_caller c)
 {
     int saved = errno;
-    uint64_t stack = cgs_stack_capture(t, c);
+    uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
     struct cgs_rec_alloc *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_ALLOC;
         r->h.aux = (uint16_t)fn;
         r->h.size = sizeof *r;
-        r->ts = cgs_now_after();
+        r->ts = cgs_stamp_alloc();
         r->addr = (uintptr_t)p;
         r->size = size;
         r->stack = stack;
@@ -110,14 +110,14 @@ static void record_realloc(struct cgs_thread *t, int fn, void *old, void *p, siz
                            struct cgs_caller c)
 {
     int saved = errno;
-    uint64_t stack = cgs_stack_capture(t, c);
+    uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
     struct cgs_rec_realloc *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_REALLOC;
         r->h.aux = (uint16_t)fn;
         r->h.size = sizeof *r;
         r->ts_free = ts_free;
-        r->ts = cgs_now_after();
+        r->ts = cgs_stamp_alloc();
         r->old_addr = (uintptr_t)old;
         r->addr = (uintptr_t)p;
         r->size = size;

@@ -109,7 +109,7 @@ struct cgs_caller {
     uintptr_t ra;  /* return address into the caller of the allocation function */
     uintptr_t cfa; /* the caller's stack pointer once that call returns */
 };
-CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c);
+CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa);
 CGS_HIDDEN void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cb_lo, uintptr_t cb_hi);
 CGS_HIDDEN void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp);
 
@@ -163,6 +163,16 @@ static inline uint64_t cgs_stamp_free(void)
         return __rdtsc();
     return cgs_mono_ns();
 }
+/* The stamp of an allocation, read once the allocator's loads (that found the block, perhaps
+ * freed by another thread) have completed: lfence lets nothing start before all before it has. */
+static inline uint64_t cgs_stamp_alloc(void)
+{
+    if (CGS_LIKELY(cgs_clock_kind == CGS_CLOCK_TSC)) {
+        _mm_lfence();
+        return __rdtsc();
+    }
+    return cgs_mono_ns();
+}
 /* Read after an event (an allocation): everything before it has finished. */
 static inline uint64_t cgs_now_after(void)
 {
@@ -176,6 +186,7 @@ static inline uint64_t cgs_now_after(void)
 static inline uint64_t cgs_now_before(void) { return cgs_mono_ns(); }
 static inline uint64_t cgs_now_after(void) { return cgs_mono_ns(); }
 static inline uint64_t cgs_stamp_free(void) { return cgs_mono_ns(); }
+static inline uint64_t cgs_stamp_alloc(void) { return cgs_mono_ns(); }
 #endif
 
 #endif

@@ -212,7 +212,7 @@ static inline int stop_here(uintptr_t pc)
 /* The full unwind: frames from the caller of the allocation function up to the cgo hook, Go
  * code or the thread's entry; with the stack slot of each one's return address. When it stops
  * at Go code and go_ip is given, that frame's address and frame pointer go there. */
-static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots, uint32_t max, uintptr_t *go_ip,
+__attribute__((noinline)) static uint32_t unwind_slow(uintptr_t ra, uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max, uintptr_t *go_ip,
                             uintptr_t *go_bp)
 {
     unw_context_t uc;
@@ -222,13 +222,14 @@ static uint32_t unwind_slow(struct cgs_caller c, uint64_t *pcs, uintptr_t *slots
     /* Step out of the shim to the caller's frame: the one whose stack pointer is c.cfa. */
     for (int guard = 0; guard < 32; guard++) {
         unw_word_t sp;
-        if (unw_get_reg(&cur, UNW_REG_SP, &sp) == 0 && sp >= c.cfa)
+        if (unw_get_reg(&cur, UNW_REG_SP, &sp) == 0 && sp >= cfa)
             break;
         if (unw_step(&cur) <= 0)
             return 0;
     }
     uint32_t n = 0;
-    uintptr_t slot = c.cfa - 8;
+    (void)ra;
+    uintptr_t slot = cfa - 8;
     for (;;) {
         unw_word_t ip, sp;
         if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0 || n == max)
@@ -272,16 +273,15 @@ static inline uint64_t ctx_id(struct cgs_thread *t, const struct uc_entry *e)
 static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa, uint64_t *pcs,
                                  struct uc_entry **hit)
 {
-    /* Two scalars, not the struct: a 16-byte reload of a struct just stored as two halves
-     * stalls store forwarding (seen in perf as the hottest instruction here). */
-    struct cgs_caller c = {ra, cfa};
+    /* Two scalars, never a struct: a 16-byte reload of a struct just stored as two halves
+     * stalls store forwarding (seen in perf as the hottest instruction here, twice). */
     *hit = NULL;
     if (!t->ucache) {
         void *m = mmap(NULL, sizeof *t->ucache, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m != MAP_FAILED)
             t->ucache = m;
     }
-    if (!c.ra || !c.cfa || *(const uintptr_t *)(c.cfa - 8) != c.ra || !t->ucache) {
+    if (!ra || !cfa || *(const uintptr_t *)(cfa - 8) != ra || !t->ucache) {
         /* No usable caller frame: the plain unwind. */
         void *ips[CGS_MAX_C_FRAMES + 8];
         int got = unw_backtrace(ips, CGS_MAX_C_FRAMES + 8);
@@ -293,11 +293,11 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
             pcs[nc++] = (uintptr_t)ips[i];
         return nc;
     }
-    uint32_t set = (uint32_t)(((c.ra >> 3) ^ (c.cfa >> 4) ^ (c.cfa >> 12)) & (UC_SETS - 1));
+    uint32_t set = (uint32_t)(((ra >> 3) ^ (cfa >> 4) ^ (cfa >> 12)) & (UC_SETS - 1));
     struct uc_entry *ways = t->ucache->e[set];
     for (int w = 0; w < UC_WAYS; w++) {
         struct uc_entry *e = &ways[w];
-        if (e->ra != c.ra || e->cfa != c.cfa || !e->n)
+        if (e->ra != ra || e->cfa != cfa || !e->n)
             continue;
         uint32_t k = 1;
         while (k < e->n && *(const uintptr_t *)e->slot[k] == e->ip[k])
@@ -312,11 +312,11 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
     }
     struct uc_entry *e = &ways[t->ucache->next[set]++ % UC_WAYS];
     uintptr_t slots[CGS_MAX_C_FRAMES];
-    uint32_t nc = unwind_slow(c, pcs, slots, CGS_MAX_C_FRAMES, NULL, NULL);
+    uint32_t nc = unwind_slow(ra, cfa, pcs, slots, CGS_MAX_C_FRAMES, NULL, NULL);
     if (nc && nc <= UC_FRAMES) {
         *hit = e;
-        e->ra = c.ra;
-        e->cfa = c.cfa;
+        e->ra = ra;
+        e->cfa = cfa;
         e->id = 0;
         e->gen++;
         e->n = nc;
@@ -342,10 +342,10 @@ static int read_pair(uintptr_t fp, uintptr_t out[2])
  * frame-pointer chain from there gives the Go frames, as from the hook (cgo-facts.md §3).
  * Returns the number of C frames; *total counts the Go ones too. No cache: the same C frames
  * are reached from many Go callers. */
-static uint32_t unhooked_frames(struct cgs_caller c, uint64_t *pcs, uint32_t *total)
+__attribute__((noinline)) static uint32_t unhooked_frames(uintptr_t ra, uintptr_t cfa, uint64_t *pcs, uint32_t *total)
 {
     uintptr_t slots[CGS_MAX_C_FRAMES], ip = 0, fp = 0, pair[2];
-    uint32_t nc = c.ra && c.cfa ? unwind_slow(c, pcs, slots, CGS_MAX_C_FRAMES, &ip, &fp) : 0;
+    uint32_t nc = ra && cfa ? unwind_slow(ra, cfa, pcs, slots, CGS_MAX_C_FRAMES, &ip, &fp) : 0;
     uint32_t n = nc;
     if (ip) {
         /* As from the hook: a very deep stack keeps its innermost and outermost frames. */
@@ -374,15 +374,15 @@ static uint32_t unhooked_frames(struct cgs_caller c, uint64_t *pcs, uint32_t *to
     return nc;
 }
 
-uint64_t cgs_stack_capture(struct cgs_thread *t, struct cgs_caller c)
+uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
 {
     uint64_t pcs[CGS_MAX_FRAMES];
     struct uc_entry *e = NULL;
     uint32_t nc, n;
     if (CGS_UNLIKELY(cgs_unhooked_go_frames) && t->depth == 0) {
-        nc = unhooked_frames(c, pcs, &n);
+        nc = unhooked_frames(ra, cfa, pcs, &n);
     } else {
-        nc = capture_c_frames(t, c.ra, c.cfa, pcs, &e);
+        nc = capture_c_frames(t, ra, cfa, pcs, &e);
         if (e && e->id && t->depth == 0)
             return e->id; /* a chain seen before, outside any cgo call: its frames were sent */
         if (e) {
