@@ -56,6 +56,8 @@ struct liveset {
     struct live_part part[LIVESET_PARTS];
     struct u64map big_sizes; /* addr -> size, for blocks of 4 GiB or more */
     struct u64map stack_index; /* stack -> index+1 into per_stack */
+    uint64_t last_stack;       /* the stack looked up last, and its index+1 (0: none) */
+    uint64_t last_index;
     struct stack_live *per_stack;
     size_t nstacks, capstacks;
     struct live_block *dups;   /* further live blocks at an address already in the table */
