@@ -21,7 +21,7 @@
  * captured as return addresses at entry (they stay valid if a callback moves the stack). */
 #define CGS_GO_LAZY 0xffffffffu /* ngo: not captured yet; fp says where to start */
 
-#define CGS_CTX_IDS 4
+#define CGS_CTX_IDS 8
 
 struct cgs_cgo_ctx {
     uint32_t site;
@@ -35,6 +35,7 @@ struct cgs_cgo_ctx {
         uint64_t gen, id;
     } ids[CGS_CTX_IDS];
     uint32_t next_id;
+    uint64_t ghash; /* hash of go_pcs[0..ngo) */
     uint64_t go_pcs[CGS_MAX_GO_FRAMES];
 };
 

@@ -74,6 +74,7 @@ struct uc_entry {
     uintptr_t ra, cfa;
     uint64_t id; /* the stack's id when no cgo call was in progress, or 0 */
     uint64_t gen; /* fills of this entry so far: an id remembered with (entry, gen) is still its own */
+    uint64_t chash; /* hash_frames of ip[0..n) */
     uint32_t n;
     uintptr_t slot[UC_FRAMES];
     uint64_t ip[UC_FRAMES];
@@ -110,6 +111,8 @@ void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cblo, uintptr_t cbhi)
 }
 
 static inline int in_go(uintptr_t pc) { return pc >= go_lo && pc < go_hi; }
+
+static inline uint64_t hash_frames(const uint64_t *pcs, uint32_t n);
 
 /* Walk the frame-pointer chain from the hook's own frame into the goroutine that made the cgo
  * call. Only Go frames are followed (Go keeps frame pointers; C code usually does not), and
@@ -159,6 +162,7 @@ void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_
             c->go_pcs[n++] = outer->go_pcs[i];
     }
     c->ngo = n;
+    c->ghash = hash_frames(c->go_pcs, n);
     for (int i = 0; i < CGS_CTX_IDS; i++)
         c->ids[i].entry = NULL;
     c->next_id = 0;
@@ -172,6 +176,23 @@ static inline uint64_t mix(uint64_t h)
     h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 33;
     return h;
+}
+
+/* One multiply per frame: ids only need to differ, not be secret. */
+static inline uint64_t hash_frames(const uint64_t *pcs, uint32_t n)
+{
+    uint64_t h = n;
+    for (uint32_t k = 0; k < n; k++)
+        h = (h ^ pcs[k]) * 0x9e3779b97f4a7c15ull + (h >> 29);
+    return h;
+}
+
+/* A stack's id from the hashes of its two parts, each computed once: the C part when the unwind
+ * cache entry is filled, the Go part when a cgo call's frames are captured. */
+static inline uint64_t stack_id(uint64_t c_hash, uint64_t go_hash, uint32_t site, uint32_t nc, uint32_t n)
+{
+    uint64_t h = mix(c_hash ^ (go_hash * 0xc2b2ae3d27d4eb4full) ^ ((uint64_t)site << 32) ^ ((uint64_t)nc << 16) ^ n);
+    return h ? h : 1;
 }
 
 /* Returns 1 when this call inserted the id (so it must send the frames). */
@@ -259,10 +280,9 @@ static inline struct cgs_cgo_ctx *current_ctx(struct cgs_thread *t)
 }
 
 /* The id this cgo call already made from the C frames of entry e, or 0. */
-static inline uint64_t ctx_id(struct cgs_thread *t, const struct uc_entry *e)
+static inline uint64_t ctx_id(const struct cgs_cgo_ctx *cx, const struct uc_entry *e)
 {
-    struct cgs_cgo_ctx *cx = current_ctx(t);
-    if (!cx || cx->ngo == CGS_GO_LAZY)
+    if (cx->ngo == CGS_GO_LAZY)
         return 0;
     for (int i = 0; i < CGS_CTX_IDS; i++)
         if (cx->ids[i].entry == e && cx->ids[i].gen == e->gen)
@@ -303,10 +323,7 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
         while (k < e->n && *(const uintptr_t *)e->slot[k] == e->ip[k])
             k++;
         if (k == e->n) {
-            *hit = e;
-            if (t->depth == 0 ? e->id != 0 : ctx_id(t, e) != 0)
-                return e->n; /* the caller uses the id; the frames are not needed */
-            memcpy(pcs, e->ip, e->n * sizeof *pcs);
+            *hit = e; /* the frames are in e: copied only if they have to be sent */
             return e->n;
         }
     }
@@ -322,6 +339,7 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
         e->n = nc;
         memcpy(e->slot, slots, nc * sizeof *slots);
         memcpy(e->ip, pcs, nc * sizeof *pcs);
+        e->chash = hash_frames(pcs, nc);
     } else {
         e->n = 0;
         e->gen++;
@@ -378,37 +396,34 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
 {
     uint64_t pcs[CGS_MAX_FRAMES];
     struct uc_entry *e = NULL;
-    uint32_t nc, n;
+    struct cgs_cgo_ctx *cx = NULL;
+    uint32_t nc, n, site = CGS_NO_SITE;
+    uint64_t ch, gh = 0;
     if (CGS_UNLIKELY(cgs_unhooked_go_frames) && t->depth == 0) {
-        nc = unhooked_frames(ra, cfa, pcs, &n);
+        nc = unhooked_frames(ra, cfa, pcs, &n); /* pcs: C frames, then Go ones */
+        ch = hash_frames(pcs, nc);
+        gh = hash_frames(pcs + nc, n - nc);
     } else {
-        nc = capture_c_frames(t, ra, cfa, pcs, &e);
+        nc = capture_c_frames(t, ra, cfa, pcs, &e); /* the frames are in e when it is given */
         if (e && e->id && t->depth == 0)
             return e->id; /* a chain seen before, outside any cgo call: its frames were sent */
-        if (e) {
-            uint64_t id = ctx_id(t, e);
+        cx = current_ctx(t);
+        if (e && cx) {
+            uint64_t id = ctx_id(cx, e);
             if (id)
                 return id; /* this cgo call made the same stack before: its frames were sent */
         }
+        ch = e ? e->chash : hash_frames(pcs, nc);
         n = nc;
+        if (cx) {
+            if (cx->ngo == CGS_GO_LAZY)
+                cgs_capture_go_frames(t, cx, cx->fp);
+            site = cx->site;
+            gh = cx->ghash;
+            n = nc + (cx->ngo < CGS_MAX_FRAMES - nc ? cx->ngo : CGS_MAX_FRAMES - nc);
+        }
     }
-    uint32_t site = CGS_NO_SITE;
-    struct cgs_cgo_ctx *cx = current_ctx(t);
-    if (cx) {
-        if (cx->ngo == CGS_GO_LAZY)
-            cgs_capture_go_frames(t, cx, cx->fp);
-        site = cx->site;
-        for (uint32_t k = 0; k < cx->ngo && n < CGS_MAX_FRAMES; k++)
-            pcs[n++] = cx->go_pcs[k];
-    }
-
-    /* One multiply per frame, a full mix at the end: ids only need to differ, not be secret. */
-    uint64_t h = ((uint64_t)site << 32) ^ ((uint64_t)nc << 16) ^ n;
-    for (uint32_t k = 0; k < n; k++)
-        h = (h ^ pcs[k]) * 0x9e3779b97f4a7c15ull + (h >> 29);
-    h = mix(h);
-    if (h == 0)
-        h = 1;
+    uint64_t h = stack_id(ch, gh, site, nc, n);
     if (e && t->depth == 0)
         e->id = h;
     if (e && cx) {
@@ -419,6 +434,11 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
     }
 
     if (table_insert(h)) {
+        /* New to this process: send the frames, gathered only now. */
+        if (e)
+            memcpy(pcs, e->ip, nc * sizeof *pcs);
+        if (cx)
+            memcpy(pcs + nc, cx->go_pcs, (n - nc) * sizeof *pcs);
         uint32_t size = (uint32_t)(sizeof(struct cgs_rec_stack) + n * sizeof(uint64_t));
         struct cgs_rec_stack *r = cgs_reserve(t, size);
         if (r) {
