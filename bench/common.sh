@@ -84,7 +84,7 @@ bench_setup() {
   ${CC:-cc} -O2 -Wall -Wextra -o "$MEASURE" "$here/tools/measure.c" || die "building tools/measure.c failed"
   ${CC:-cc} -O2 -Wall -Wextra -o "$bin/clockcost" "$here/tools/clockcost.c" || die "building tools/clockcost.c failed"
   local w
-  for w in alloc calls mixed; do
+  for w in alloc calls mixed storefloor; do
     (cd "$here/workloads" && go build -o "$bin/$w" "./$w") >"$logs/go-build-$w.log" 2>&1 ||
       { cat "$logs/go-build-$w.log" >&2; die "building workload $w failed"; }
   done

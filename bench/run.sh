@@ -197,6 +197,10 @@ mixed_allocs=$(json_total "$scratch/mixed.json" allocations)
 mixed_leaked=$(json_total "$scratch/mixed.json" leaked_blocks)
 mixed_lost=$(json_total "$scratch/mixed.json" events_lost)
 
+# What one store costs inside a cgo call here, without cgoscope: the floor under any exact count.
+say "storefloor: one store inside a cgo call"
+"$bin/storefloor" -n 5000000 -rounds 5 >"$raw/storefloor.txt" 2>>"$logs/storefloor.log" || : >"$raw/storefloor.txt"
+
 
 now=$(date -u '+%Y-%m-%d %H:%M UTC')
 elapsed=$(($(date +%s) - t_start))
@@ -394,6 +398,13 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
   echo "- mixed under cgoscope: ${mixed_leaked:-?} user blocks reported leaked ($MIXED_TRUE_LEAKS leaked by the program), events lost: ${mixed_lost:-?}."
   echo "- Live-set traces: ${keep_leaked:-?} blocks reported leaked with 1M kept live, ${free_leaked:-?} with them freed."
   echo "- uftrace saw $uftrace_seen of the $CALLS_N null calls (its own report of the first run)."
+  if [ -s "$raw/storefloor.txt" ]; then
+    echo "- One store inside a cgo call, no cgoscope (\`workloads/storefloor\`: 5 rounds of 5M calls of each"
+    echo "  C function, medians): the floor under any exact per-call count. The 1.15x target leaves"
+    echo "  $(fmt "$(awk -v c="$c_plain_ns" 'BEGIN { print c * 0.15 }')" "%.1f") ns per call for the whole hook."
+    echo
+    sed 's/^/      /' "$raw/storefloor.txt"
+  fi
   if [ -s "$raw/failures.txt" ]; then
     echo
     echo "Runs that did not exit 0 (their times are still in the medians):"
