@@ -11,8 +11,13 @@
 #   X=2 one store    the same with one store to a thread-local variable
 #   X=3 one counter  the same with a per-site counter incremented (the least an exact count needs)
 #   X=4 call+store   the wrapper called, one store after it returns
+#   X=5 timed        the least a timed call needs: clock read, call, clock read, one per-site sum
 #   off              the real hook, --timing=off (counts, the Go-frame context, the call nesting)
 #   default          the real hook, default timing (sampled)
+#   full             the real hook, --timing=full
+#
+# Then the cost of the two clock reads back to back (bench/tools/clockcost.c): the full-timing
+# target is that plus 5 ns.
 #
 # Needs a configured build of this checkout (scripts/test.sh makes one) and Go; changes nothing in
 # the checkout (the patched shim is built in a temporary worktree).
@@ -31,9 +36,10 @@ cmake --build "$tmp/build" -j2 --target cgoscope cgoscope_shim >>"$tmp/cmake.log
   { tail -20 "$tmp/cmake.log"; exit 1; }
 (cd "$root/bench/workloads" && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -o "$tmp/calls" ./calls)
 cc -O2 -o "$tmp/measure" "$root/bench/tools/measure.c"
+cc -O2 -o "$tmp/clockcost" "$root/bench/tools/clockcost.c"
 
 cg="$tmp/build/bin/cgoscope"
-variants=(plain x1 x2 x3 x4 off default)
+variants=(plain x1 x2 x3 x4 x5 off default full)
 for r in $(seq "$runs"); do
   for v in "${variants[@]}"; do
     case $v in
@@ -41,6 +47,7 @@ for r in $(seq "$runs"); do
     x*) CGOSCOPE_X=${v#x} "$tmp/measure" -o "$tmp/$v" -- "$cg" run -q --timing=off -- "$tmp/calls" ;;
     off) "$tmp/measure" -o "$tmp/$v" -- "$cg" run -q --timing=off -- "$tmp/calls" ;;
     default) "$tmp/measure" -o "$tmp/$v" -- "$cg" run -q -- "$tmp/calls" ;;
+    full) "$tmp/measure" -o "$tmp/$v" -- "$cg" run -q --timing=full -- "$tmp/calls" ;;
     esac
   done
 done
@@ -52,8 +59,10 @@ for v in "${variants[@]}"; do
   case $v in
   plain) name="plain" ;; x1) name="X=1 no store (tail jump)" ;; x2) name="X=2 one thread-local store" ;;
   x3) name="X=3 one per-site counter" ;; x4) name="X=4 call, then one store" ;;
-  off) name="cgoscope --timing=off" ;; default) name="cgoscope (default timing)" ;;
+  x5) name="X=5 least timed call" ;; off) name="cgoscope --timing=off" ;;
+  default) name="cgoscope (default timing)" ;; full) name="cgoscope --timing=full" ;;
   esac
   awk -v n="$name" -v m="$m" -v p="$plain" \
     'BEGIN { printf "%-34s %9.1f %7.3fx %12.2f\n", n, m / 1e6, m / p, (m - p) / 20e6 }'
 done
+printf '\ntwo clock reads back to back (rdtsc+lfence, rdtscp): %s ns\n' "$("$tmp/clockcost")"
