@@ -22,6 +22,7 @@ enum { TIMING_OFF = 0, TIMING_SAMPLED = 1, TIMING_FULL = 2 };
 
 #define FIRST_TIMED 8          /* calls of each site timed on each thread before sampling */
 #define SLOW_TICKS 20000       /* mean above this (~10 us): time every call of the site */
+#define GAPS_ALWAYS 256        /* gaps between cgo calls measured on each thread before thinning */
 
 static int timing = TIMING_SAMPLED;
 static uint64_t clock_cost; /* ticks two back-to-back clock reads take: taken off every duration */
@@ -81,7 +82,7 @@ void cgs_callstats_init(void)
     }
     clock_cost = UINT64_MAX;
     for (int i = 0; i < 256; i++) {
-        uint64_t a = cgs_now_before(), b = cgs_now_after();
+        uint64_t a = cgs_now_start(), b = cgs_now_after(); /* the pair cgs_timed_call reads */
         if (b >= a && b - a < clock_cost)
             clock_cost = b - a;
     }
@@ -179,7 +180,7 @@ struct cgs_site_stats *cgs_site_stats_slow(struct cgs_thread *t, uint32_t site)
     return s;
 }
 
-static void add_time(struct cgs_thread *t, struct cgs_site_stats *s, uint64_t d)
+static inline __attribute__((always_inline)) void add_time(struct cgs_thread *t, struct cgs_site_stats *s, uint64_t d)
 {
     if (!(s->flags & CGS_SF_SAMPLED)) {
         s->exact_calls++;
@@ -192,6 +193,10 @@ static void add_time(struct cgs_thread *t, struct cgs_site_stats *s, uint64_t d)
     if (d < s->ticks_min)
         s->ticks_min = d;
     s->hist[cgs_hist_bucket(d)]++;
+    if (timing == TIMING_FULL) { /* every call timed: nothing to draw */
+        s->countdown = 1;
+        return;
+    }
     if (s->timed == FIRST_TIMED && timing == TIMING_SAMPLED && s->ticks_sum / FIRST_TIMED > SLOW_TICKS)
         s->flags |= CGS_SF_ALWAYS;
     s->countdown = next_countdown(t, s);
@@ -265,7 +270,7 @@ __attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cg
                                                                        int (*fn)(void *), void *frame, uint32_t site,
                                                                        uintptr_t *fp)
 {
-    uint64_t t0 = cgs_now_before();
+    uint64_t t0 = cgs_now_start();
     if (t->gap_pending && t->stats && t0 > t->last_out) {
         uint64_t gap = t0 - t->last_out;
         if (gap < t->stats->gap_min)
@@ -278,15 +283,19 @@ __attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cg
     int exact = !(s->flags & CGS_SF_SAMPLED);
     add_time(t, s, t1 - t0 > clock_cost ? t1 - t0 - clock_cost : 0);
     /* With every call timed (--timing=full), walking to the caller on every call would cost as
-     * much as the two clock reads: past the first 64 calls of a site on a thread, one call in 16
-     * stands for 16 (callers are then estimates), and the gap to the next call too. */
+     * much as the two clock reads: past the first 64 calls of a site on a thread, one call in 64
+     * stands for 64 (callers are then estimates). */
     int thin = timing == TIMING_FULL && s->timed > 64;
-    if (!thin || (s->timed & 15) == 0) {
+    if (!thin || (s->timed & 63) == 0) {
         if (thin)
             s->flags |= CGS_SF_CALLERS_SAMPLED;
-        note_caller(t, site, fp, exact, thin ? 16 : 1);
-        t->last_out = cgs_now_after();
-        t->gap_pending = 1;
+        note_caller(t, site, fp, exact, thin ? 64 : 1);
+        /* The gap to this thread's next cgo call (the crossing estimate is the least one seen):
+         * two more clock reads, so past GAPS_ALWAYS gaps on a thread, on one such call in 16. */
+        if (!t->stats || t->stats->gap_count < GAPS_ALWAYS || (++t->gap_skip & 15) == 0) {
+            t->last_out = cgs_now_after();
+            t->gap_pending = 1;
+        }
     }
     if (timeline && cgs_ready && !t->guard) {
         t->guard++;
