@@ -265,7 +265,8 @@ static void timeline_record(struct cgs_thread *t, uint32_t site, uint64_t t0, ui
     cgs_commit(t, sizeof *r);
 }
 
-/* In the hook's section: a C unwind from inside the call stops here, as at cgs_cgo_enter. */
+/* In the hook's section: a C unwind from inside the call stops here, as at cgs_cgo_enter. Ends
+ * the call: lowers the depth the hook raised. */
 __attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cgs_thread *t, struct cgs_site_stats *s,
                                                                        int (*fn)(void *), void *frame, uint32_t site,
                                                                        uintptr_t *fp)
@@ -277,7 +278,8 @@ __attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cg
             t->stats->gap_min = gap;
         t->stats->gap_count++;
     }
-    t->gap_pending = 0;
+    if (t->gap_pending)
+        t->gap_pending = 0;
     int rv = fn(frame);
     uint64_t t1 = cgs_now_after();
     int exact = !(s->flags & CGS_SF_SAMPLED);
@@ -302,6 +304,7 @@ __attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cg
         timeline_record(t, site, t0, t1);
         t->guard--;
     }
+    t->depth--;
     return rv;
 }
 

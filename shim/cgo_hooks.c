@@ -58,23 +58,11 @@ __attribute__((section("cgoscope_hook"), noinline)) static int enter_slow(void *
         s->calls++;
         timed = --s->countdown == 0;
     }
-    int rv;
-    if (timed) {
-        rv = cgs_timed_call(t, s, site_real[site], frame, site, fp);
-    } else {
-        if (s && t->gap_pending)
-            cgs_note_gap(t);
-        rv = site_real[site](frame);
-    }
-    cgs_tls.depth--;
-    return rv;
-}
-
-/* A timed call, counted and with its context set by the caller: straight to the clocks. */
-__attribute__((section("cgoscope_hook"), noinline)) static int enter_timed(void *frame, uint32_t site, uintptr_t *fp,
-                                                                           struct cgs_site_stats *s)
-{
-    int rv = cgs_timed_call(&cgs_tls, s, site_real[site], frame, site, fp);
+    if (timed)
+        return cgs_timed_call(t, s, site_real[site], frame, site, fp); /* it lowers the depth */
+    if (s && t->gap_pending)
+        cgs_note_gap(t);
+    int rv = site_real[site](frame);
     cgs_tls.depth--;
     return rv;
 }
@@ -98,8 +86,8 @@ cgs_cgo_enter(void *frame, uint32_t site)
     if (CGS_UNLIKELY(!s))
         return enter_slow(frame, site, fp, 0);
     s->calls++;
-    if (CGS_UNLIKELY(--s->countdown == 0))
-        return enter_timed(frame, site, fp, s);
+    if (CGS_UNLIKELY(--s->countdown == 0)) /* a timed call: straight to the clocks (a tail call) */
+        return cgs_timed_call(t, s, site_real[site], frame, site, fp);
     if (CGS_UNLIKELY(t->gap_pending))
         return enter_slow(frame, site, fp, 2); /* counted; measure the gap since the last timed call */
     int rv = site_real[site](frame);
