@@ -65,4 +65,4 @@ for v in "${variants[@]}"; do
   awk -v n="$name" -v m="$m" -v p="$plain" \
     'BEGIN { printf "%-34s %9.1f %7.3fx %12.2f\n", n, m / 1e6, m / p, (m - p) / 20e6 }'
 done
-printf '\ntwo clock reads back to back (rdtsc+lfence, rdtscp): %s ns\n' "$("$tmp/clockcost")"
+printf '\ntwo clock reads back to back (rdtsc, rdtscp: the pair the timed path reads): %s ns\n' "$("$tmp/clockcost")"
