@@ -227,22 +227,13 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
     qsort(c->order, active, sizeof *c->order, by_seq);
     (void)chunk_size;
     size_t total = 0;
-    /* Skipping a chunk still being written keeps each thread's order: its earlier chunks are
-     * all FULL already, and it claims the next one only after this one is. */
-    int partial = 1;
-    if (c->partial_every_ns) {
-        uint64_t now = mono_ns();
-        partial = now - c->last_partial_ns >= c->partial_every_ns;
-        if (partial)
-            c->last_partial_ns = now;
-    }
     for (uint32_t k = 0; k < active; k++) {
         uint32_t i = c->order[k];
         struct cgs_chunk_desc *d = &c->desc[i];
         /* State first: once FULL, `committed` is final (the producer stored it before). */
         uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
-        if ((st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL) || (st == CGS_CHUNK_WRITING && !partial))
-            continue; /* freed meanwhile (its image was retired), or read on a later pass */
+        if (st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL)
+            continue; /* freed meanwhile: its image was retired */
         /* Chunks are taken in claim order, so the first chunk of a new program image in a pid
          * comes after every chunk of the one before: hand all of that over first. */
         int added;

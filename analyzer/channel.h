@@ -23,10 +23,6 @@ struct channel {
     struct u64map images;   /* pid -> the newest program image seen writing in it */
     struct u64map liveness; /* pid -> 1 alive, 2 gone: this round's answers */
     uint64_t last_reap_ns;
-    /* Records of chunks still being written are read at most this often (0: on every drain).
-     * A writer commits every record with a store to its chunk's descriptor: reading it on every
-     * pass would pull that line away from the writer's core on every pass. */
-    uint64_t partial_every_ns, last_partial_ns;
     void (*dead_stats)(void *arg, uint32_t pid, const struct cgs_stats_chunk *stats);
     void *dead_stats_arg;
 };

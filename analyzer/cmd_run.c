@@ -413,7 +413,6 @@ int cmd_run(int argc, char **argv)
     int killed = 0, tables = 0;
     struct live_table lt;
     live_table_init(&lt, isatty(2));
-    ch.partial_every_ns = 1000000; /* while the program runs: see channel.h */
     for (;;) {
         size_t n = channel_drain(&ch, sink, &s);
         pid_t w = waitpid(pid, &status, WNOHANG);
@@ -451,7 +450,6 @@ int cmd_run(int argc, char **argv)
     descendants_free(&desc);
     main_proc = procset_get(&procs, (uint32_t)pid, NULL); /* the newest image, after an exec */
     /* The program is gone; everything it committed is still in the channel. */
-    ch.partial_every_ns = 0;
     while (channel_drain(&ch, sink, &s))
         ;
     for (size_t i = 0; i < procs.n; i++)
