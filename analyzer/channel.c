@@ -43,7 +43,8 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     c->consumed = calloc(nchunks, sizeof *c->consumed);
     c->copy = malloc(chunk_size);
     c->order = malloc(nchunks * sizeof *c->order);
-    if (m == MAP_FAILED || !c->consumed || !c->copy || !c->order) {
+    c->retired = malloc(nchunks * sizeof *c->retired);
+    if (m == MAP_FAILED || !c->consumed || !c->copy || !c->order || !c->retired) {
         snprintf(err, errlen, "cannot map the shared-memory channel (%zu MiB): %s", c->size >> 20, strerror(errno));
         if (m != MAP_FAILED)
             munmap(m, c->size);
@@ -98,6 +99,7 @@ void channel_destroy(struct channel *c)
     free(c->consumed);
     free(c->copy);
     free(c->order);
+    free(c->retired);
     u64map_free(&c->images);
     u64map_free(&c->liveness);
     memset(c, 0, sizeof *c);
@@ -147,23 +149,33 @@ static void release(struct channel *c, uint32_t i)
 static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg)
 {
     size_t total = 0;
-    uint32_t hw = high_water(c);
+    uint32_t hw = high_water(c), n = 0;
     for (uint32_t i = 0; i < hw; i++) {
         struct cgs_chunk_desc *d = &c->desc[i];
         uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
         if ((st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL) || d->pid != pid || d->image != image)
             continue;
         if (d->kind == CGS_KIND_RECORDS) {
-            total += deliver(c, i, sink, arg);
-            release(c, i);
+            c->retired[n++] = i;
         } else if (d->kind == CGS_KIND_STATS && c->dead_stats && c->h->chunk_size >= sizeof(struct cgs_stats_chunk)) {
             memcpy(c->copy, c->chunks + (size_t)i * c->h->chunk_size, sizeof(struct cgs_stats_chunk));
             c->dead_stats(c->dead_stats_arg, pid, (const struct cgs_stats_chunk *)c->copy);
             release(c, i);
         }
     }
+    /* In claim order, as channel_drain does: a thread's chunks must reach the sink in the order
+     * it wrote them. (In index order, which reuses freed slots, a process that ended with a
+     * backlog handed its threads' chunks over shuffled, and frees were matched to the wrong
+     * allocations: false leaks.) */
+    sort_desc = c->desc;
+    qsort(c->retired, n, sizeof *c->retired, by_seq);
+    for (uint32_t k = 0; k < n; k++) {
+        total += deliver(c, c->retired[k], sink, arg);
+        release(c, c->retired[k]);
+    }
     return total;
 }
+
 
 /* Has this process ended? A zombie has: it writes nothing any more. */
 static int process_gone(uint32_t pid)
@@ -187,8 +199,6 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Frees the chunks of processes that ended without marking them FULL (exit_group, a signal):
- * without this, a program that starts thousands of short processes would use every chunk up. */
 static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
 {
     uint64_t now = mono_ns();

@@ -18,6 +18,7 @@ struct channel {
     uint32_t *consumed; /* per chunk: bytes already handed to the sink */
     uint8_t *copy;      /* private copy of what is being read: the program cannot change it under us */
     uint32_t *order;
+    uint32_t *retired; /* chunks of an ended process or image, sorted for delivery (retire) */
     /* Chunks of a process that ended, or of a program image that exec replaced, are never
      * marked FULL: the analyzer frees them itself (channel_drain). */
     struct u64map images;   /* pid -> the newest program image seen writing in it */
