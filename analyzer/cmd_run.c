@@ -82,6 +82,7 @@ static void run_usage(FILE *out)
 struct run_sink {
     struct procset *procs;
     struct trace_writer *trace;
+    struct channel *ch;
 };
 
 static struct process *process_of(struct run_sink *s, uint32_t pid)
@@ -121,6 +122,34 @@ static void reap_orphans(struct procset *ps, pid_t main_pid)
             if (ps->v[i]->pid == (uint32_t)w)
                 process_set_exit(ps->v[i], status);
     }
+}
+
+/* Margins under the reading time for a cut (reorder.h): a stamp may be read a few hundred
+ * cycles ahead of its event, and the TSCs of two CPUs may differ by a little. */
+#define CUT_MARGIN_TICKS 5000000ull /* ~1-2 ms of the TSC */
+#define CUT_MARGIN_NS 1000000ull
+
+/* One pass over the channel, and the cut it allows: everything stamped before the pass began
+ * (less the margin) has been committed by now, so what was read of it can be applied in order. */
+static size_t drain_pass(void *arg)
+{
+    struct run_sink *s = arg;
+    struct cut c = {0, 0};
+    struct timespec ts;
+#if defined(__x86_64__)
+    _mm_lfence();
+    uint64_t tsc = __rdtsc();
+    _mm_lfence(); /* read before any descriptor of this pass */
+    c.tsc = tsc > CUT_MARGIN_TICKS ? tsc - CUT_MARGIN_TICKS : 0;
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t mono = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    c.mono = mono > CUT_MARGIN_NS ? mono - CUT_MARGIN_NS : 0;
+    size_t n = channel_drain(s->ch, sink, s);
+    if (s->trace && n)
+        trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
+    procset_cut(s->procs, c);
+    return n;
 }
 
 /* The shim's clock now, next to CLOCK_MONOTONIC: with the pair it sent at start-up, this gives
@@ -355,6 +384,7 @@ int cmd_run(int argc, char **argv)
 
     struct procset procs;
     procset_init(&procs);
+    procs.reorder = 1; /* events applied in time order, at each pass's cut (reorder.h) */
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) {
         fprintf(stderr, "cgoscope: pipe: %s\n", strerror(errno));
@@ -403,7 +433,7 @@ int cmd_run(int argc, char **argv)
             main_proc->argv[i] = strdup(prog[i]);
     }
 
-    struct run_sink s = {&procs, twp};
+    struct run_sink s = {&procs, twp, &ch};
     channel_on_dead_stats(&ch, stats_sink, &s);
     struct descendants desc;
     descendants_init(&desc, pid);
@@ -414,7 +444,7 @@ int cmd_run(int argc, char **argv)
     struct live_table lt;
     live_table_init(&lt, isatty(2));
     for (;;) {
-        size_t n = channel_drain(&ch, sink, &s);
+        size_t n = drain_pass(&s);
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid || (w < 0 && errno == ECHILD))
             break;
@@ -446,7 +476,7 @@ int cmd_run(int argc, char **argv)
     }
     live_table_free(&lt);
     if (child_follow) /* a daemon it started is traced too: wait for it */
-        descendants_wait(&desc, &ch, sink, &s, &procs, &stop_requested);
+        descendants_wait(&desc, drain_pass, &s, &procs, &stop_requested);
     descendants_free(&desc);
     main_proc = procset_get(&procs, (uint32_t)pid, NULL); /* the newest image, after an exec */
     /* The program is gone; everything it committed is still in the channel. */

@@ -219,7 +219,7 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-void descendants_wait(struct descendants *d, struct channel *ch, channel_sink sink, void *arg, struct procset *ps,
+void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *arg, struct procset *ps,
                       volatile sig_atomic_t *stop)
 {
     int told = 0;
@@ -244,7 +244,7 @@ void descendants_wait(struct descendants *d, struct channel *ch, channel_sink si
                     fprintf(stderr, " %llu", (unsigned long long)d->ppid.keys[i]);
             fprintf(stderr, " (Ctrl-C reports now)\n");
         }
-        size_t n = channel_drain(ch, sink, arg);
+        size_t n = drain(arg);
         descendants_scan(d, ps);
         if (!n)
             nap_ms(5);

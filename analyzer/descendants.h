@@ -31,7 +31,7 @@ void descendants_scan(struct descendants *d, struct procset *ps);
 /* The program has ended: while processes it left running remain, keeps draining the channel,
  * reaps them (noting how each ended) and waits, until none is left or *stop is set. Says on
  * stderr which processes it waits for. */
-void descendants_wait(struct descendants *d, struct channel *ch, channel_sink sink, void *arg, struct procset *ps,
+void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *arg, struct procset *ps,
                       volatile sig_atomic_t *stop);
 
 #endif

@@ -8,6 +8,7 @@
 #include "cgoscope/record.h"
 #include "growth.h"
 #include "liveset.h"
+#include "reorder.h"
 #include "u64map.h"
 
 struct module_info {
@@ -86,6 +87,12 @@ struct process {
     struct liveset live;
     uint64_t allocations, frees;
     int out_of_memory;
+    /* With reorder_on, allocation events wait in `order` until a cut (process_cut) says every
+     * event up to a time has been read, and are applied in time order (reorder.h). */
+    int reorder_on;
+    struct reorder order;
+    uint64_t last_cut;         /* events stamped at or before it need not wait (reorder.h) */
+    struct u64map held_addrs;  /* address -> events of it waiting in `order` */
 
     /* clock: ticks of the shim's clock, related to CLOCK_MONOTONIC at start and end */
     int clock;
@@ -118,6 +125,13 @@ struct procset {
     struct process **v;
     size_t n, cap;
     double ticks_per_ns; /* given to each new process (process_set_rate) */
+    int reorder;         /* given to each new process: hold events for cuts (reorder.h) */
+};
+
+/* A cut: every event stamped at or before these times (in the TSC's ticks and in
+ * CLOCK_MONOTONIC nanoseconds, for processes on either clock) has been read. */
+struct cut {
+    uint64_t tsc, mono;
 };
 
 void procset_init(struct procset *s);
@@ -137,6 +151,9 @@ void process_free(struct process *p);
 /* Feeds a run of whole records written by one thread. Bad records are counted and the rest of
  * the run is skipped; returns 0 when all was well, -1 otherwise. */
 int process_feed(struct process *p, uint32_t tid, const uint8_t *data, size_t len);
+/* Applies the held events stamped at or before w (the process's own clock). */
+void process_cut(struct process *p, uint64_t w);
+void procset_cut(struct procset *s, struct cut c);
 const struct stack_info *process_stack(const struct process *p, uint64_t id);
 const struct site_info *process_site(const struct process *p, uint32_t id);
 const struct module_info *process_exe(const struct process *p);

@@ -223,7 +223,7 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
         return -1;
     }
     memcpy(v, data + 8, sizeof v);
-    if (v[0] != TRACE_VERSION || v[1] != 16) {
+    if ((v[0] != TRACE_VERSION && v[0] != 3) || v[1] != 16) {
         snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
                  path, v[0], TRACE_VERSION);
         return -1;
@@ -240,6 +240,7 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
         return -1;
     }
     ZSTD_initDStream(tin.zd);
+    ps->reorder = v[0] >= 4; /* the cuts the live run made come with the records */
     uint64_t pos = 0; /* in the decompressed stream */
     int ended = 0;
     uint8_t *buf = NULL;
@@ -282,6 +283,14 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
                 memcpy(&rate, buf, sizeof rate);
                 if (rate > 0 && rate < 1e3)
                     ps->ticks_per_ns = rate;
+            }
+            continue;
+        }
+        if (h.kind == TRACE_CUT) {
+            struct cut c;
+            if (h.len >= sizeof c) {
+                memcpy(&c, buf, sizeof c);
+                procset_cut(ps, c);
             }
             continue;
         }

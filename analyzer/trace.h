@@ -17,9 +17,9 @@
 
 #include "process.h"
 
-#define TRACE_VERSION 3u
+#define TRACE_VERSION 4u /* 4: CUT blocks; 3 (no cuts, events applied as read) is still read */
 
-enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4, TRACE_RATE = 5 };
+enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4, TRACE_RATE = 5, TRACE_CUT = 6 };
 
 struct trace_writer {
     FILE *f;

@@ -12,5 +12,6 @@ Suite *report_suite(void);
 Suite *trace_suite(void);
 Suite *gate_suite(void);
 Suite *robust_suite(void);
+Suite *reorder_suite(void);
 
 #endif
