@@ -5,9 +5,10 @@
  * free made on one thread can be read before the allocation, on another thread, that it ends:
  * an address that moved between threads then looks live twice, and matching a free to "the
  * latest allocation of its address read so far" can pick the wrong lifetime (a false leak).
- * Here events wait, one queue per thread (each already in time order), until a cut says that
- * every event stamped at or before time W has been read; the events up to W then go out
- * merged by their stamps.
+ * Events that must wait for that (process.c decides which: cross-thread frees and what follows
+ * them on the same address) wait here, one queue per thread (each already in time order), until
+ * a cut says that every event stamped at or before time W has been read; the events up to W then
+ * go out merged by their stamps.
  *
  * Why a cut is safe: the shim commits an event's record before the block can reach another
  * thread (a free's record before the block goes back to the allocator, an allocation's before
