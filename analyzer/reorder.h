@@ -5,10 +5,10 @@
  * free made on one thread can be read before the allocation, on another thread, that it ends:
  * an address that moved between threads then looks live twice, and matching a free to "the
  * latest allocation of its address read so far" can pick the wrong lifetime (a false leak).
- * Events that must wait for that (process.c decides which: cross-thread frees and what follows
- * them on the same address) wait here, one queue per thread (each already in time order), until
- * a cut says that every event stamped at or before time W has been read; the events up to W then
- * go out merged by their stamps.
+ * Here events wait, one queue per thread (each already in time order), until a cut says that
+ * every event stamped at or before time W has been read; the events up to W then go out merged
+ * by their stamps. (Holding only the frees that look cross-thread was tried: a thread that had
+ * owned the address before still matched the wrong lifetime; testprogs/handoff showed it.)
  *
  * Why a cut is safe: the shim commits an event's record before the block can reach another
  * thread (a free's record before the block goes back to the allocator, an allocation's before
@@ -29,7 +29,7 @@
 struct reorder_event {
     uint64_t ts;  /* the time the event is ordered by (a realloc: its allocation's stamp) */
     uint64_t seq; /* arrival order: ties keep the reading order */
-    uint8_t rec[56]; /* the record itself (ALLOC, FREE or REALLOC, at most 56 bytes) */
+    uint8_t rec[56]; /* the record itself (ALLOC, FREE or REALLOC, at most 56 bytes; the rest unset) */
 };
 
 struct reorder_stream {
@@ -42,6 +42,7 @@ struct reorder {
     struct reorder_stream *s;
     size_t ns, caps;
     struct u64map index; /* tid + 1 -> stream index + 1 */
+    size_t last;         /* the stream pushed to last, + 1 (0: none) */
     uint64_t seq;
     size_t held;    /* events waiting, over all streams */
     uint32_t *heap; /* stream indices, for merging (reorder_release) */

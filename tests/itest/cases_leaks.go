@@ -11,7 +11,7 @@ import (
 var cases = map[string]func(){}
 
 func init() {
-	for _, c := range []string{"leaky", "goroutines", "cthread", "allocfns", "callback"} {
+	for _, c := range []string{"leaky", "goroutines", "handoff", "cthread", "allocfns", "callback"} {
 		c := c
 		cases[c] = func() { simple(c, 0, 0) }
 	}
