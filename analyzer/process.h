@@ -91,7 +91,8 @@ struct process {
      * event up to a time has been read, and are applied in time order (reorder.h). */
     int reorder_on;
     struct reorder order;
-    uint64_t last_cut; /* events stamped at or before it need not wait (reorder.h) */
+    uint64_t last_cut;         /* events stamped at or before it need not wait (reorder.h) */
+    struct u64map held_addrs;  /* address -> events of it waiting in `order` */
 
     /* clock: ticks of the shim's clock, related to CLOCK_MONOTONIC at start and end */
     int clock;

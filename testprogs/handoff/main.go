@@ -1,9 +1,10 @@
-// handoff moves C blocks between goroutines, and so between threads: producers make C strings
-// and hand them over a channel to consumers, which free them. Every 500th string is kept (a
-// leak). Each producer also churns C memory, so that the program writes records faster than the
-// analyzer reads them and ends (exit_group) with chunks still waiting. Nothing but the kept
-// strings may be reported: a free read before the allocation it ends, or a thread's chunks read
-// out of order, shows up here as a leak that is not there.
+// handoff moves C blocks between threads: producers (each on a thread of its own) make C
+// strings and hand them over a channel to consumers (each on a thread of its own too), which
+// free them. Every 500th string is kept (a leak). Each producer also churns C memory of other
+// sizes, so that the program writes records faster than the analyzer reads them and ends
+// (exit_group) with chunks still waiting. Nothing but the kept strings may be reported: a free
+// read before the allocation it ends, or a thread's chunks read out of order, shows up here as a
+// leak that is not there.
 package main
 
 /*
@@ -11,9 +12,11 @@ package main
 
 void *volatile ho_sink;
 
+// Sizes of other malloc bins than the strings' (so a churned block does not take a string's
+// address on the producer's thread).
 static void ho_churn(int n) {
 	for (int i = 0; i < n; i++) {
-		void *p = malloc(24 + (i & 63));
+		void *p = malloc(160 + (i & 63));
 		ho_sink = p;
 		free(p);
 	}
@@ -24,6 +27,7 @@ import "C"
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -51,6 +55,7 @@ func main() {
 		cwg.Add(1)
 		go func() {
 			defer cwg.Done()
+			runtime.LockOSThread()
 			for p := range ch {
 				C.free(unsafe.Pointer(p))
 			}
@@ -60,6 +65,7 @@ func main() {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
+			runtime.LockOSThread()
 			for i := 0; i < perProd; i++ {
 				if i%keepEvery == keepEvery-1 {
 					p := truth.Leak(unsafe.Pointer(C.CString("handoff")), 8)
