@@ -48,6 +48,7 @@ void process_free(struct process *p)
 {
     reorder_free(&p->order);
     u64map_free(&p->held_addrs);
+    free(p->crossed);
     free(p->exe);
     for (int i = 0; i < p->argc; i++)
         free(p->argv[i]);
@@ -258,6 +259,25 @@ static int release_event(void *arg, uint32_t tid, const uint8_t *rec, size_t siz
     return apply_event(p, tid, rec, size);
 }
 
+#define CROSSED_SLOTS 16384 /* 128 KiB */
+
+static inline size_t crossed_slot(uint64_t addr) { return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 50); }
+
+/* Has a block at addr been freed by a thread that did not allocate it? Such an address goes
+ * between threads, and a thread freeing it may be freeing what another thread got from it. */
+static int crossed(const struct process *p, uint64_t addr)
+{
+    return p->crossed && p->crossed[crossed_slot(addr)] == addr;
+}
+
+static void mark_crossed(struct process *p, uint64_t addr)
+{
+    if (!p->crossed)
+        p->crossed = calloc(CROSSED_SLOTS, sizeof *p->crossed);
+    if (p->crossed)
+        p->crossed[crossed_slot(addr)] = addr;
+}
+
 /* An event stamped at or before the last cut arrived late: committed after its chunk was read.
  * Everything that could come after it in time waits for the block it names, which is not
  * released before the record is committed; and two late events cannot depend on each other
@@ -273,11 +293,18 @@ static int event(struct process *p, uint32_t tid, uint64_t ts, const uint8_t *re
     uint64_t a, b;
     event_addrs(rec, &a, &b);
     const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
+    /* A thread that owned the address before may be freeing a later lifetime of it that another
+     * thread's unread records made: once an address was seen going between threads, its frees
+     * always wait. */
     int hold = 0;
-    if (h->type == CGS_REC_FREE)
-        hold = liveset_foreign_free(&p->live, a, ts, tid);
-    else if (h->type == CGS_REC_REALLOC)
-        hold = liveset_foreign_free(&p->live, b, ts, tid);
+    uint64_t freed = h->type == CGS_REC_FREE ? a : h->type == CGS_REC_REALLOC ? b : 0;
+    if (freed) {
+        hold = crossed(p, freed);
+        if (!hold && liveset_foreign_free(&p->live, freed, ts, tid)) {
+            hold = 1;
+            mark_crossed(p, freed);
+        }
+    }
     if (!hold && p->held_addrs.len)
         hold = u64map_get(&p->held_addrs, a) || (b && u64map_get(&p->held_addrs, b));
     if (!hold)

@@ -93,6 +93,7 @@ struct process {
     struct reorder order;
     uint64_t last_cut;         /* events stamped at or before it need not wait (reorder.h) */
     struct u64map held_addrs;  /* address -> events of it waiting in `order` */
+    uint64_t *crossed;         /* addresses seen freed by another thread (direct-mapped, lossy) */
 
     /* clock: ticks of the shim's clock, related to CLOCK_MONOTONIC at start and end */
     int clock;
