@@ -287,6 +287,8 @@ static int event(struct process *p, uint32_t tid, uint64_t ts, const uint8_t *re
 {
     if (!p->reorder_on || ts <= p->last_cut)
         return apply_event(p, tid, rec, size);
+    if (p->reorder_all)
+        return reorder_push(&p->order, tid, ts, rec, size);
     /* Only what another thread's records can change waits: a free of a block another thread
      * allocated (or one not known yet), and every later event of an address that has events
      * waiting. A thread freeing its own blocks, the common case, costs nothing here. */
@@ -624,6 +626,7 @@ struct process *procset_add(struct procset *s, uint32_t pid)
     if (s->ticks_per_ns > 0)
         process_set_rate(p, s->ticks_per_ns);
     p->reorder_on = s->reorder;
+    p->reorder_all = s->reorder_all;
     p->pid = pid;
     s->v[s->n++] = p;
     return p;

@@ -373,6 +373,25 @@ static void add_stats_of(const uint8_t *m, const struct cgs_shm_header *h, struc
     }
 }
 
+/* The stamp of the first allocation event in a chunk's len bytes of records, or UINT64_MAX. */
+static uint64_t first_event_stamp(const uint8_t *base, uint32_t len)
+{
+    uint32_t off = 0;
+    while (len - off >= 16) {
+        struct cgs_rec_hdr rh;
+        memcpy(&rh, base + off, sizeof rh);
+        if (rh.size < sizeof rh || (rh.size & 7) || rh.size > len - off)
+            break;
+        if (rh.type == CGS_REC_ALLOC || rh.type == CGS_REC_FREE || rh.type == CGS_REC_REALLOC) {
+            uint64_t ts; /* the first field after the header in all three (REALLOC: ts_free) */
+            memcpy(&ts, base + off + sizeof rh, sizeof ts);
+            return ts;
+        }
+        off += rh.size;
+    }
+    return UINT64_MAX;
+}
+
 static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, struct procset *ps, char *err,
                           size_t errlen)
 {
@@ -430,7 +449,27 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
     if (ticks > h->start_ticks && ns > h->start_ns)
         ps->ticks_per_ns = (double)(ticks - h->start_ticks) / (double)(ns - h->start_ns);
     /* Records in claim order. A pid whose chunks change program image was replaced by exec (or
-     * reused): the statistics of the image that ended go to its entry before the next begins. */
+     * reused): the statistics of the image that ended go to its entry before the next begins.
+     * The threads' allocation events are put back in time order (reorder.h): the whole file is
+     * here, so after each chunk every event stamped before the first event of the chunks still to
+     * come has been read, which is a cut, and every event can wait for it (exact at any
+     * interleaving, for a copy per event). */
+    uint64_t *after = malloc((nrefs + 1) * sizeof *after); /* least first stamp of refs[k..] */
+    if (!after) {
+        free(refs);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    after[nrefs] = UINT64_MAX;
+    for (size_t k = nrefs; k-- > 0;) {
+        const struct cgs_chunk_desc *c = &d[refs[k].index];
+        uint64_t first = UINT64_MAX;
+        if (c->kind != CGS_KIND_STATS)
+            first = first_event_stamp(m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size,
+                                      c->committed <= h->chunk_size ? c->committed : h->chunk_size);
+        after[k] = first < after[k + 1] ? first : after[k + 1];
+    }
+    ps->reorder = ps->reorder_all = 1;
     struct u64map images;
     u64map_init(&images);
     for (size_t k = 0; k < nrefs; k++) {
@@ -447,7 +486,10 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
         if (procset_feed(ps, c->pid, c->tid, m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size, len) != 0 &&
             !procset_get(ps, c->pid, NULL))
             break;
+        uint64_t w = after[k + 1] ? after[k + 1] - 1 : 0;
+        procset_cut(ps, (struct cut){w, w});
     }
+    free(after);
     u64map_free(&images);
     add_stats_of(m, h, refs, nrefs, ps, 0, 0);
     /* No launcher saw the end: relate the clock to time with the sample taken above (valid
