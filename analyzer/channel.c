@@ -44,7 +44,8 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     c->copy = malloc(chunk_size);
     c->order = malloc(nchunks * sizeof *c->order);
     c->retired = malloc(nchunks * sizeof *c->retired);
-    if (m == MAP_FAILED || !c->consumed || !c->copy || !c->order || !c->retired) {
+    c->bounds = malloc((nchunks + 1) * sizeof *c->bounds);
+    if (m == MAP_FAILED || !c->consumed || !c->copy || !c->order || !c->retired || !c->bounds) {
         snprintf(err, errlen, "cannot map the shared-memory channel (%zu MiB): %s", c->size >> 20, strerror(errno));
         if (m != MAP_FAILED)
             munmap(m, c->size);
@@ -100,6 +101,7 @@ void channel_destroy(struct channel *c)
     free(c->copy);
     free(c->order);
     free(c->retired);
+    free(c->bounds);
     u64map_free(&c->images);
     u64map_free(&c->liveness);
     memset(c, 0, sizeof *c);
@@ -225,6 +227,30 @@ static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
     return total;
 }
 
+/* The stamp of the first allocation event in chunk i not handed over yet, or UINT64_MAX. */
+static uint64_t first_unread_stamp(const struct channel *c, uint32_t i)
+{
+    const struct cgs_chunk_desc *d = &c->desc[i];
+    uint32_t chunk_size = c->h->chunk_size, off = c->consumed[i];
+    uint32_t end = atomic_load_explicit(&d->committed, memory_order_acquire);
+    const uint8_t *base = c->chunks + (size_t)i * chunk_size;
+    if (end > chunk_size)
+        end = chunk_size;
+    while (off + 16 <= end) {
+        struct cgs_rec_hdr h;
+        memcpy(&h, base + off, sizeof h);
+        if (h.size < sizeof h || (h.size & 7) || h.size > end - off)
+            break;
+        if (h.type == CGS_REC_ALLOC || h.type == CGS_REC_FREE || h.type == CGS_REC_REALLOC) {
+            uint64_t ts; /* the first field after the header in all three (REALLOC: ts_free) */
+            memcpy(&ts, base + off + sizeof h, sizeof ts);
+            return ts;
+        }
+        off += h.size;
+    }
+    return UINT64_MAX;
+}
+
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
 {
     uint32_t n = high_water(c), chunk_size = c->h->chunk_size, active = 0;
@@ -236,10 +262,19 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
     sort_desc = c->desc;
     qsort(c->order, active, sizeof *c->order, by_seq);
     (void)chunk_size;
+    if (c->reached) {
+        c->bounds[active] = UINT64_MAX;
+        for (uint32_t k = active; k-- > 0;) {
+            uint64_t ts = first_unread_stamp(c, c->order[k]);
+            c->bounds[k] = ts < c->bounds[k + 1] ? ts : c->bounds[k + 1];
+        }
+    }
     size_t total = 0;
     for (uint32_t k = 0; k < active; k++) {
         uint32_t i = c->order[k];
         struct cgs_chunk_desc *d = &c->desc[i];
+        if (c->reached && k > 0)
+            c->reached(c->reached_arg, c->bounds[k]);
         /* State first: once FULL, `committed` is final (the producer stored it before). */
         uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
         if (st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL)

@@ -26,6 +26,11 @@ struct channel {
     uint64_t last_reap_ns;
     void (*dead_stats)(void *arg, uint32_t pid, const struct cgs_stats_chunk *stats);
     void *dead_stats_arg;
+    /* Called after each chunk a pass hands over, with the least stamp of an allocation event
+     * still unread in the chunks the pass has yet to reach (UINT64_MAX: none). */
+    void (*reached)(void *arg, uint64_t bound);
+    void *reached_arg;
+    uint64_t *bounds; /* per pass: suffix minima of the first unread stamps, in claim order */
 };
 
 /* Called with each run of new records, in claim order per thread. */

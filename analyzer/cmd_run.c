@@ -83,6 +83,7 @@ struct run_sink {
     struct procset *procs;
     struct trace_writer *trace;
     struct channel *ch;
+    struct cut pass; /* the cut the pass in progress allows once it has read everything */
 };
 
 static struct process *process_of(struct run_sink *s, uint32_t pid)
@@ -126,8 +127,8 @@ static void reap_orphans(struct procset *ps, pid_t main_pid)
 
 /* Margins under the reading time for a cut (reorder.h): a stamp may be read a few hundred
  * cycles ahead of its event, and the TSCs of two CPUs may differ by a little. */
-#define CUT_MARGIN_TICKS 5000000ull /* ~1-2 ms of the TSC */
-#define CUT_MARGIN_NS 1000000ull
+#define CUT_MARGIN_TICKS 100000ull /* ~20-50 us of the TSC */
+#define CUT_MARGIN_NS 50000ull
 
 /* One pass over the channel, and the cut it allows: everything stamped before the pass began
  * (less the margin) has been committed by now, so what was read of it can be applied in order. */
@@ -145,11 +146,28 @@ static size_t drain_pass(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t mono = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     c.mono = mono > CUT_MARGIN_NS ? mono - CUT_MARGIN_NS : 0;
+    s->pass = c;
     size_t n = channel_drain(s->ch, sink, s);
     if (s->trace && n)
         trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
     procset_cut(s->procs, c);
     return n;
+}
+
+/* Inside a pass, after each chunk: the events before `bound` (and before the pass began) are all
+ * read, so they can go (reorder.h). Keeps what waits small when a pass reads a backlog. */
+static void reached(void *arg, uint64_t bound)
+{
+    struct run_sink *s = arg;
+    struct cut c = s->pass;
+    uint64_t b = bound ? bound - 1 : 0;
+    if (b < c.tsc)
+        c.tsc = b;
+    if (b < c.mono)
+        c.mono = b;
+    if (s->trace)
+        trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
+    procset_cut(s->procs, c);
 }
 
 /* The shim's clock now, next to CLOCK_MONOTONIC: with the pair it sent at start-up, this gives
@@ -433,8 +451,10 @@ int cmd_run(int argc, char **argv)
             main_proc->argv[i] = strdup(prog[i]);
     }
 
-    struct run_sink s = {&procs, twp, &ch};
+    struct run_sink s = {&procs, twp, &ch, {0, 0}};
     channel_on_dead_stats(&ch, stats_sink, &s);
+    ch.reached = reached; /* a cut after every chunk a pass hands over */
+    ch.reached_arg = &s;
     struct descendants desc;
     descendants_init(&desc, pid);
     int status = 0;

@@ -178,22 +178,17 @@ static struct stack_live *stack_entry(struct liveset *s, uint64_t stack, uint32_
     return &s->per_stack[*v - 1];
 }
 
-#define SIZE_BIG 0xffffu /* in a slot's low 16 bits: the size is in big_sizes */
-
-static inline uint32_t owner_of(uint32_t tid) { return (tid ^ (tid >> 16)) & 0xffffu; }
-static inline uint32_t slot_owner(const struct live_slot *e) { return e->size >> 16; }
-
 static uint64_t slot_size(const struct liveset *s, const struct live_slot *e)
 {
-    if ((e->size & 0xffffu) != SIZE_BIG)
-        return e->size & 0xffffu;
+    if (e->size != UINT32_MAX)
+        return e->size;
     uint64_t *v = u64map_get(&s->big_sizes, e->addr);
-    return v ? *v : SIZE_BIG;
+    return v ? *v : UINT32_MAX;
 }
 
 static struct live_block unpack(const struct liveset *s, const struct live_slot *e)
 {
-    return (struct live_block){e->addr, slot_size(s, e), s->per_stack[e->stack].stack, e->ts, slot_owner(e)};
+    return (struct live_block){e->addr, slot_size(s, e), s->per_stack[e->stack].stack, e->ts};
 }
 
 static void account_at(struct liveset *s, struct stack_live *sl, uint64_t size, int sign)
@@ -245,13 +240,13 @@ static int take_pending(struct liveset *s, uint64_t addr, uint64_t ts)
 }
 
 /* Puts a block in the table (its address is not there yet). */
-static int insert_slot(struct liveset *s, uint64_t addr, uint64_t size, uint32_t index, uint64_t ts, uint32_t owner)
+static int insert_slot(struct liveset *s, uint64_t addr, uint64_t size, uint32_t index, uint64_t ts)
 {
     struct live_part *t = part_of(s, addr);
     if ((t->used + 1) * 4 > t->cap * 3 && grow(t) != 0)
         return -1;
-    struct live_slot e = {addr, ts, (size < SIZE_BIG ? (uint32_t)size : SIZE_BIG) | owner << 16, index};
-    if (size >= SIZE_BIG) {
+    struct live_slot e = {addr, ts, size < UINT32_MAX ? (uint32_t)size : UINT32_MAX, index};
+    if (e.size == UINT32_MAX) {
         uint64_t *v = u64map_put(&s->big_sizes, addr, NULL);
         if (!v)
             return -1;
@@ -264,11 +259,6 @@ static int insert_slot(struct liveset *s, uint64_t addr, uint64_t size, uint32_t
 
 int liveset_alloc(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts)
 {
-    return liveset_alloc_by(s, addr, size, stack, ts, 0);
-}
-
-int liveset_alloc_by(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts, uint32_t tid)
-{
     uint32_t index;
     struct stack_live *sl = stack_entry(s, stack, &index);
     if (!sl)
@@ -278,10 +268,10 @@ int liveset_alloc_by(struct liveset *s, uint64_t addr, uint64_t size, uint64_t s
     if (s->pending.len && take_pending(s, addr, ts))
         return 0; /* allocated and already freed */
     if (find(s, addr)) {
-        struct live_block b = {addr, size, stack, ts, owner_of(tid)};
+        struct live_block b = {addr, size, stack, ts};
         if (push((void **)&s->dups, &s->ndups, &s->capdups, &b, sizeof b) != 0)
             return -1;
-    } else if (insert_slot(s, addr, size, index, ts, owner_of(tid)) != 0) {
+    } else if (insert_slot(s, addr, size, index, ts) != 0) {
         return -1;
     }
     account_at(s, &s->per_stack[index], size, +1);
@@ -291,30 +281,10 @@ int liveset_alloc_by(struct liveset *s, uint64_t addr, uint64_t size, uint64_t s
 static void drop_slot(struct liveset *s, struct live_slot *e)
 {
     uint64_t size = slot_size(s, e);
-    if ((e->size & 0xffffu) == SIZE_BIG)
+    if (e->size == UINT32_MAX)
         u64map_del(&s->big_sizes, e->addr);
     account_at(s, &s->per_stack[e->stack], size, -1);
     remove_slot(part_of(s, e->addr), e);
-}
-
-int liveset_foreign_free(const struct liveset *s, uint64_t addr, uint64_t ts, uint32_t tid)
-{
-    const struct live_slot *e = find(s, addr);
-    if (!e)
-        return 1; /* a block not known yet: its allocation may be in another thread's records */
-    /* The block liveset_free_block would end: the latest allocation of addr made before ts. */
-    int have = e->ts <= ts;
-    uint64_t best_ts = e->ts;
-    uint32_t owner = slot_owner(e);
-    for (size_t i = 0; i < s->ndups; i++) {
-        const struct live_block *d = &s->dups[i];
-        if (d->addr == addr && d->ts <= ts && (!have || d->ts > best_ts)) {
-            have = 1;
-            best_ts = d->ts;
-            owner = d->owner;
-        }
-    }
-    return !have || owner != owner_of(tid);
 }
 
 int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts)
@@ -351,7 +321,7 @@ int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts)
                     struct live_block d = s->dups[i];
                     s->dups[i] = s->dups[--s->ndups];
                     uint32_t index;
-                    if (!stack_entry(s, d.stack, &index) || insert_slot(s, d.addr, d.size, index, d.ts, d.owner) != 0)
+                    if (!stack_entry(s, d.stack, &index) || insert_slot(s, d.addr, d.size, index, d.ts) != 0)
                         return -1;
                     return 1;
                 }

@@ -23,7 +23,6 @@ struct live_block {
     uint64_t size;
     uint64_t stack;
     uint64_t ts;
-    uint32_t owner; /* a 16-bit hash of the allocating thread's id (liveset_owner) */
 };
 
 /* Live bytes and blocks of one stack, kept up to date with every allocation and free. */
@@ -36,7 +35,7 @@ struct stack_live {
 struct live_slot {
     uint64_t addr; /* 0: empty */
     uint64_t ts;
-    uint32_t size;  /* low 16 bits: the size, 0xffff: it is in big_sizes; high 16: owner */
+    uint32_t size;  /* UINT32_MAX: the size is in big_sizes */
     uint32_t stack; /* index into per_stack */
 };
 
@@ -73,11 +72,6 @@ void liveset_init(struct liveset *s);
 void liveset_free(struct liveset *s);
 /* Returns -1 when memory runs out. */
 int liveset_alloc(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts);
-/* The same, made by thread tid. */
-int liveset_alloc_by(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts, uint32_t tid);
-/* Would a free of addr stamped ts, made by thread tid, end a block another thread allocated
- * (or no block the live set knows)? Then the order of the threads' records matters (reorder.h). */
-int liveset_foreign_free(const struct liveset *s, uint64_t addr, uint64_t ts, uint32_t tid);
 /* Returns 1 if a live block ended, 0 if the free was kept pending, -1 on memory exhaustion. */
 int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts);
 size_t liveset_pending(const struct liveset *s);

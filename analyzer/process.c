@@ -15,7 +15,6 @@ void process_init(struct process *p)
     u64map_init(&p->stack_index);
     liveset_init(&p->live);
     reorder_init(&p->order);
-    u64map_init(&p->held_addrs);
     process_set_rate(p, 1.0);
 }
 
@@ -47,8 +46,6 @@ static void advance(struct process *p, uint64_t ts)
 void process_free(struct process *p)
 {
     reorder_free(&p->order);
-    u64map_free(&p->held_addrs);
-    free(p->crossed);
     free(p->exe);
     for (int i = 0; i < p->argc; i++)
         free(p->argv[i]);
@@ -194,7 +191,7 @@ static int apply_event(void *arg, uint32_t tid, const uint8_t *rec, size_t size)
     switch (h->type) {
     case CGS_REC_ALLOC: {
         const struct cgs_rec_alloc *r = (const void *)rec;
-        int rc = liveset_alloc_by(&p->live, r->addr, r->size, r->stack, r->ts, tid);
+        int rc = liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
         advance(p, r->ts);
         return rc;
     }
@@ -208,74 +205,11 @@ static int apply_event(void *arg, uint32_t tid, const uint8_t *rec, size_t size)
         const struct cgs_rec_realloc *r = (const void *)rec;
         if (liveset_free_block(&p->live, r->old_addr, r->ts_free) < 0)
             return -1;
-        int rc = liveset_alloc_by(&p->live, r->addr, r->size, r->stack, r->ts, tid);
+        int rc = liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
         advance(p, r->ts);
         return rc;
     }
     }
-}
-
-/* The addresses an event names: a, and b for a realloc's old block (else 0). */
-static void event_addrs(const uint8_t *rec, uint64_t *a, uint64_t *b)
-{
-    const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
-    *b = 0;
-    if (h->type == CGS_REC_ALLOC) {
-        *a = ((const struct cgs_rec_alloc *)(const void *)rec)->addr;
-    } else if (h->type == CGS_REC_FREE) {
-        *a = ((const struct cgs_rec_free *)(const void *)rec)->addr;
-    } else {
-        const struct cgs_rec_realloc *r = (const void *)rec;
-        *a = r->addr;
-        *b = r->old_addr;
-    }
-}
-
-static int held_add(struct process *p, uint64_t addr, int d)
-{
-    if (!addr)
-        return 0;
-    if (d > 0) {
-        uint64_t *v = u64map_put(&p->held_addrs, addr, NULL);
-        if (!v)
-            return -1;
-        ++*v;
-        return 0;
-    }
-    uint64_t *v = u64map_get(&p->held_addrs, addr);
-    if (v && --*v == 0)
-        u64map_del(&p->held_addrs, addr);
-    return 0;
-}
-
-/* A held event whose cut has come. */
-static int release_event(void *arg, uint32_t tid, const uint8_t *rec, size_t size)
-{
-    struct process *p = arg;
-    uint64_t a, b;
-    event_addrs(rec, &a, &b);
-    held_add(p, a, -1);
-    held_add(p, b, -1);
-    return apply_event(p, tid, rec, size);
-}
-
-#define CROSSED_SLOTS 16384 /* 128 KiB */
-
-static inline size_t crossed_slot(uint64_t addr) { return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 50); }
-
-/* Has a block at addr been freed by a thread that did not allocate it? Such an address goes
- * between threads, and a thread freeing it may be freeing what another thread got from it. */
-static int crossed(const struct process *p, uint64_t addr)
-{
-    return p->crossed && p->crossed[crossed_slot(addr)] == addr;
-}
-
-static void mark_crossed(struct process *p, uint64_t addr)
-{
-    if (!p->crossed)
-        p->crossed = calloc(CROSSED_SLOTS, sizeof *p->crossed);
-    if (p->crossed)
-        p->crossed[crossed_slot(addr)] = addr;
 }
 
 /* An event stamped at or before the last cut arrived late: committed after its chunk was read.
@@ -287,32 +221,6 @@ static int event(struct process *p, uint32_t tid, uint64_t ts, const uint8_t *re
 {
     if (!p->reorder_on || ts <= p->last_cut)
         return apply_event(p, tid, rec, size);
-    if (p->reorder_all)
-        return reorder_push(&p->order, tid, ts, rec, size);
-    /* Only what another thread's records can change waits: a free of a block another thread
-     * allocated (or one not known yet), and every later event of an address that has events
-     * waiting. A thread freeing its own blocks, the common case, costs nothing here. */
-    uint64_t a, b;
-    event_addrs(rec, &a, &b);
-    const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
-    /* A thread that owned the address before may be freeing a later lifetime of it that another
-     * thread's unread records made: once an address was seen going between threads, its frees
-     * always wait. */
-    int hold = 0;
-    uint64_t freed = h->type == CGS_REC_FREE ? a : h->type == CGS_REC_REALLOC ? b : 0;
-    if (freed) {
-        hold = crossed(p, freed);
-        if (!hold && liveset_foreign_free(&p->live, freed, ts, tid)) {
-            hold = 1;
-            mark_crossed(p, freed);
-        }
-    }
-    if (!hold && p->held_addrs.len)
-        hold = u64map_get(&p->held_addrs, a) || (b && u64map_get(&p->held_addrs, b));
-    if (!hold)
-        return apply_event(p, tid, rec, size);
-    if (held_add(p, a, +1) != 0 || held_add(p, b, +1) != 0)
-        return -1;
     return reorder_push(&p->order, tid, ts, rec, size);
 }
 
@@ -320,7 +228,7 @@ void process_cut(struct process *p, uint64_t w)
 {
     if (w > p->last_cut)
         p->last_cut = w;
-    if (reorder_release(&p->order, w, release_event, p) != 0)
+    if (reorder_release(&p->order, w, apply_event, p) != 0)
         p->out_of_memory = 1;
 }
 
@@ -626,7 +534,6 @@ struct process *procset_add(struct procset *s, uint32_t pid)
     if (s->ticks_per_ns > 0)
         process_set_rate(p, s->ticks_per_ns);
     p->reorder_on = s->reorder;
-    p->reorder_all = s->reorder_all;
     p->pid = pid;
     s->v[s->n++] = p;
     return p;

@@ -90,11 +90,8 @@ struct process {
     /* With reorder_on, allocation events wait in `order` until a cut (process_cut) says every
      * event up to a time has been read, and are applied in time order (reorder.h). */
     int reorder_on;
-    int reorder_all; /* hold every event, not only cross-thread frees (exact; a copy per event) */
     struct reorder order;
-    uint64_t last_cut;         /* events stamped at or before it need not wait (reorder.h) */
-    struct u64map held_addrs;  /* address -> events of it waiting in `order` */
-    uint64_t *crossed;         /* addresses seen freed by another thread (direct-mapped, lossy) */
+    uint64_t last_cut; /* events stamped at or before it need not wait (reorder.h) */
 
     /* clock: ticks of the shim's clock, related to CLOCK_MONOTONIC at start and end */
     int clock;
@@ -128,7 +125,6 @@ struct procset {
     size_t n, cap;
     double ticks_per_ns; /* given to each new process (process_set_rate) */
     int reorder;         /* given to each new process: hold events for cuts (reorder.h) */
-    int reorder_all;     /* ... all of them */
 };
 
 /* A cut: every event stamped at or before these times (in the TSC's ticks and in

@@ -5,13 +5,10 @@
  * free made on one thread can be read before the allocation, on another thread, that it ends:
  * an address that moved between threads then looks live twice, and matching a free to "the
  * latest allocation of its address read so far" can pick the wrong lifetime (a false leak).
- * Events that must wait for that (process.c decides which: frees of blocks another thread
- * allocated, and what follows them on the same address) wait here, one queue per thread (each
- * already in time order), until a cut says that every event stamped at or before time W has been
- * read; the events up to W then go out merged by their stamps. (Holding every event instead is
- * exact in all cases but costs the analyzer a copy and a merge per event and, when it runs behind
- * the program, memory in proportion to the backlog: bench mixed went from 0.1 s to 0.8 s and
- * 360 MB; not kept. docs/record-format.md says what the selective rule can still get wrong.)
+ * Here events wait, one queue per thread (each already in time order), until a cut says that
+ * every event stamped at or before time W has been read; the events up to W then go out merged
+ * by their stamps. The analyzer makes a cut after every chunk a pass hands over (the least first
+ * unread stamp of the chunks still to come, and the pass's start), so little waits at a time.
  *
  * Why a cut is safe: the shim commits an event's record before the block can reach another
  * thread (a free's record before the block goes back to the allocator, an allocation's before

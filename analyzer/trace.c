@@ -469,7 +469,7 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
                                       c->committed <= h->chunk_size ? c->committed : h->chunk_size);
         after[k] = first < after[k + 1] ? first : after[k + 1];
     }
-    ps->reorder = ps->reorder_all = 1;
+    ps->reorder = 1;
     struct u64map images;
     u64map_init(&images);
     for (size_t k = 0; k < nrefs; k++) {

@@ -1,6 +1,6 @@
-// handoff moves C blocks between threads: producers (each on a thread of its own) make C
-// strings and hand them over a channel to consumers (each on a thread of its own too), which
-// free them. Every 500th string is kept (a leak). Each producer also churns C memory of other
+// handoff moves C blocks between goroutines, and so between threads (goroutines also move from
+// thread to thread as they block on the channel): producers make C strings and hand them over a
+// channel to consumers, which free them. Every 500th string is kept (a leak). Each producer also churns C memory of other
 // sizes, so that the program writes records faster than the analyzer reads them and ends
 // (exit_group) with chunks still waiting. Nothing but the kept strings may be reported: a free
 // read before the allocation it ends, or a thread's chunks read out of order, shows up here as a
@@ -27,7 +27,6 @@ import "C"
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"unsafe"
 
@@ -55,7 +54,6 @@ func main() {
 		cwg.Add(1)
 		go func() {
 			defer cwg.Done()
-			runtime.LockOSThread()
 			for p := range ch {
 				C.free(unsafe.Pointer(p))
 			}
@@ -65,7 +63,6 @@ func main() {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			runtime.LockOSThread()
 			for i := 0; i < perProd; i++ {
 				if i%keepEvery == keepEvery-1 {
 					p := truth.Leak(unsafe.Pointer(C.CString("handoff")), 8)

@@ -131,32 +131,33 @@ START_TEST(handoff_across_threads_is_not_a_leak)
 }
 END_TEST
 
-/* A thread freeing its own block goes at once; a free of another thread's block waits for a
- * cut that covers it, and the end of the process covers everything. */
-START_TEST(only_cross_thread_frees_wait)
+/* Events wait for a cut that covers them, in the live set only from then on; an event stamped
+ * before the last cut (committed late) goes at once; the end of the process covers the rest. */
+START_TEST(events_wait_for_their_cut)
 {
-    static struct recbuf b1, b2;
-    b1.len = b2.len = 0;
+    static struct recbuf b1, b2, b3;
+    b1.len = b2.len = b3.len = 0;
     rb_proc(&b1, 5, "/bin/prog");
     rb_alloc(&b1, 0x1000, 100, 0xabc, 10);
-    rb_alloc(&b1, 0x2000, 50, 0xabc, 11);
-    rb_free(&b1, 0x2000, 12);
-    rb_alloc(&b1, 0x3000, 30, 0xabc, 13);
-    rb_free(&b2, 0x1000, 20);
-    rb_free(&b2, 0x3000, 30);
+    rb_alloc(&b1, 0x2000, 50, 0xabc, 20);
+    rb_free(&b2, 0x1000, 15);
+    rb_alloc(&b3, 0x3000, 30, 0xabc, 12); /* read after the cut at 18, stamped before it */
     struct process p;
     process_init(&p);
     p.reorder_on = 1;
     ck_assert_int_eq(process_feed(&p, 1, b1.data, b1.len), 0);
-    ck_assert_uint_eq(p.live.live_count, 2); /* 0x1000 and 0x3000: thread 1's own free went at once */
     ck_assert_int_eq(process_feed(&p, 2, b2.data, b2.len), 0);
-    ck_assert_uint_eq(p.frees, 3);
-    ck_assert_uint_eq(p.live.live_count, 2); /* thread 2's frees wait */
-    process_cut(&p, 25);
+    ck_assert_uint_eq(p.allocations, 2);
+    ck_assert_uint_eq(p.frees, 1);
+    ck_assert_uint_eq(p.live.live_count, 0);
+    process_cut(&p, 18);
+    ck_assert_uint_eq(p.live.live_count, 0); /* 0x1000 came and went; 0x2000 (at 20) waits */
+    ck_assert_int_eq(process_feed(&p, 3, b3.data, b3.len), 0);
     ck_assert_uint_eq(p.live.live_count, 1);
     ck_assert_uint_eq(p.live.live_bytes, 30);
     process_finish(&p);
-    ck_assert_uint_eq(p.live.live_count, 0);
+    ck_assert_uint_eq(p.live.live_count, 2);
+    ck_assert_uint_eq(p.live.live_bytes, 80);
     ck_assert_uint_eq(liveset_pending(&p.live), 0);
     process_free(&p);
 }
@@ -169,7 +170,7 @@ Suite *reorder_suite(void)
     tcase_add_test(tc, merges_threads_by_stamp_up_to_the_cut);
     tcase_add_test(tc, long_stream_keeps_its_order);
     tcase_add_test(tc, handoff_across_threads_is_not_a_leak);
-    tcase_add_test(tc, only_cross_thread_frees_wait);
+    tcase_add_test(tc, events_wait_for_their_cut);
     suite_add_tcase(s, tc);
     return s;
 }
