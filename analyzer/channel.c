@@ -253,7 +253,14 @@ static uint64_t first_unread_stamp(const struct channel *c, uint32_t i)
 
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
 {
+    uint64_t bound;
+    return channel_drain_some(c, sink, arg, SIZE_MAX, &bound);
+}
+
+size_t channel_drain_some(struct channel *c, channel_sink sink, void *arg, size_t max_bytes, uint64_t *bound)
+{
     uint32_t n = high_water(c), chunk_size = c->h->chunk_size, active = 0;
+    *bound = UINT64_MAX;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t st = atomic_load_explicit(&c->desc[i].state, memory_order_acquire);
         if ((st == CGS_CHUNK_WRITING || st == CGS_CHUNK_FULL) && c->desc[i].kind == CGS_KIND_RECORDS)
@@ -262,7 +269,7 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
     sort_desc = c->desc;
     qsort(c->order, active, sizeof *c->order, by_seq);
     (void)chunk_size;
-    if (c->reached) {
+    if (c->reached || max_bytes != SIZE_MAX) {
         c->bounds[active] = UINT64_MAX;
         for (uint32_t k = active; k-- > 0;) {
             uint64_t ts = first_unread_stamp(c, c->order[k]);
@@ -273,6 +280,10 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
     for (uint32_t k = 0; k < active; k++) {
         uint32_t i = c->order[k];
         struct cgs_chunk_desc *d = &c->desc[i];
+        if (k > 0 && total >= max_bytes) { /* enough for one pass: the rest from bounds[k] on */
+            *bound = c->bounds[k];
+            break;
+        }
         if (c->reached && k > 0)
             c->reached(c->reached_arg, c->bounds[k]);
         /* State first: once FULL, `committed` is final (the producer stored it before). */

@@ -45,6 +45,9 @@ void channel_spec(const struct channel *c, int fd, char *out, size_t outlen);
  * one, statistics chunks stay until channel_each_stats). A new program image in a pid is handed
  * to sink only after everything of the previous one. */
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg);
+/* The same, stopping after the chunk that brings it past max_bytes; *bound is then the least stamp
+ * of an allocation event still unread in the chunks it did not reach (else UINT64_MAX). */
+size_t channel_drain_some(struct channel *c, channel_sink sink, void *arg, size_t max_bytes, uint64_t *bound);
 void channel_destroy(struct channel *c);
 
 typedef void (*channel_stats_fn)(void *arg, uint32_t pid, const struct cgs_stats_chunk *stats);

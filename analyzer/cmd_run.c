@@ -129,6 +129,9 @@ static void reap_orphans(struct procset *ps, pid_t main_pid)
  * cycles ahead of its event, and the TSCs of two CPUs may differ by a little. */
 #define CUT_MARGIN_TICKS 100000ull /* ~20-50 us of the TSC */
 #define CUT_MARGIN_NS 50000ull
+/* Records handed over per pass at most: each pass begins with the clock, so shorter passes let
+ * the cuts follow the program closely (what waits for them stays small). */
+#define DRAIN_BYTES ((size_t)1 << 20)
 
 /* One pass over the channel, and the cut it allows: everything stamped before the pass began
  * (less the margin) has been committed by now, so what was read of it can be applied in order. */
@@ -147,7 +150,15 @@ static size_t drain_pass(void *arg)
     uint64_t mono = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     c.mono = mono > CUT_MARGIN_NS ? mono - CUT_MARGIN_NS : 0;
     s->pass = c;
-    size_t n = channel_drain(s->ch, sink, s);
+    uint64_t bound;
+    size_t n = channel_drain_some(s->ch, sink, s, DRAIN_BYTES, &bound);
+    if (bound != UINT64_MAX) { /* stopped early: the chunks not reached bound what is read */
+        uint64_t b = bound ? bound - 1 : 0;
+        if (b < c.tsc)
+            c.tsc = b;
+        if (b < c.mono)
+            c.mono = b;
+    }
     if (s->trace && n)
         trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
     procset_cut(s->procs, c);

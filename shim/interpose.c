@@ -93,26 +93,34 @@ static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, str
     errno = saved;
 }
 
-static void record_free(struct cgs_thread *t, void *p, uint64_t ts)
+/* The stamp is read after the room is reserved: a reservation may wait for the analyzer (a new
+ * chunk under backpressure), and a record must not carry a stamp older than the chunk it lands in
+ * by that wait (the analyzer orders threads by stamps, chunk by chunk: reorder.h). */
+static void record_free(struct cgs_thread *t, void *p)
 {
     struct cgs_rec_free *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_FREE;
         r->h.aux = 0;
         r->h.size = sizeof *r;
-        r->ts = ts;
+        r->ts = cgs_stamp_free();
         r->addr = (uintptr_t)p;
         cgs_commit(t, sizeof *r);
     }
 }
 
-static void record_realloc(struct cgs_thread *t, int fn, void *old, void *p, size_t size, uint64_t ts_free,
-                           struct cgs_caller c)
+/* realloc of a block: the record's room is reserved and the free's stamp read before the block
+ * is handed back (see record_free); the record is completed and committed after. */
+static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n, struct cgs_caller c)
 {
     int saved = errno;
     uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
     struct cgs_rec_realloc *r = cgs_reserve(t, sizeof *r);
-    if (r) {
+    uint64_t ts_free = r ? cgs_stamp_free() : 0;
+    errno = saved;
+    void *p = real_realloc(old, n);
+    saved = errno;
+    if (r && p) {
         r->h.type = CGS_REC_REALLOC;
         r->h.aux = (uint16_t)fn;
         r->h.size = sizeof *r;
@@ -120,11 +128,21 @@ static void record_realloc(struct cgs_thread *t, int fn, void *old, void *p, siz
         r->ts = cgs_stamp_alloc();
         r->old_addr = (uintptr_t)old;
         r->addr = (uintptr_t)p;
-        r->size = size;
+        r->size = n;
         r->stack = stack;
         cgs_commit(t, sizeof *r);
+    } else if (r && n == 0) {
+        /* glibc frees the block and returns NULL: the reserved room takes a FREE record */
+        struct cgs_rec_free *f = (struct cgs_rec_free *)(void *)r;
+        f->h.type = CGS_REC_FREE;
+        f->h.aux = 0;
+        f->h.size = sizeof *f;
+        f->ts = ts_free;
+        f->addr = (uintptr_t)old;
+        cgs_commit(t, sizeof *f);
     }
     errno = saved;
+    return p;
 }
 
 static inline int resolved(void) { return CGS_LIKELY(cgs_real_malloc != NULL); }
@@ -192,7 +210,7 @@ EXPORT void free(void *p)
         return;
     }
     int saved = errno;
-    record_free(t, p, cgs_stamp_free());
+    record_free(t, p);
     errno = saved;
     real_free(p);
     leave(t);
@@ -219,16 +237,7 @@ static void *do_realloc(struct cgs_thread *t, int fn, void *old, size_t n, struc
         if (p)
             record_alloc(t, fn, p, n, c);
     } else {
-        uint64_t ts_free = cgs_stamp_free();
-        p = real_realloc(old, n);
-        if (p) {
-            record_realloc(t, fn, old, p, n, ts_free, c);
-        } else if (n == 0) {
-            /* glibc frees the block and returns NULL */
-            int saved = errno;
-            record_free(t, old, ts_free);
-            errno = saved;
-        }
+        p = realloc_recorded(t, fn, old, n, c);
     }
     leave(t);
     return p;
