@@ -45,7 +45,8 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     c->order = malloc(nchunks * sizeof *c->order);
     c->retired = malloc(nchunks * sizeof *c->retired);
     c->bounds = malloc((nchunks + 1) * sizeof *c->bounds);
-    if (m == MAP_FAILED || !c->consumed || !c->copy || !c->order || !c->retired || !c->bounds) {
+    c->rbounds = malloc((nchunks + 1) * sizeof *c->rbounds);
+    if (m == MAP_FAILED || !c->consumed || !c->copy || !c->order || !c->retired || !c->bounds || !c->rbounds) {
         snprintf(err, errlen, "cannot map the shared-memory channel (%zu MiB): %s", c->size >> 20, strerror(errno));
         if (m != MAP_FAILED)
             munmap(m, c->size);
@@ -102,6 +103,7 @@ void channel_destroy(struct channel *c)
     free(c->order);
     free(c->retired);
     free(c->bounds);
+    free(c->rbounds);
     u64map_free(&c->images);
     u64map_free(&c->liveness);
     memset(c, 0, sizeof *c);
@@ -148,35 +150,6 @@ static void release(struct channel *c, uint32_t i)
 
 /* Nobody will write again into the chunks of this pid and program image: the process ended, or
  * exec replaced the program. Hands over what they hold and frees them. */
-static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg)
-{
-    size_t total = 0;
-    uint32_t hw = high_water(c), n = 0;
-    for (uint32_t i = 0; i < hw; i++) {
-        struct cgs_chunk_desc *d = &c->desc[i];
-        uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
-        if ((st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL) || d->pid != pid || d->image != image)
-            continue;
-        if (d->kind == CGS_KIND_RECORDS) {
-            c->retired[n++] = i;
-        } else if (d->kind == CGS_KIND_STATS && c->dead_stats && c->h->chunk_size >= sizeof(struct cgs_stats_chunk)) {
-            memcpy(c->copy, c->chunks + (size_t)i * c->h->chunk_size, sizeof(struct cgs_stats_chunk));
-            c->dead_stats(c->dead_stats_arg, pid, (const struct cgs_stats_chunk *)c->copy);
-            release(c, i);
-        }
-    }
-    /* In claim order, as channel_drain does: a thread's chunks must reach the sink in the order
-     * it wrote them. (In index order, which reuses freed slots, a process that ended with a
-     * backlog handed its threads' chunks over shuffled, and frees were matched to the wrong
-     * allocations: false leaks.) */
-    sort_desc = c->desc;
-    qsort(c->retired, n, sizeof *c->retired, by_seq);
-    for (uint32_t k = 0; k < n; k++) {
-        total += deliver(c, c->retired[k], sink, arg);
-        release(c, c->retired[k]);
-    }
-    return total;
-}
 
 
 /* Has this process ended? A zombie has: it writes nothing any more. */
@@ -201,6 +174,8 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg, int with_cuts);
+
 static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
 {
     uint64_t now = mono_ns();
@@ -222,7 +197,7 @@ static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
         if (added)
             *v = process_gone(d->pid) ? 2 : 1;
         if (*v == 2)
-            total += retire(c, d->pid, d->image, sink, arg);
+            total += retire(c, d->pid, d->image, sink, arg, 1);
     }
     return total;
 }
@@ -249,6 +224,48 @@ static uint64_t first_unread_stamp(const struct channel *c, uint32_t i)
         off += h.size;
     }
     return UINT64_MAX;
+}
+
+/* with_cuts: nothing else is left to read in this pass (reap_dead), so the sink may be told, after
+ * each chunk, how far the rest reaches (channel.h, reached). */
+static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg, int with_cuts)
+{
+    size_t total = 0;
+    uint32_t hw = high_water(c), n = 0;
+    for (uint32_t i = 0; i < hw; i++) {
+        struct cgs_chunk_desc *d = &c->desc[i];
+        uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
+        if ((st != CGS_CHUNK_WRITING && st != CGS_CHUNK_FULL) || d->pid != pid || d->image != image)
+            continue;
+        if (d->kind == CGS_KIND_RECORDS) {
+            c->retired[n++] = i;
+        } else if (d->kind == CGS_KIND_STATS && c->dead_stats && c->h->chunk_size >= sizeof(struct cgs_stats_chunk)) {
+            memcpy(c->copy, c->chunks + (size_t)i * c->h->chunk_size, sizeof(struct cgs_stats_chunk));
+            c->dead_stats(c->dead_stats_arg, pid, (const struct cgs_stats_chunk *)c->copy);
+            release(c, i);
+        }
+    }
+    /* In claim order, as channel_drain does: a thread's chunks must reach the sink in the order
+     * it wrote them. (In index order, which reuses freed slots, a process that ended with a
+     * backlog handed its threads' chunks over shuffled, and frees were matched to the wrong
+     * allocations: false leaks.) */
+    sort_desc = c->desc;
+    qsort(c->retired, n, sizeof *c->retired, by_seq);
+    with_cuts = with_cuts && c->reached;
+    if (with_cuts) {
+        c->rbounds[n] = UINT64_MAX;
+        for (uint32_t k = n; k-- > 0;) {
+            uint64_t ts = first_unread_stamp(c, c->retired[k]);
+            c->rbounds[k] = ts < c->rbounds[k + 1] ? ts : c->rbounds[k + 1];
+        }
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        if (with_cuts && k > 0)
+            c->reached(c->reached_arg, c->rbounds[k]);
+        total += deliver(c, c->retired[k], sink, arg);
+        release(c, c->retired[k]);
+    }
+    return total;
 }
 
 size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
@@ -295,7 +312,7 @@ size_t channel_drain_some(struct channel *c, channel_sink sink, void *arg, size_
         int added;
         uint64_t *img = d->pid ? u64map_put(&c->images, d->pid, &added) : NULL;
         if (img && !added && *img != d->image && d->image)
-            total += retire(c, d->pid, (uint32_t)*img, sink, arg);
+            total += retire(c, d->pid, (uint32_t)*img, sink, arg, 0);
         if (img && d->image)
             *img = d->image;
         total += deliver(c, i, sink, arg);

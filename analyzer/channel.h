@@ -30,7 +30,8 @@ struct channel {
      * still unread in the chunks the pass has yet to reach (UINT64_MAX: none). */
     void (*reached)(void *arg, uint64_t bound);
     void *reached_arg;
-    uint64_t *bounds; /* per pass: suffix minima of the first unread stamps, in claim order */
+    uint64_t *bounds;  /* per pass: suffix minima of the first unread stamps, in claim order */
+    uint64_t *rbounds; /* the same for the chunks of an ended process (retire) */
 };
 
 /* Called with each run of new records, in claim order per thread. */
