@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "channel.h"
+#include "reorder.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -205,25 +206,13 @@ static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
 /* The stamp of the first allocation event in chunk i not handed over yet, or UINT64_MAX. */
 static uint64_t first_unread_stamp(const struct channel *c, uint32_t i)
 {
-    const struct cgs_chunk_desc *d = &c->desc[i];
     uint32_t chunk_size = c->h->chunk_size, off = c->consumed[i];
-    uint32_t end = atomic_load_explicit(&d->committed, memory_order_acquire);
-    const uint8_t *base = c->chunks + (size_t)i * chunk_size;
+    uint32_t end = atomic_load_explicit(&c->desc[i].committed, memory_order_acquire);
     if (end > chunk_size)
         end = chunk_size;
-    while (off + 16 <= end) {
-        struct cgs_rec_hdr h;
-        memcpy(&h, base + off, sizeof h);
-        if (h.size < sizeof h || (h.size & 7) || h.size > end - off)
-            break;
-        if (h.type == CGS_REC_ALLOC || h.type == CGS_REC_FREE || h.type == CGS_REC_REALLOC) {
-            uint64_t ts; /* the first field after the header in all three (REALLOC: ts_free) */
-            memcpy(&ts, base + off + sizeof h, sizeof ts);
-            return ts;
-        }
-        off += h.size;
-    }
-    return UINT64_MAX;
+    if (off >= end)
+        return UINT64_MAX;
+    return reorder_first_stamp(c->chunks + (size_t)i * chunk_size + off, end - off);
 }
 
 /* with_cuts: nothing else is left to read in this pass (reap_dead), so the sink may be told, after

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cgoscope/record.h"
+
 void reorder_init(struct reorder *r)
 {
     memset(r, 0, sizeof *r);
@@ -153,4 +155,22 @@ int reorder_release(struct reorder *r, uint64_t w, reorder_apply_fn apply, void 
         }
     }
     return rc;
+}
+
+uint64_t reorder_first_stamp(const uint8_t *recs, size_t len)
+{
+    size_t off = 0;
+    while (len - off >= sizeof(struct cgs_rec_hdr) + sizeof(uint64_t)) {
+        struct cgs_rec_hdr h;
+        memcpy(&h, recs + off, sizeof h);
+        if (h.size < sizeof h || (h.size & 7) || h.size > len - off)
+            break;
+        if (h.type == CGS_REC_ALLOC || h.type == CGS_REC_FREE || h.type == CGS_REC_REALLOC) {
+            uint64_t ts;
+            memcpy(&ts, recs + off + sizeof h, sizeof ts);
+            return ts;
+        }
+        off += h.size;
+    }
+    return UINT64_MAX;
 }

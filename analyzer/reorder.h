@@ -51,6 +51,11 @@ struct reorder {
 
 typedef int (*reorder_apply_fn)(void *arg, uint32_t tid, const uint8_t *rec, size_t size);
 
+/* The stamp of the first allocation event (ALLOC, FREE, REALLOC: the field after the header,
+ * REALLOC's being its free's) in len bytes of records, or UINT64_MAX: what bounds a cut for a chunk
+ * not read yet. Stops at a record that does not fit. */
+uint64_t reorder_first_stamp(const uint8_t *recs, size_t len);
+
 void reorder_init(struct reorder *r);
 void reorder_free(struct reorder *r);
 /* Queues one record (size <= 56) read from thread tid, stamped ts. -1: out of memory. */

@@ -373,24 +373,6 @@ static void add_stats_of(const uint8_t *m, const struct cgs_shm_header *h, struc
     }
 }
 
-/* The stamp of the first allocation event in a chunk's len bytes of records, or UINT64_MAX. */
-static uint64_t first_event_stamp(const uint8_t *base, uint32_t len)
-{
-    uint32_t off = 0;
-    while (len - off >= 16) {
-        struct cgs_rec_hdr rh;
-        memcpy(&rh, base + off, sizeof rh);
-        if (rh.size < sizeof rh || (rh.size & 7) || rh.size > len - off)
-            break;
-        if (rh.type == CGS_REC_ALLOC || rh.type == CGS_REC_FREE || rh.type == CGS_REC_REALLOC) {
-            uint64_t ts; /* the first field after the header in all three (REALLOC: ts_free) */
-            memcpy(&ts, base + off + sizeof rh, sizeof ts);
-            return ts;
-        }
-        off += rh.size;
-    }
-    return UINT64_MAX;
-}
 
 static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, struct procset *ps, char *err,
                           size_t errlen)
@@ -465,8 +447,8 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
         const struct cgs_chunk_desc *c = &d[refs[k].index];
         uint64_t first = UINT64_MAX;
         if (c->kind != CGS_KIND_STATS)
-            first = first_event_stamp(m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size,
-                                      c->committed <= h->chunk_size ? c->committed : h->chunk_size);
+            first = reorder_first_stamp(m + h->chunks_offset + (uint64_t)refs[k].index * h->chunk_size,
+                                        c->committed <= h->chunk_size ? c->committed : h->chunk_size);
         after[k] = first < after[k + 1] ? first : after[k + 1];
     }
     ps->reorder = 1;
