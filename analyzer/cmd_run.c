@@ -133,6 +133,17 @@ static void reap_orphans(struct procset *ps, pid_t main_pid)
  * the cuts follow the program closely (what waits for them stays small). */
 #define DRAIN_BYTES ((size_t)1 << 20)
 
+/* c, lowered below bound (the least stamp of an event not read yet; UINT64_MAX: none). */
+static struct cut cut_below(struct cut c, uint64_t bound)
+{
+    uint64_t b = bound ? bound - 1 : 0;
+    if (b < c.tsc)
+        c.tsc = b;
+    if (b < c.mono)
+        c.mono = b;
+    return c;
+}
+
 /* One pass over the channel, and the cut it allows: everything stamped before the pass began
  * (less the margin) has been committed by now, so what was read of it can be applied in order. */
 static size_t drain_pass(void *arg)
@@ -152,13 +163,7 @@ static size_t drain_pass(void *arg)
     s->pass = c;
     uint64_t bound;
     size_t n = channel_drain_some(s->ch, sink, s, DRAIN_BYTES, &bound);
-    if (bound != UINT64_MAX) { /* stopped early: the chunks not reached bound what is read */
-        uint64_t b = bound ? bound - 1 : 0;
-        if (b < c.tsc)
-            c.tsc = b;
-        if (b < c.mono)
-            c.mono = b;
-    }
+    c = cut_below(c, bound); /* stopped early: the chunks not reached bound what is read */
     if (s->trace && n)
         trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
     procset_cut(s->procs, c);
@@ -170,12 +175,7 @@ static size_t drain_pass(void *arg)
 static void reached(void *arg, uint64_t bound)
 {
     struct run_sink *s = arg;
-    struct cut c = s->pass;
-    uint64_t b = bound ? bound - 1 : 0;
-    if (b < c.tsc)
-        c.tsc = b;
-    if (b < c.mono)
-        c.mono = b;
+    struct cut c = cut_below(s->pass, bound);
     if (s->trace)
         trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
     procset_cut(s->procs, c);

@@ -120,12 +120,12 @@ func readGateReport(path string) gateProcess {
 	return doc.Processes[0]
 }
 
-func gateUserLeaks(p gateProcess) (unsuppressed, suppressed []gateLeak) {
-	for _, l := range p.Leaks {
-		if l.Origin != "user" {
+// splitUserLeaks: the user leaks of all, split by whether a suppression matched them.
+func splitUserLeaks[L any](all []L, base func(L) leak) (unsuppressed, suppressed []L) {
+	for _, l := range all {
+		if b := base(l); b.Origin != "user" {
 			continue
-		}
-		if l.Suppressed {
+		} else if b.Suppressed {
 			suppressed = append(suppressed, l)
 		} else {
 			unsuppressed = append(unsuppressed, l)
@@ -134,18 +134,12 @@ func gateUserLeaks(p gateProcess) (unsuppressed, suppressed []gateLeak) {
 	return
 }
 
+func gateUserLeaks(p gateProcess) (unsuppressed, suppressed []gateLeak) {
+	return splitUserLeaks(p.Leaks, func(l gateLeak) leak { return l.leak })
+}
+
 func userLeaks(p process) (unsuppressed, suppressed []leak) {
-	for _, l := range p.Leaks {
-		if l.Origin != "user" {
-			continue
-		}
-		if l.Suppressed {
-			suppressed = append(suppressed, l)
-		} else {
-			unsuppressed = append(unsuppressed, l)
-		}
-	}
-	return
+	return splitUserLeaks(p.Leaks, func(l leak) leak { return l })
 }
 
 // ---- 1. go test -exec -------------------------------------------------------------------------

@@ -559,6 +559,15 @@ func badInputs(kind, trace string, versionAt int, readsFormat uint32) {
 	}
 }
 
+// traceVersion: the format version at bytes 8-11 of a trace of either kind, or 0.
+func traceVersion(path string) uint32 {
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) < 12 {
+		return 0
+	}
+	return uint32(data[8]) | uint32(data[9])<<8 | uint32(data[10])<<16 | uint32(data[11])<<24
+}
+
 // caseBadInputRun: damaged copies of a launcher trace (`run -o`) of a program that leaks early
 // and then allocates for a while, so that a cut trace still holds a report.
 func caseBadInputRun() {
@@ -568,11 +577,7 @@ func caseBadInputRun() {
 		failf("recording the trace: exit %d, timed out %v: %s", r.code, late, r.stderr)
 		return
 	}
-	var version uint32
-	if data, err := os.ReadFile(trace); err == nil && len(data) >= 12 {
-		version = uint32(data[8]) | uint32(data[9])<<8 | uint32(data[10])<<16 | uint32(data[11])<<24
-	}
-	badInputs("launcher trace", trace, 8, version)
+	badInputs("launcher trace", trace, 8, traceVersion(trace))
 }
 
 // caseBadInputEnv: damaged copies of the shim's own trace file (`cgoscope env -o`).
@@ -585,11 +590,7 @@ func caseBadInputEnv() {
 		failf("recording the trace: exit %d, timed out %v: %s", r.code, late, r.stderr)
 		return
 	}
-	var version uint32
-	if data, err := os.ReadFile(trace); err == nil && len(data) >= 12 {
-		version = uint32(data[8]) | uint32(data[9])<<8 | uint32(data[10])<<16 | uint32(data[11])<<24
-	}
-	badInputs("shim trace file", trace, 8, version)
+	badInputs("shim trace file", trace, 8, traceVersion(trace))
 }
 
 func mentionsFull(stderr []byte, path string) bool {
