@@ -12,6 +12,8 @@
 #   X=3 one counter  the same with a per-site counter incremented (the least an exact count needs)
 #   X=4 call+store   the wrapper called, one store after it returns
 #   X=5 timed        the least a timed call needs: clock read, call, clock read, one per-site sum
+#   X=6 loads only   no store while the site repeats: the thread's last site compared, the M's cgo
+#                    call count (runtime.m.ncgocall, Go 1.26's offset) hashed to pick 1 call in 64
 #   off              the real hook, --timing=off (counts, the Go-frame context, the call nesting)
 #   default          the real hook, default timing (sampled)
 #   full             the real hook, --timing=full
@@ -39,7 +41,7 @@ cc -O2 -o "$tmp/measure" "$root/bench/tools/measure.c"
 cc -O2 -o "$tmp/clockcost" "$root/bench/tools/clockcost.c"
 
 cg="$tmp/build/bin/cgoscope"
-variants=(plain x1 x2 x3 x4 x5 off default full)
+read -ra variants <<<"${VARIANTS:-plain x1 x2 x3 x4 x5 x6 off default full}"
 for r in $(seq "$runs"); do
   for v in "${variants[@]}"; do
     case $v in
@@ -59,7 +61,7 @@ for v in "${variants[@]}"; do
   case $v in
   plain) name="plain" ;; x1) name="X=1 no store (tail jump)" ;; x2) name="X=2 one thread-local store" ;;
   x3) name="X=3 one per-site counter" ;; x4) name="X=4 call, then one store" ;;
-  x5) name="X=5 least timed call" ;; off) name="cgoscope --timing=off" ;;
+  x5) name="X=5 least timed call" ;; x6) name="X=6 loads only" ;; off) name="cgoscope --timing=off" ;;
   default) name="cgoscope (default timing)" ;; full) name="cgoscope --timing=full" ;;
   esac
   awk -v n="$name" -v m="$m" -v p="$plain" \
