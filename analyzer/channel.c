@@ -215,6 +215,24 @@ static uint64_t first_unread_stamp(const struct channel *c, uint32_t i)
     return reorder_first_stamp(c->chunks + (size_t)i * chunk_size + off, end - off);
 }
 
+/* A stats chunk whose thread counted calls in store-free runs: the shim's exit helper adds the
+ * runs still open when the program ended (or ran exec) and marks the chunk; its counts are read
+ * after that, or after LEAN_WAIT_MS without it (then they may miss the last calls). */
+#define LEAN_WAIT_MS 3000
+static void wait_lean(struct channel *c, uint32_t i, uint32_t pid)
+{
+    const struct cgs_stats_chunk *sc = (const struct cgs_stats_chunk *)(c->chunks + (size_t)i * c->h->chunk_size);
+    for (int ms = 0; atomic_load_explicit(&sc->lean, memory_order_acquire) == CGS_LEAN_OPEN; ms++) {
+        if (ms == LEAN_WAIT_MS) {
+            fprintf(stderr, "cgoscope: process %u: the helper that counts its last cgo calls did not finish; "
+                            "its call counts may miss some (set CGOSCOPE_STORE_FREE_CALLS=0 to count in the hook)\n", pid);
+            return;
+        }
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+}
+
 /* with_cuts: nothing else is left to read in this pass (reap_dead), so the sink may be told, after
  * each chunk, how far the rest reaches (channel.h, reached). */
 static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg, int with_cuts)
@@ -229,6 +247,7 @@ static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_si
         if (d->kind == CGS_KIND_RECORDS) {
             c->retired[n++] = i;
         } else if (d->kind == CGS_KIND_STATS && c->dead_stats && c->h->chunk_size >= sizeof(struct cgs_stats_chunk)) {
+            wait_lean(c, i, pid);
             memcpy(c->copy, c->chunks + (size_t)i * c->h->chunk_size, sizeof(struct cgs_stats_chunk));
             c->dead_stats(c->dead_stats_arg, pid, (const struct cgs_stats_chunk *)c->copy);
             release(c, i);

@@ -5,10 +5,12 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "commands.h"
 #include "descendants.h"
 #include "gate.h"
+#include "golayout.h"
 #include "images.h"
 #include "live_table.h"
 #include "output.h"
@@ -109,6 +112,22 @@ static void stats_sink(void *arg, uint32_t pid, const struct cgs_stats_chunk *c)
         process_add_stats(p, c);
 }
 
+
+/* Where the program's Go runtime keeps what the shim's store-free cgo calls read (golayout.h),
+ * from its DWARF; without DWARF the shim counts every call in the hook. */
+static void publish_go_layout(struct channel *ch, const struct preflight *pf)
+{
+    struct go_layout gl;
+    struct stat st;
+    if (!pf->found || stat(pf->path, &st) != 0 || go_layout_read(pf->path, &gl) != 0)
+        return;
+    ch->h->go_g_m = gl.g_m;
+    ch->h->go_m_ncgocall = gl.m_ncgocall;
+    ch->h->go_m_procid = gl.m_procid;
+    ch->h->go_exe_dev = (uint64_t)st.st_dev;
+    ch->h->go_exe_ino = (uint64_t)st.st_ino;
+    atomic_store_explicit(&ch->h->go_layout_ready, 1, memory_order_release);
+}
 
 /* Descendants whose parent died before them are reparented to cgoscope (a subreaper): reap
  * them, noting how they ended. */
@@ -437,6 +456,7 @@ int cmd_run(int argc, char **argv)
     procs.ticks_per_ns = measure_tick_rate();
     if (twp)
         trace_write_block(twp, TRACE_RATE, 0, 0, &procs.ticks_per_ns, sizeof procs.ticks_per_ns);
+    publish_go_layout(&ch, &pf); /* ~10 ms of DWARF; before the program runs, so its shim finds it */
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {

@@ -139,6 +139,7 @@ int crossings_build(struct crossings *x, const struct process *p, struct symboli
         x->per_call_ns = -1;
     }
     x->gap_samples = p->gap_count;
+    x->store_free_calls = p->store_free_calls;
     x->sites = calloc(p->ncalls ? p->ncalls : 1, sizeof *x->sites);
     x->callbacks = calloc(p->ncallbacks ? p->ncallbacks : 1, sizeof *x->callbacks);
     if (!x->sites || !x->callbacks)
@@ -298,6 +299,7 @@ void crossings_add_json(json_object *proc, const struct crossings *x)
     json_object *est = json_object_new_object();
     json_object_object_add(est, "per_call_ns_estimate", x->per_call_ns < 0 ? NULL : ns_json(x->per_call_ns));
     json_object_object_add(est, "gaps_measured", json_object_new_int64((int64_t)x->gap_samples));
+    json_object_object_add(est, "calls_counted_store_free", json_object_new_int64((int64_t)x->store_free_calls));
     json_object_object_add(est, "method", json_object_new_string("least time between a cgo call returning and the "
                                                                  "next one entering C on the same thread"));
     json_object_object_add(proc, "cgo_crossing", est);

@@ -39,6 +39,7 @@ struct crossings {
     double per_call_ns; /* measured crossing cost of one call, or -1 */
     double implausible_gap_ns; /* the least gap, when too long to be a crossing */
     uint64_t gap_samples;
+    uint64_t store_free_calls;
     int clock_calibrated;
     struct crossing_site *sites;
     size_t nsites;

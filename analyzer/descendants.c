@@ -222,7 +222,7 @@ static void nap_ms(long ms)
 void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *arg, struct procset *ps,
                       volatile sig_atomic_t *stop)
 {
-    int told = 0;
+    int told = 0, grace = 0;
     while (!*stop) {
         int status;
         pid_t w = waitpid(-1, &status, WNOHANG | __WALL);
@@ -234,6 +234,11 @@ void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *a
             continue;
         if (w < 0)
             break; /* no child left: nothing of the run runs any more */
+        if (!told && grace++ < 40) { /* the shim's exit helper (lean.c) ends within milliseconds */
+            drain(arg);
+            nap_ms(5);
+            continue;
+        }
         if (!told) {
             told = 1;
             fprintf(stderr, "cgoscope: the program has ended; waiting for the processes it left running:");

@@ -487,6 +487,7 @@ int process_add_stats(struct process *p, const struct cgs_stats_chunk *c)
         p->callers[k].count += e->count;
         p->callers[k].exact += e->exact;
     }
+    p->store_free_calls += c->lean_calls;
     if (c->gap_count) {
         if (!p->gap_count || c->gap_min < p->gap_min)
             p->gap_min = c->gap_min;

@@ -105,6 +105,7 @@ struct process {
     struct caller_sample *callers;
     size_t ncallers;
     uint64_t gap_min, gap_count, callers_dropped;
+    uint64_t store_free_calls; /* of the cgo calls counted, those counted with no store in the hook */
     int have_stats;
 
     /* live memory over time (growth.h); the clock rate estimated when the run started, for

@@ -90,6 +90,7 @@ void cgs_callstats_init(void)
         clock_cost = 0;
     const char *tl = getenv(CGS_ENV_TIMELINE);
     timeline = tl && *tl == '1' && timing != TIMING_OFF;
+    cgs_lean_init(timing == TIMING_FULL, timeline, timing == TIMING_OFF ? 0 : sample_every);
 }
 
 void cgs_callstats_after_fork(void)
@@ -100,10 +101,12 @@ void cgs_callstats_after_fork(void)
     cgs_tls.index = NULL; /* the parent's copy stays mapped in the child: a few KiB */
     cgs_tls.cbdepth = 0;
     cgs_tls.gap_pending = 0;
+    cgs_lean_after_fork();
 }
 
 void cgs_callstats_thread_exit(struct cgs_thread *t)
 {
+    cgs_lean_thread_exit(t);
     cgs_stack_thread_exit(t);
     if (t->index) {
         munmap(t->index, sizeof *t->index);
@@ -297,6 +300,7 @@ __attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cg
         if (!t->stats || t->stats->gap_count < GAPS_ALWAYS || (++t->gap_skip & 15) == 0) {
             t->last_out = cgs_now_after();
             t->gap_pending = 1;
+            cgs_lean_gate = 0; /* the next call goes the full way, to measure the gap */
         }
     }
     if (timeline && cgs_ready && !t->guard) {

@@ -25,7 +25,8 @@
 extern const char cgs_stubs[] __attribute__((visibility("hidden")));
 /* The wrappers: void for _Cfunc_, int (errno) for _C2func_. Calling every one as returning int
  * is harmless on x86-64 and hands _C2func_'s errno back to runtime.asmcgocall unchanged. */
-static int (*site_real[CGS_NSTUBS])(void *);
+CGS_HIDDEN int (*cgs_site_real[CGS_NSTUBS])(void *);
+#define site_real cgs_site_real
 
 int cgs_cgo_enter(void *frame, uint32_t site);
 
@@ -67,6 +68,19 @@ __attribute__((section("cgoscope_hook"), noinline)) static int enter_slow(void *
     return rv;
 }
 
+/* A call its thread's run has counted, made the full way (the run's sampled or gap calls). */
+__attribute__((section("cgoscope_hook"), noinline)) static int call_counted(struct cgs_thread *t, void *frame,
+                                                                            uint32_t site, uint32_t d)
+{
+    (void)t;
+    int rv = site_real[site](frame);
+    struct cgs_thread *u = &cgs_tls;
+    u->depth--;
+    if (d < CGS_MAX_CTX && u->ctx[d].ngo != CGS_GO_LAZY && u->index)
+        u->index->clean[site] = 0xffff; /* it needed its context after all: no more runs here */
+    return rv;
+}
+
 __attribute__((section("cgoscope_hook"), noinline, used, visibility("hidden"))) int
 cgs_cgo_enter(void *frame, uint32_t site)
 {
@@ -83,6 +97,20 @@ cgs_cgo_enter(void *frame, uint32_t site)
             return enter_slow(frame, site, fp, 0);
     }
     struct cgs_site_stats *s = t->index ? t->index->site[site] : NULL;
+    if (CGS_UNLIKELY(t->lean_open)) {
+        /* 0: the run (of another site) ended; 1: counted in it (the run's site, so s is set);
+         * 3: counted and to be timed */
+        int k = cgs_lean_enter(t, site);
+        if (k == 3) {
+            s->flags |= CGS_SF_SAMPLED;
+            return cgs_timed_call(t, s, site_real[site], frame, site, fp);
+        }
+        if (k == 1) {
+            if (CGS_UNLIKELY(t->gap_pending))
+                return enter_slow(frame, site, fp, 2);
+            return call_counted(t, frame, site, d);
+        }
+    }
     if (CGS_UNLIKELY(!s))
         return enter_slow(frame, site, fp, 0);
     s->calls++;
@@ -92,6 +120,8 @@ cgs_cgo_enter(void *frame, uint32_t site)
         return enter_slow(frame, site, fp, 2); /* counted; measure the gap since the last timed call */
     int rv = site_real[site](frame);
     cgs_tls.depth--; /* the call in, balanced: no register kept across the call but the result */
+    if (CGS_UNLIKELY(cgs_lean_wanted))
+        cgs_lean_after(&cgs_tls, site, s, d >= CGS_MAX_CTX || cgs_tls.ctx[d].ngo == CGS_GO_LAZY);
     return rv;
 }
 
@@ -116,6 +146,8 @@ static void context_fn(struct cgo_context_arg *arg)
 {
     struct cgs_thread *t = &cgs_tls;
     if (arg->context == 0) {
+        if (CGS_UNLIKELY(t->lean_open)) /* perhaps inside a store-free call: promote it first */
+            cgs_lean_check(t, (uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_frame_address(0) + 16);
         uint32_t d = t->depth;
         if (d > 0 && d <= CGS_MAX_CTX && t->ctx[d - 1].ngo == CGS_GO_LAZY)
             cgs_capture_go_frames(t, &t->ctx[d - 1], t->ctx[d - 1].fp);
@@ -142,6 +174,7 @@ static void context_fn(struct cgo_context_arg *arg)
  * x_cgo_set_traceback_functions, or x_cgo_set_context_function in Go 1.21-1.23). */
 static void set_functions_hook(void *arg)
 {
+    cgs_lean_exclude(&cgs_tls); /* a runtime.cgocall of no hooked wrapper */
     if (set_functions_layout == 1) {
         /* Go 1.21-1.23: x_cgo_set_context_function(void (*context)(struct context_arg *)):
          * the argument is the function itself. */
@@ -181,6 +214,60 @@ struct wrapper {
     const char *name;
     uint64_t value;
 };
+
+/* Calls runtime.cgocall makes through no wrapper of the program: syscall's cgo_libc_* (Setuid,
+ * Setgid, ...). They raise the M's count of cgo calls like any other, so a store-free run
+ * (lean.c) must not count them as its site's: their pointers go through these first. */
+#define EXCL_MAX 16
+static int (*excl_real[EXCL_MAX])(void *);
+#define EXCL_FN(i) \
+    static int excl_##i(void *a) \
+    { \
+        cgs_lean_exclude(&cgs_tls); \
+        return excl_real[i](a); \
+    }
+EXCL_FN(0)
+EXCL_FN(1)
+EXCL_FN(2)
+EXCL_FN(3)
+EXCL_FN(4)
+EXCL_FN(5)
+EXCL_FN(6)
+EXCL_FN(7)
+EXCL_FN(8)
+EXCL_FN(9)
+EXCL_FN(10)
+EXCL_FN(11)
+EXCL_FN(12)
+EXCL_FN(13)
+EXCL_FN(14)
+EXCL_FN(15)
+static int (*const excl_fns[EXCL_MAX])(void *) = {excl_0, excl_1, excl_2,  excl_3,  excl_4,  excl_5,  excl_6,  excl_7,
+                                                   excl_8, excl_9, excl_10, excl_11, excl_12, excl_13, excl_14, excl_15};
+static int nexcl;
+
+/* syscall.cgo_libc_X pointing at _cgo_libc_X: sent through excl_fns. */
+static void hook_excluded(const Elf64_Sym *syms, size_t nsyms, const char *strs, size_t strsize, uintptr_t bias)
+{
+    for (size_t i = 0; i < nsyms && nexcl < EXCL_MAX; i++) {
+        if (ELF64_ST_TYPE(syms[i].st_info) != STT_OBJECT || syms[i].st_size != sizeof(void *) || syms[i].st_name >= strsize)
+            continue;
+        const char *name = strs + syms[i].st_name;
+        if (strncmp(name, "syscall.cgo_libc_", 17) != 0)
+            continue;
+        uintptr_t fn = 0;
+        for (size_t k = 0; k < nsyms && !fn; k++)
+            if (syms[k].st_name < strsize && ELF64_ST_TYPE(syms[k].st_info) == STT_FUNC &&
+                strncmp(strs + syms[k].st_name, "_cgo_libc_", 10) == 0 && strcmp(strs + syms[k].st_name + 10, name + 17) == 0)
+                fn = bias + syms[k].st_value;
+        _Atomic(uintptr_t) *var = (_Atomic(uintptr_t) *)(bias + syms[i].st_value);
+        if (!fn || atomic_load(var) != fn)
+            continue;
+        excl_real[nexcl] = (int (*)(void *))fn;
+        atomic_store(var, (uintptr_t)excl_fns[nexcl]);
+        nexcl++;
+    }
+}
 
 static uint64_t name_hash(const char *s)
 {
@@ -233,6 +320,27 @@ static void send_site(uint32_t site, int kind, uint64_t wrapper, const char *sym
     r->wrapper = wrapper;
     memcpy(r->symbol, symbol, len);
     cgs_commit(t, size);
+}
+
+/* The thread-pointer offset of runtime.tlsg, where Go keeps the running g (cgo-facts.md §3): the
+ * executable's TLS block ends at the thread pointer (x86-64, TLS variant II). */
+static void find_tlsg(const uint8_t *img, size_t fsize, const Elf64_Sym *tlsg)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > fsize ||
+        (fsize - eh->e_phoff) / sizeof(Elf64_Phdr) < eh->e_phnum)
+        return;
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)(img + eh->e_phoff);
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type != PT_TLS)
+            continue;
+        uint64_t align = ph[i].p_align ? ph[i].p_align : 1;
+        if ((align & (align - 1)) || (ph[i].p_vaddr & (align - 1)) || tlsg->st_value + 8 > ph[i].p_memsz)
+            return;
+        uint64_t block = (ph[i].p_memsz + align - 1) & ~(align - 1);
+        cgs_lean_set_tlsg((intptr_t)tlsg->st_value - (intptr_t)block);
+        return;
+    }
 }
 
 int cgs_hook_cgo_sites(uintptr_t bias)
@@ -291,6 +399,7 @@ int cgs_hook_cgo_sites(uintptr_t bias)
 
     /* Pass 1: Go text bounds, runtime.cgocallback, and the C wrappers by name. */
     uintptr_t text = 0, etext = 0, cb = 0, cb_size = 0;
+    const Elf64_Sym *tlsg = NULL;
     uintptr_t ctx_var = 0, set_var = 0, set_fn = 0;
     int set_layout = 0;
     for (size_t i = 0; i < nsyms; i++) {
@@ -301,6 +410,11 @@ int cgs_hook_cgo_sites(uintptr_t bias)
             text = syms[i].st_value;
         else if (strcmp(name, "runtime.etext") == 0)
             etext = syms[i].st_value;
+        else if (strcmp(name, "runtime.cgocall") == 0 && ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && syms[i].st_size) {
+            cgs_cgocall_lo = bias + syms[i].st_value;
+            cgs_cgocall_hi = cgs_cgocall_lo + syms[i].st_size;
+        } else if (strcmp(name, "runtime.tlsg") == 0 && ELF64_ST_TYPE(syms[i].st_info) == STT_TLS)
+            tlsg = &syms[i];
         else if (strcmp(name, "runtime.cgocallback") == 0 || strcmp(name, "runtime.cgocallback.abi0") == 0) {
             cb = syms[i].st_value;
             cb_size = syms[i].st_size;
@@ -326,10 +440,14 @@ int cgs_hook_cgo_sites(uintptr_t bias)
             }
         }
     }
+    if (tlsg)
+        find_tlsg(img, fsize, tlsg);
     if (text && etext > text) {
         cgs_set_go_text(bias + text, bias + etext, cb ? bias + cb : 0, cb ? bias + cb + (cb_size ? cb_size : 1) : 0);
         hook_callbacks(ctx_var, set_var, set_fn, set_layout);
     }
+
+    hook_excluded(syms, nsyms, strs, strsh->sh_size, bias);
 
     /* Pass 2: the Go variables that point at those wrappers. */
     for (size_t i = 0; i < nsyms && hooked < CGS_NSTUBS; i++) {

@@ -557,3 +557,13 @@ void cgs_thread_done(struct cgs_thread *t)
     t->chunk = -1;
     t->off = 0;
 }
+
+const struct cgs_shm_header *cgs_channel_header(void) { return file_mode ? NULL : hdr; }
+
+struct cgs_stats_chunk *cgs_stats_chunk_of(const void *p)
+{
+    if (!chunks || !chunk_size || (const uint8_t *)p < chunks)
+        return NULL;
+    size_t i = (size_t)((const uint8_t *)p - chunks) / chunk_size;
+    return i < nchunks ? (struct cgs_stats_chunk *)(chunks + i * chunk_size) : NULL;
+}

@@ -27,6 +27,7 @@ struct cgs_cgo_ctx {
     uint32_t site;
     uint32_t ngo;
     uintptr_t *fp; /* the hook's frame: the chain into the goroutine starts here */
+    uintptr_t frame[2]; /* a promoted store-free call (lean.c): its frame, as the hook's would be */
     /* Stack ids already made during this call, by the unwind-cache entry (and its fill count)
      * that gave the C frames: C frames + these Go frames hash to the same id every time.
      * Emptied whenever go_pcs is (re)captured, which every new call does before its first use. */
@@ -40,6 +41,7 @@ struct cgs_cgo_ctx {
 };
 
 #define CGS_MAX_CB 8
+#define CGS_LEAN_RET 16
 
 /* A C->Go callback in progress on this thread. */
 struct cgs_cb {
@@ -68,6 +70,23 @@ struct cgs_thread {
     uint32_t gap_skip; /* timed calls whose gap to the next call was not measured */
     uint32_t cbdepth;
     struct cgs_cb cb[CGS_MAX_CB];
+
+    /* store-free cgo calls (lean.c) */
+    int lean_open;              /* this thread's run is open */
+    struct cgs_lean_run *lean;  /* this thread's run */
+    uintptr_t lean_ret[CGS_LEAN_RET]; /* promoted calls, by depth: where their wrapper returns */
+};
+
+/* A thread's store-free run (lean.c): calls of `site` on M `m` after m.ncgocall == base are
+ * counted in s->calls only when the run ends or is brought up to date. */
+struct cgs_lean_run {
+    _Alignas(16) uint64_t base; /* m.ncgocall of the last call s->calls includes */
+    uint64_t calls_at_open;     /* s->calls then (base and this: one 16-byte store) */
+    struct cgs_site_stats *_Atomic s; /* while the run is open, else NULL */
+    uintptr_t m;
+    struct cgs_stats_chunk *chunk; /* the stats chunk holding s */
+    uint32_t tid, site;
+    int used;
 };
 
 /* Private to the thread (not shared with the analyzer): where its statistics live. */
@@ -77,9 +96,14 @@ struct cgs_thread_index {
         uint64_t pc;
         struct cgs_site_stats *stats;
     } callback[64];
+    uint16_t clean[4096]; /* calls in a row that needed no call context (lean.c) */
 };
 
 extern CGS_HIDDEN __thread struct cgs_thread cgs_tls __attribute__((tls_model("initial-exec")));
+/* What the store-free way into a cgo call (stubs_x86_64.S, lean.c) reads: the site + 1 whose
+ * calls take it (0: none), and the runtime.m the thread's run counts on. */
+extern CGS_HIDDEN __thread uint32_t cgs_lean_gate __attribute__((tls_model("initial-exec")));
+extern CGS_HIDDEN __thread uintptr_t cgs_lean_m __attribute__((tls_model("initial-exec")));
 
 /* Set once the channel is attached and start-up records are written. */
 extern CGS_HIDDEN int cgs_ready;
@@ -102,6 +126,8 @@ CGS_HIDDEN void cgs_commit(struct cgs_thread *t, uint32_t size);
 CGS_HIDDEN void cgs_thread_done(struct cgs_thread *t);
 CGS_HIDDEN void cgs_channel_after_fork(void);
 CGS_HIDDEN void cgs_count_lost(uint64_t n);
+CGS_HIDDEN const struct cgs_shm_header *cgs_channel_header(void); /* launcher mode only, else NULL */
+CGS_HIDDEN struct cgs_stats_chunk *cgs_stats_chunk_of(const void *p);
 
 /* stack.c */
 CGS_HIDDEN int cgs_stack_init(void);
@@ -135,6 +161,26 @@ CGS_HIDDEN void cgs_callback_leave(struct cgs_thread *t);
 CGS_HIDDEN void cgs_callstats_after_fork(void);
 CGS_HIDDEN void cgs_callstats_thread_exit(struct cgs_thread *t);
 CGS_HIDDEN void cgs_callstats_set_go_text(uintptr_t lo, uintptr_t hi);
+
+/* lean.c: store-free cgo calls */
+extern CGS_HIDDEN intptr_t cgs_lean_tlsg;
+extern CGS_HIDDEN uint32_t cgs_lean_g_m, cgs_lean_m_ncgocall;
+extern CGS_HIDDEN uint64_t cgs_lean_threshold;
+extern CGS_HIDDEN uintptr_t cgs_cgocall_lo, cgs_cgocall_hi;
+extern CGS_HIDDEN int cgs_lean_wanted;
+CGS_HIDDEN void cgs_lean_set_tlsg(intptr_t off);
+CGS_HIDDEN void cgs_lean_init(int full_timing, int timeline, uint32_t sample_every);
+CGS_HIDDEN int cgs_lean_enter(struct cgs_thread *t, uint32_t site);
+CGS_HIDDEN void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *s, int clean);
+CGS_HIDDEN void cgs_lean_break(struct cgs_thread *t, uintptr_t slot, uintptr_t ip, uintptr_t bp);
+CGS_HIDDEN void cgs_lean_exclude(struct cgs_thread *t);
+CGS_HIDDEN void cgs_lean_thread_exit(struct cgs_thread *t);
+CGS_HIDDEN void cgs_lean_after_fork(void);
+extern const char cgs_lean_return[] __attribute__((visibility("hidden")));
+CGS_HIDDEN uintptr_t cgs_lean_returned(void);
+/* stack.c: an allocation or callback made while this thread's run is open (ra, cfa: as for
+ * cgs_stack_capture) ends the run, and promotes the store-free call it is made in, if any. */
+CGS_HIDDEN void cgs_lean_check(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa);
 
 /* modules.c */
 CGS_HIDDEN uintptr_t cgs_send_modules(void);

@@ -68,6 +68,13 @@ struct cgs_shm_header {
      * analyzer (invariant 1: wait, do not drop), so a program faster than the analyzer cannot
      * make the channel hold more than that much. */
     _Atomic uint32_t undrained;
+    /* Launcher mode: where the Go runtime of the program the analyzer started keeps g.m,
+     * m.ncgocall and m.procid (from its DWARF), for the shim's store-free cgo calls
+     * (docs/crossings.md). Valid once go_layout_ready is 1, and only in a process whose
+     * executable is the file (go_exe_dev, go_exe_ino). */
+    _Atomic uint32_t go_layout_ready;
+    uint32_t go_g_m, go_m_ncgocall, go_m_procid;
+    uint64_t go_exe_dev, go_exe_ino;
 };
 
 #define CGS_MAX_UNDRAINED 512u /* 32 MiB of records waiting */
@@ -107,6 +114,8 @@ enum cgs_stats_kind { CGS_STATS_CALL = 1, CGS_STATS_CALLBACK = 2 };
 
 #define CGS_SF_ALWAYS 1u  /* slow site: every call is timed */
 #define CGS_SF_SAMPLED 2u /* the next timed call is a random sample, not an exact one */
+#define CGS_LEAN_OPEN 1u
+#define CGS_LEAN_FLUSHED 2u
 #define CGS_SF_CALLERS_SAMPLED 4u /* --timing=full: callers were noted on 1 call in 16 */
 
 struct cgs_site_stats {
@@ -144,7 +153,11 @@ struct cgs_stats_chunk {
     uint64_t gap_min;    /* least ticks from a cgo call's return to the thread's next cgo call */
     uint64_t gap_count;  /* gaps measured */
     uint64_t callers_dropped; /* timed calls whose caller found no free slot */
-    uint64_t reserved[3];
+    /* CGS_LEAN_*: 1 while calls of this thread may be counted by a store-free run that is still
+     * open; the shim's exit helper sets 2 once it has added them (docs/crossings.md). */
+    _Atomic uint64_t lean;
+    uint64_t lean_calls; /* calls of this thread's sites counted without the hook storing anything */
+    uint64_t reserved[1];
     struct cgs_site_stats sites[CGS_STATS_SITES];
     struct cgs_caller_stats callers[CGS_STATS_CALLERS];
 };

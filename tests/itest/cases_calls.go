@@ -22,6 +22,51 @@ func init() {
 	cases["callbacks-leak"] = func() { callsOnly("callback", nil, nil) }
 	cases["calls-resolver"] = func() { callsOnly("resolver", []string{"GODEBUG=netdns=cgo"}, nil) }
 	cases["calls-timeline"] = caseTimeline
+	for _, mode := range []string{"late", "callback", "switch", "kill", "setgid", "exec"} {
+		mode := mode
+		cases["storefree-"+mode] = func() { caseStoreFree(mode) }
+	}
+}
+
+// caseStoreFree runs testprogs/storefree, whose sites are first counted with no store in the
+// hook (lean.c) and then do what that way must survive (see the program): exact counts, leaks
+// with their Go lines. The same run with the store-free way turned off must agree, so the case
+// also shows that the way was taken at all.
+func caseStoreFree(mode string) {
+	code, signal := 0, 0
+	if mode == "kill" {
+		signal = 9
+	}
+	for _, off := range []bool{false, true} {
+		var env []string
+		if off {
+			env = []string{"CGOSCOPE_STORE_FREE_CALLS=0"}
+		}
+		r, rep, e := tracedEnv(env, "storefree", nil, mode)
+		p := rep.Processes[0]
+		if mode == "exec" {
+			// The program before its exec: its calls, counted after its address space was replaced.
+			if len(rep.Processes) != 2 {
+				failf("storefree exec: %d processes in the report, want 2 (before and after the exec)", len(rep.Processes))
+				return
+			}
+			first := readExpect(filepath.Join(*work, "storefree.expect.json.first"))
+			checkCalls(p, first)
+			if !off && p.Crossing.StoreFree == 0 {
+				failf("storefree exec: no call of the first program was counted store-free")
+			}
+			p = rep.Processes[1]
+		}
+		wantExit(r, p, code, signal)
+		checkCalls(p, e)
+		checkLeaks(p, e)
+		switch {
+		case !off && p.Crossing.StoreFree == 0:
+			failf("storefree %s: no call was counted store-free, so the case tested nothing of it", mode)
+		case off && p.Crossing.StoreFree != 0:
+			failf("storefree %s with CGOSCOPE_STORE_FREE_CALLS=0: %d calls counted store-free, want 0", mode, p.Crossing.StoreFree)
+		}
+	}
 }
 
 func findCall(p process, pkg, fn string) *cgoCall {

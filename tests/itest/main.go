@@ -58,6 +58,7 @@ type process struct {
 	Crossing  struct {
 		PerCallNs *int64 `json:"per_call_ns_estimate"`
 		Gaps      int64  `json:"gaps_measured"`
+		StoreFree int64  `json:"calls_counted_store_free"`
 	} `json:"cgo_crossing"`
 }
 

@@ -1,0 +1,432 @@
+/*
+ * Store-free cgo calls (docs/crossings.md, "Store-free calls").
+ *
+ * On this kind of machine the first store a hook makes between runtime.asmcgocall and the C
+ * wrapper costs as much as the rest of the hook (bench/README.md, hook-floor), so a site whose
+ * calls need nothing from the hook but their count is counted without one: the runtime already
+ * counts every call a thread makes through runtime.cgocall (m.ncgocall), and a thread that calls
+ * the same site over and over keeps a *run*: the site, and the value of m.ncgocall when the run's
+ * count was last brought up to date. A call of that site only reads (the gate, g, m, ncgocall)
+ * and jumps on to the wrapper; any other call ends the run first, adding its length to the site's
+ * count; one call in N (chosen by a hash of ncgocall, so no countdown is stored) goes the full
+ * way to be timed, and brings the run's count up to date.
+ *
+ * A run still open when the process ends is counted by a helper: a process made with
+ * clone(CLONE_VM) at the first run, which shares the program's memory, outlives its exit
+ * (exit_group, SIGKILL, a crash) or exec, reads each open run's m.ncgocall from the memory the
+ * program left behind, adds it up, and marks the thread's stats chunk done; the analyzer waits for
+ * that before it reads the counts. The helper runs no libc code and touches no thread-local
+ * storage: it shares the thread pointer of the thread that made it.
+ *
+ * A site takes runs only after LEAN_AFTER calls on the thread that needed no call context (no
+ * allocation, no callback inside). If one later does, the allocation or callback finds its call
+ * in progress with no context (stack.c, cgs_lean_check): the run ends, the site never takes runs
+ * again on this thread, and the call is promoted: given a context, as if it had come through the
+ * full hook, and its return address (in runtime.asmcgocall) replaced by cgs_lean_return, which
+ * ends the context when the wrapper returns.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define LEAN_RUNS 4096    /* threads with a run at once */
+#define LEAN_AFTER 64     /* context-free calls of a site on a thread before it takes runs */
+#define LEAN_BLOCKED 0xffffu
+
+CGS_HIDDEN __thread uint32_t cgs_lean_gate __attribute__((tls_model("initial-exec")));
+CGS_HIDDEN __thread uintptr_t cgs_lean_m __attribute__((tls_model("initial-exec")));
+CGS_HIDDEN intptr_t cgs_lean_tlsg;     /* %fs offset of runtime.tlsg: the thread's g */
+CGS_HIDDEN uint32_t cgs_lean_g_m, cgs_lean_m_ncgocall;
+CGS_HIDDEN uint64_t cgs_lean_threshold; /* a call whose hash is below this is timed */
+CGS_HIDDEN uintptr_t cgs_cgocall_lo, cgs_cgocall_hi; /* runtime.cgocall */
+
+static uint32_t m_procid;
+static int tlsg_known;
+/* 0: not decided yet; 1: runs allowed; -1: never in this process */
+static int lean_mode;
+static int timing_full, timeline_on;
+CGS_HIDDEN int cgs_lean_wanted; /* cgs_lean_after is worth calling */
+
+static struct cgs_lean_run runs[LEAN_RUNS];
+static atomic_flag runs_lock = ATOMIC_FLAG_INIT;
+
+/* The helper: 0 none, 1 starting, 2 watching, -1 failed. */
+static _Atomic int helper_state;
+static pid_t helper_target;
+
+void cgs_lean_set_tlsg(intptr_t off)
+{
+    cgs_lean_tlsg = off;
+    tlsg_known = 1;
+}
+
+void cgs_lean_init(int full_timing, int timeline, uint32_t sample_every)
+{
+    timing_full = full_timing;
+    timeline_on = timeline;
+    cgs_lean_threshold = sample_every ? UINT64_MAX / sample_every : 0;
+    const char *e = getenv("CGOSCOPE_STORE_FREE_CALLS");
+    if (e && strcmp(e, "0") == 0)
+        lean_mode = -1;
+    cgs_lean_wanted = lean_mode == 0 && !full_timing && !timeline;
+}
+
+static inline uintptr_t current_m(void)
+{
+    uintptr_t g;
+    __asm__ volatile("movq %%fs:(%1), %0" : "=r"(g) : "r"(cgs_lean_tlsg));
+    return g ? *(const uintptr_t *)(g + cgs_lean_g_m) : 0;
+}
+
+static inline uint64_t ncgocall(uintptr_t m) { return *(const volatile uint64_t *)(m + cgs_lean_m_ncgocall); }
+
+/* Both words in one instruction: a process killed between two stores would leave a run that
+ * is counted twice or not at all. */
+static inline void store_pair(struct cgs_lean_run *r, uint64_t base, uint64_t calls_at_open)
+{
+    __m128i v = _mm_set_epi64x((long long)calls_at_open, (long long)base);
+    _mm_store_si128((__m128i *)&r->base, v);
+}
+
+/* ---- The helper -------------------------------------------------------------------------------
+ * Raw system calls only: no errno, no stack protector, nothing thread-local. */
+
+static inline long raw5(long n, long a, long b, long c, long d, long e)
+{
+    long r;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
+    return r;
+}
+
+/* Adds what an open run counted up to m.ncgocall == final. The run's thread is gone or is this
+ * one: nothing changes it meanwhile. */
+__attribute__((no_stack_protector)) static void flush_run(struct cgs_lean_run *r, uint64_t final)
+{
+    struct cgs_site_stats *s = r->s;
+    if (!s)
+        return;
+    /* s->calls differs from calls_at_open only if the thread died between bringing it up to
+     * date and storing the pair that says so: then it is up to date. */
+    if (s->calls == r->calls_at_open && final >= r->base) {
+        s->calls = r->calls_at_open + (final - r->base);
+        if (r->chunk)
+            r->chunk->lean_calls += final - r->base;
+    }
+    r->s = NULL;
+}
+
+__attribute__((no_stack_protector)) static int helper_main(void *arg)
+{
+    (void)arg;
+    raw5(SYS_close_range, 0, ~0L, 0, 0, 0); /* hold none of the program's files open */
+    static const char name[16] = "cgoscope-exit";
+    raw5(SYS_prctl, 15 /* PR_SET_NAME */, (long)name, 0, 0, 0);
+    long self = raw5(SYS_getpid, 0, 0, 0, 0, 0);
+    if (raw5(SYS_kcmp, self, helper_target, 0 /* KCMP_FILE */, 0, 0) == -38 /* ENOSYS */ ||
+        raw5(SYS_kcmp, self, helper_target, 1 /* KCMP_VM */, 0, 0) != 0) {
+        atomic_store(&helper_state, -1);
+        raw5(SYS_exit, 0, 0, 0, 0, 0);
+    }
+    long pidfd = raw5(434 /* SYS_pidfd_open */, helper_target, 0, 0, 0, 0);
+    atomic_store(&helper_state, 2);
+    for (;;) {
+        if (pidfd >= 0) {
+            struct {
+                int fd;
+                short events, revents;
+            } p = {(int)pidfd, 1 /* POLLIN */, 0};
+            struct timespec t = {0, 10 * 1000 * 1000};
+            raw5(SYS_ppoll, (long)&p, 1, (long)&t, 0, 8);
+        } else {
+            struct timespec t = {0, 2 * 1000 * 1000};
+            raw5(SYS_nanosleep, (long)&t, 0, 0, 0, 0);
+        }
+        /* Another address space there: the program ended or ran exec. */
+        if (raw5(SYS_kcmp, self, helper_target, 1 /* KCMP_VM */, 0, 0) != 0)
+            break;
+    }
+    for (int i = 0; i < LEAN_RUNS; i++) {
+        struct cgs_lean_run *r = &runs[i];
+        if (!r->s)
+            continue;
+        /* procid is 0 if the thread was on its way out (its M is not freed before it is gone). */
+        const uint64_t *proc = (const uint64_t *)(r->m + m_procid);
+        if (*proc == r->tid || *proc == 0)
+            flush_run(r, *(const uint64_t *)(r->m + cgs_lean_m_ncgocall));
+        if (r->chunk)
+            atomic_store(&r->chunk->lean, CGS_LEAN_FLUSHED);
+    }
+    for (int i = 0; i < LEAN_RUNS; i++)
+        if (runs[i].chunk)
+            atomic_store(&runs[i].chunk->lean, CGS_LEAN_FLUSHED);
+    raw5(SYS_exit, 0, 0, 0, 0, 0);
+    return 0;
+}
+
+static void start_helper(void)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&helper_state, &expect, 1))
+        return;
+    size_t size = 64 * 1024;
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        atomic_store(&helper_state, -1);
+        return;
+    }
+    helper_target = getpid();
+    /* Every signal blocked in the helper (it inherits this mask): the program's handlers, which
+     * it shares, must never run there. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int saved_errno = errno;
+    long pid = clone(helper_main, stack + size, CLONE_VM | CLONE_UNTRACED, NULL);
+    errno = saved_errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        atomic_store(&helper_state, -1);
+        return;
+    }
+    /* Runs start once it watches: wait for that (well under a millisecond), so that when they
+     * start does not depend on how busy the machine is. */
+    for (int i = 0; i < 2000 && atomic_load(&helper_state) == 1; i++) {
+        struct timespec d = {0, 20000};
+        nanosleep(&d, NULL);
+    }
+    errno = saved_errno;
+}
+
+/* ---- Deciding -------------------------------------------------------------------------------- */
+
+/* Reads a word the way a debugger would: nothing vouches for the layout until it is checked. */
+static int peek(uintptr_t addr, uint64_t *out)
+{
+    struct iovec local = {out, sizeof *out}, remote = {(void *)addr, sizeof *out};
+    return addr && process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof *out;
+}
+
+static int decide(void)
+{
+    if (!tlsg_known || timing_full || timeline_on || !cgs_lazy_go_frames || !cgs_cgocall_lo)
+        return -1;
+    const struct cgs_shm_header *h = cgs_channel_header();
+    if (!h)
+        return -1; /* no analyzer (trace file mode): no layout, no helper's result is waited for */
+    if (atomic_load_explicit(&h->go_layout_ready, memory_order_acquire) != 1)
+        return 0; /* may still come: the analyzer reads it while the program starts */
+    struct stat st;
+    if (stat("/proc/self/exe", &st) != 0 || (uint64_t)st.st_dev != h->go_exe_dev || (uint64_t)st.st_ino != h->go_exe_ino)
+        return -1;
+    cgs_lean_g_m = h->go_g_m;
+    cgs_lean_m_ncgocall = h->go_m_ncgocall;
+    m_procid = h->go_m_procid;
+    /* The layout must fit what this thread sees: its g's m has it as procid. */
+    uintptr_t g;
+    uint64_t m, procid;
+    __asm__ volatile("movq %%fs:(%1), %0" : "=r"(g) : "r"(cgs_lean_tlsg));
+    if (!peek(g + cgs_lean_g_m, &m) || !peek(m + m_procid, &procid) || procid != (uint64_t)syscall(SYS_gettid))
+        return -1;
+    return 1;
+}
+
+/* ---- Runs ------------------------------------------------------------------------------------ */
+
+static struct cgs_lean_run *take_run(struct cgs_thread *t)
+{
+    struct cgs_lean_run *r = NULL;
+    while (atomic_flag_test_and_set_explicit(&runs_lock, memory_order_acquire))
+        ;
+    for (int i = 0; i < LEAN_RUNS && !r; i++)
+        if (!runs[i].used) {
+            r = &runs[i];
+            memset(r, 0, sizeof *r);
+            r->used = 1;
+        }
+    atomic_flag_clear_explicit(&runs_lock, memory_order_release);
+    if (r)
+        r->tid = t->tid ? t->tid : (uint32_t)syscall(SYS_gettid);
+    return r;
+}
+
+/* Ends the open run after call number upto (m.ncgocall) and closes the gate. */
+static void close_run(struct cgs_thread *t, uint64_t upto)
+{
+    struct cgs_lean_run *r = t->lean;
+    struct cgs_site_stats *s = r->s;
+    if (upto > r->base) {
+        s->calls = r->calls_at_open + (upto - r->base);
+        r->chunk->lean_calls += upto - r->base;
+    }
+    r->s = NULL;
+    t->lean_open = 0;
+    cgs_lean_gate = 0;
+}
+
+int cgs_lean_enter(struct cgs_thread *t, uint32_t site)
+{
+    struct cgs_lean_run *r = t->lean;
+    uintptr_t m = current_m();
+    if (r->site == site && m == r->m) {
+        /* The run's own site: this call is counted in the run, which stays open. */
+        uint64_t n = ncgocall(m);
+        struct cgs_site_stats *s = r->s;
+        uint64_t calls = r->calls_at_open + (n - r->base);
+        s->calls = calls;
+        r->chunk->lean_calls += n - r->base - 1; /* all but this one */
+        store_pair(r, n, calls);
+        cgs_lean_gate = site + 1;
+        return n * 0x9e3779b97f4a7c15ull < cgs_lean_threshold ? 3 : 1;
+    }
+    /* Another site (or the thread's M changed: then the old M's count ends the run). */
+    close_run(t, m == r->m ? ncgocall(m) - 1 : ncgocall(r->m));
+    return 0;
+}
+
+void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *s, int clean)
+{
+    if (!t->index || site >= 4096)
+        return;
+    uint16_t *c = &t->index->clean[site];
+    if (!clean) {
+        *c = LEAN_BLOCKED;
+        return;
+    }
+    if (*c == LEAN_BLOCKED || ++*c < LEAN_AFTER || t->lean_open)
+        return;
+    *c = LEAN_AFTER;
+    if (lean_mode == 0) {
+        int saved_errno = errno;
+        lean_mode = decide();
+        errno = saved_errno;
+        if (lean_mode < 0)
+            cgs_lean_wanted = 0;
+    }
+    if (lean_mode != 1)
+        return;
+    if (atomic_load(&helper_state) == 0)
+        start_helper();
+    if (atomic_load(&helper_state) != 2)
+        return; /* runs start once the helper watches */
+    if (!t->lean && !(t->lean = take_run(t)))
+        return;
+    struct cgs_lean_run *r = t->lean;
+    uintptr_t m = current_m();
+    if (!m)
+        return;
+    struct cgs_stats_chunk *chunk = cgs_stats_chunk_of(s);
+    if (!chunk)
+        return;
+    if (atomic_load(&chunk->lean) != CGS_LEAN_OPEN)
+        atomic_store(&chunk->lean, CGS_LEAN_OPEN);
+    r->chunk = chunk;
+    r->site = site;
+    r->m = m;
+    cgs_lean_m = m;
+    store_pair(r, ncgocall(m), s->calls);
+    atomic_store_explicit(&r->s, s, memory_order_release);
+    t->lean_open = 1;
+    cgs_lean_gate = site + 1;
+}
+
+/* An allocation or a callback on a thread with an open run: the run ends, its site takes no runs
+ * again here, and if the event is inside one of its calls (the C unwind reached Go code at slot,
+ * in runtime.asmcgocall called from runtime.cgocall), that call is promoted. */
+void cgs_lean_break(struct cgs_thread *t, uintptr_t slot, uintptr_t ip, uintptr_t bp)
+{
+    struct cgs_lean_run *r = t->lean;
+    uint32_t site = r->site;
+    uintptr_t m = current_m();
+    /* A call in progress on this M is the run's (or it would have ended the run on entry). */
+    close_run(t, m == r->m ? ncgocall(m) : ncgocall(r->m));
+    if (t->index && site < 4096)
+        t->index->clean[site] = LEAN_BLOCKED;
+    uint32_t d = t->depth;
+    if (!slot || d >= CGS_LEAN_RET || *(const uintptr_t *)slot != ip)
+        return;
+    if (d < CGS_MAX_CTX) {
+        struct cgs_cgo_ctx *c = &t->ctx[d];
+        c->site = site;
+        c->frame[0] = bp;
+        c->frame[1] = ip;
+        c->fp = c->frame;
+        c->ngo = CGS_GO_LAZY;
+    }
+    t->lean_ret[d] = ip;
+    t->depth = d + 1;
+    *(uintptr_t *)slot = (uintptr_t)cgs_lean_return;
+}
+
+/* Reached from cgs_lean_return when a promoted call's wrapper returns: where to go on to. */
+__attribute__((section("cgoscope_hook"), used)) uintptr_t cgs_lean_returned(void)
+{
+    struct cgs_thread *t = &cgs_tls;
+    uint32_t d = --t->depth;
+    return t->lean_ret[d < CGS_LEAN_RET ? d : 0];
+}
+
+void cgs_lean_thread_exit(struct cgs_thread *t)
+{
+    struct cgs_lean_run *r = t->lean;
+    if (!r)
+        return;
+    /* The runtime clears m.procid as the thread leaves (unminit); the M is not freed before the
+     * thread is gone. */
+    uint64_t procid = *(const uint64_t *)(r->m + m_procid);
+    if (t->lean_open && (procid == r->tid || procid == 0))
+        flush_run(r, ncgocall(r->m));
+    r->s = NULL;
+    t->lean_open = 0;
+    cgs_lean_gate = 0;
+    if (r->chunk) /* nothing of this thread is left to count in it */
+        atomic_store(&r->chunk->lean, CGS_LEAN_FLUSHED);
+    r->chunk = NULL;
+    r->used = 0;
+    t->lean = NULL;
+}
+
+/* Excludes the call in progress (one runtime.cgocall makes without a hooked wrapper) from the
+ * open run: it must not be counted as the run's site. */
+void cgs_lean_exclude(struct cgs_thread *t)
+{
+    if (!t->lean_open)
+        return;
+    struct cgs_lean_run *r = t->lean;
+    uintptr_t m = current_m();
+    if (m != r->m) {
+        close_run(t, ncgocall(r->m));
+        return;
+    }
+    uint64_t n = ncgocall(m);
+    struct cgs_site_stats *s = r->s;
+    uint64_t calls = r->calls_at_open + (n - 1 - r->base);
+    s->calls = calls;
+    r->chunk->lean_calls += n - 1 - r->base;
+    store_pair(r, n, calls);
+}
+
+void cgs_lean_after_fork(void)
+{
+    /* The child has no helper, and its parent's runs are the parent's. */
+    memset(runs, 0, sizeof runs);
+    atomic_store(&helper_state, 0);
+    struct cgs_thread *t = &cgs_tls;
+    t->lean = NULL;
+    t->lean_open = 0;
+    cgs_lean_gate = 0;
+}
