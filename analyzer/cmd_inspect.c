@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "golayout.h"
 #include "inspect.h"
 
 static void inspect_usage(FILE *out)
@@ -85,6 +86,15 @@ static void print_text(FILE *out, const struct inspect *in)
             !in->dwarf ? "no DWARF" : in->dwarf_compressed ? "DWARF (compressed)" : "DWARF");
     if (in->is_setid)
         fprintf(out, "  permissions     setuid/setgid\n");
+    if (in->is_go && !in->is_static) {
+        struct go_layout gl;
+        if (!in->stripped && go_layout_read(in->path, &gl) == 0)
+            fprintf(out, "  call counting   store-free for repeated calls (runtime layout from DWARF: g.m %u, "
+                         "m.ncgocall %u, m.procid %u)\n", gl.g_m, gl.m_ncgocall, gl.m_procid);
+        else
+            fprintf(out, "  call counting   in the hook on every call (%s: docs/crossings.md, \"Store-free calls\")\n",
+                    in->stripped ? "no symbols" : "no runtime layout in DWARF");
+    }
     print_sites(out, in);
     print_verdict(out, in);
 }
@@ -135,6 +145,10 @@ static json_object *json_document(const struct inspect *in)
     json_object_object_add(doc, "pie", json_object_new_boolean(in->is_pie));
     json_object_object_add(doc, "stripped", json_object_new_boolean(in->stripped));
     json_object_object_add(doc, "dwarf", json_object_new_boolean(in->dwarf));
+    struct go_layout gl;
+    json_object_object_add(doc, "store_free_calls",
+                           json_object_new_boolean(in->is_go && !in->is_static && !in->stripped &&
+                                                   go_layout_read(in->path, &gl) == 0));
     json_object_object_add(doc, "setid", json_object_new_boolean(in->is_setid));
     json_object_object_add(doc, "traceable", json_object_new_boolean(in->traceable));
     json_object_object_add(doc, "cgo_call_sites", json_object_new_int64((int64_t)in->nsites));
