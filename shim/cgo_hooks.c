@@ -120,8 +120,19 @@ cgs_cgo_enter(void *frame, uint32_t site)
         return enter_slow(frame, site, fp, 2); /* counted; measure the gap since the last timed call */
     int rv = site_real[site](frame);
     cgs_tls.depth--; /* the call in, balanced: no register kept across the call but the result */
-    if (CGS_UNLIKELY(cgs_lean_wanted))
-        cgs_lean_after(&cgs_tls, site, s, d >= CGS_MAX_CTX || cgs_tls.ctx[d].ngo == CGS_GO_LAZY);
+    if (CGS_UNLIKELY(cgs_lean_wanted)) {
+        /* Only a site called many times in a row may take a run (lean.c): where sites take turns
+         * (C.CString, C.f, C.free), each call would end one run and start another. */
+        struct cgs_thread *u = &cgs_tls;
+        if (d < CGS_MAX_CTX && u->ctx[d].ngo != CGS_GO_LAZY) {
+            cgs_lean_after(u, site, s, 0); /* it needed its context: never a run here */
+        } else if (u->lean_last != site + 1) {
+            u->lean_last = site + 1;
+            u->lean_streak = 1;
+        } else if (++u->lean_streak >= CGS_LEAN_STREAK) {
+            cgs_lean_after(u, site, s, 1);
+        }
+    }
     return rv;
 }
 

@@ -73,6 +73,7 @@ struct cgs_thread {
 
     /* store-free cgo calls (lean.c) */
     int lean_open;              /* this thread's run is open */
+    uint32_t lean_last, lean_streak; /* site + 1 of the last full call, and calls of it in a row */
     struct cgs_lean_run *lean;  /* this thread's run */
     uintptr_t lean_ret[CGS_LEAN_RET]; /* promoted calls, by depth: where their wrapper returns */
 };
@@ -172,6 +173,7 @@ CGS_HIDDEN void cgs_lean_set_tlsg(intptr_t off);
 CGS_HIDDEN void cgs_lean_init(int full_timing, int timeline, uint32_t sample_every);
 CGS_HIDDEN int cgs_lean_enter(struct cgs_thread *t, uint32_t site);
 CGS_HIDDEN void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *s, int clean);
+#define CGS_LEAN_STREAK 16 /* calls of a site in a row on a thread before cgs_lean_after is asked */
 CGS_HIDDEN void cgs_lean_break(struct cgs_thread *t, uintptr_t slot, uintptr_t ip, uintptr_t bp);
 CGS_HIDDEN void cgs_lean_exclude(struct cgs_thread *t);
 CGS_HIDDEN void cgs_lean_thread_exit(struct cgs_thread *t);
