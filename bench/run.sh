@@ -56,6 +56,7 @@ ALLOC_PAIRS=2000000
 ALLOC_SHORT_PAIRS=100000
 CALLS_ARGS=(-n 20000000)
 CALLS_EMPTY_ARGS=(-n 0)                   # same program, no calls: start-up and exit only
+CALLS_TURNS_ARGS=(-n 20000000 -turns)     # two sites in turns: no site twice in a row
 CALLS_SHORT_ARGS=(-n 1000000)             # /20, for valgrind
 CALLS_N=20000000
 CALLS_SHORT_N=1000000
@@ -131,6 +132,8 @@ for ((r = 1; r <= runs; r++)); do
   run calls.cgoscope cgoscope "$C" "${CALLS_ARGS[@]}"
   run calls.cgfull cgoscope-full "$C" "${CALLS_ARGS[@]}"
   run calls.cgoff cgoscope-off "$C" "${CALLS_ARGS[@]}"
+  run callst.plain plain "$C" "${CALLS_TURNS_ARGS[@]}"
+  run callst.cgoscope cgoscope "$C" "${CALLS_TURNS_ARGS[@]}"
   run calls.uftrace uftrace "$C" "${CALLS_ARGS[@]}"
   run calls.heaptrack heaptrack "$C" "${CALLS_ARGS[@]}"
   run calls0.plain plain "$C" "${CALLS_EMPTY_ARGS[@]}"
@@ -375,6 +378,8 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
   row calls.cgoff "cgoscope --timing=off" "calls" calls.plain "$CALLS_N" " /call"
   row calls.uftrace "uftrace record -P" "calls" calls.plain "$CALLS_N" " /call"
   row calls.heaptrack heaptrack "calls" calls.plain "$CALLS_N" " /call"
+  row callst.plain plain "calls, two sites in turns (20M calls)"
+  row callst.cgoscope cgoscope "calls, two sites in turns" callst.plain "$CALLS_N" " /call"
   row calls0.plain plain "calls, 0 calls (start-up and exit only)"
   row calls0.cgoscope cgoscope "calls, 0 calls" calls0.plain
   row calls0.uftrace "uftrace record -P" "calls, 0 calls" calls0.plain
