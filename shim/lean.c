@@ -80,6 +80,10 @@ void cgs_lean_init(int full_timing, int timeline, uint32_t sample_every)
     const char *e = getenv("CGOSCOPE_STORE_FREE_CALLS");
     if (e && strcmp(e, "0") == 0)
         lean_mode = -1;
+    /* Under valgrind, which refuses clone() without CLONE_THREAD (the helper). */
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "vgpreload"))
+        lean_mode = -1;
     cgs_lean_wanted = lean_mode == 0 && !full_timing && !timeline;
 }
 
