@@ -136,6 +136,14 @@ __attribute__((no_stack_protector)) static void flush_run(struct cgs_lean_run *r
 __attribute__((no_stack_protector)) static int helper_main(void *arg)
 {
     (void)arg;
+    /* Its own copy of the program's signal handlers: back to the defaults, so that not even a
+     * signal the kernel forces through the blocked mask (a fault) can run the program's code here. */
+    struct {
+        long handler, flags, restorer, mask;
+    } dfl = {0, 0, 0, 0};
+    for (long sig = 1; sig <= 64; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            raw5(SYS_rt_sigaction, sig, (long)&dfl, 0, 8, 0);
     raw5(SYS_close_range, 0, ~0L, 0, 0, 0); /* hold none of the program's files open */
     static const char name[16] = "cgoscope-exit";
     raw5(SYS_prctl, 15 /* PR_SET_NAME */, (long)name, 0, 0, 0);
