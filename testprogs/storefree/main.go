@@ -12,6 +12,8 @@
 //	switch    two sites in turns of uneven length, on several locked threads that exit
 //	exec      thousands of calls, then syscall.Exec of itself in mode late: the first program's
 //	          count must be exact though its address space is gone (CGOSCOPE_EXPECT.first)
+//	random    4 goroutines, each switching among the sites above at random (fixed seeds): runs
+//	          of 1 to 300 calls, now and then one that allocates or calls back
 //	setgid    runs interrupted by syscall.Setgid, which the runtime makes as a cgo call through no
 //	          wrapper of the program (not to be counted as the site's)
 package main
@@ -108,9 +110,76 @@ func switching() {
 	truth.Calls("main", "sf_dec", int64(dec))
 }
 
+// randomMix: the counts of every site are known exactly in Go; the leaks too.
+func randomMix() {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[string]int64{}
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			seed := uint64(g)*0x9e3779b97f4a7c15 + 1
+			next := func(n int) int {
+				seed ^= seed << 13
+				seed ^= seed >> 7
+				seed ^= seed << 17
+				return int(seed % uint64(n))
+			}
+			local := map[string]int64{}
+			for turn := 0; turn < 400; turn++ {
+				n := 1 + next(300)
+				switch next(4) {
+				case 0:
+					for i := 0; i < n; i++ {
+						C.sf_inc(C.int(i))
+					}
+					local["sf_inc"] += int64(n)
+				case 1:
+					for i := 0; i < n; i++ {
+						C.sf_dec(C.int(i))
+					}
+					local["sf_dec"] += int64(n)
+				case 2:
+					// sf_maybe allocates only for i % 1000 == 999: never here, but one call in a
+					// while below does.
+					for i := 0; i < n; i++ {
+						C.sf_maybe(C.int(i))
+					}
+					local["sf_maybe"] += int64(n)
+					if next(20) == 0 {
+						keepLocked(&mu, truth.Leak(C.sf_maybe(999), 64, "sf_maybe"))
+						local["sf_maybe"]++
+					}
+				case 3:
+					for i := 0; i < n; i++ {
+						C.sf_cb(C.int(i)) // i != 2500: no callback
+					}
+					local["sf_cb"] += int64(n)
+				}
+			}
+			mu.Lock()
+			for k, v := range local {
+				counts[k] += v
+			}
+			mu.Unlock()
+		}(g)
+	}
+	wg.Wait()
+	for _, k := range []string{"sf_inc", "sf_dec", "sf_maybe", "sf_cb"} {
+		truth.Calls("main", k, counts[k])
+	}
+}
+
+func keepLocked(mu *sync.Mutex, p unsafe.Pointer) {
+	mu.Lock()
+	keep = append(keep, p)
+	mu.Unlock()
+}
+
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: storefree late|callback|kill|switch|setgid|exec")
+		fmt.Fprintln(os.Stderr, "usage: storefree late|callback|kill|switch|setgid|exec|random")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -134,6 +203,8 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "storefree: exec failed:", err)
 		os.Exit(1)
+	case "random":
+		randomMix()
 	case "setgid":
 		for round := 0; round < 20; round++ {
 			for i := 0; i < 1000; i++ {

@@ -22,7 +22,7 @@ func init() {
 	cases["callbacks-leak"] = func() { callsOnly("callback", nil, nil) }
 	cases["calls-resolver"] = func() { callsOnly("resolver", []string{"GODEBUG=netdns=cgo"}, nil) }
 	cases["calls-timeline"] = caseTimeline
-	for _, mode := range []string{"late", "callback", "switch", "kill", "setgid", "exec"} {
+	for _, mode := range []string{"late", "callback", "switch", "kill", "setgid", "exec", "random"} {
 		mode := mode
 		cases["storefree-"+mode] = func() { caseStoreFree(mode) }
 	}
