@@ -309,6 +309,12 @@ int cgs_lean_enter(struct cgs_thread *t, uint32_t site)
     return 0;
 }
 
+/* Calls in a row before a site that could not start a run asks again: a hot loop whose runs are
+ * not possible (no layout, a site that allocated once) must not pay a call here each time. */
+#define LEAN_BACKOFF 65536
+
+static void not_now(struct cgs_thread *t) { t->lean_streak = -LEAN_BACKOFF; }
+
 void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *s, int clean)
 {
     if (!t->index || site >= 4096)
@@ -318,7 +324,13 @@ void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *
         *c = LEAN_BLOCKED;
         return;
     }
-    if (*c == LEAN_BLOCKED || ++*c < LEAN_AFTER || t->lean_open)
+    if (t->lean_open)
+        return;
+    if (*c == LEAN_BLOCKED) {
+        not_now(t);
+        return;
+    }
+    if (++*c < LEAN_AFTER)
         return;
     *c = LEAN_AFTER;
     if (lean_mode == 0) {
@@ -328,21 +340,27 @@ void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *
         if (lean_mode < 0)
             cgs_lean_wanted = 0;
     }
-    if (lean_mode != 1)
+    if (lean_mode != 1) {
+        not_now(t);
         return;
+    }
     if (atomic_load(&helper_state) == 0)
         start_helper();
-    if (atomic_load(&helper_state) != 2)
-        return; /* runs start once the helper watches */
-    if (!t->lean && !(t->lean = take_run(t)))
+    if (atomic_load(&helper_state) != 2) { /* runs start once the helper watches */
+        not_now(t);
         return;
+    }
+    if (!t->lean && !(t->lean = take_run(t))) {
+        not_now(t);
+        return;
+    }
     struct cgs_lean_run *r = t->lean;
     uintptr_t m = current_m();
-    if (!m)
-        return;
     struct cgs_stats_chunk *chunk = cgs_stats_chunk_of(s);
-    if (!chunk)
+    if (!m || !chunk) {
+        not_now(t);
         return;
+    }
     if (atomic_load(&chunk->lean) != CGS_LEAN_OPEN)
         atomic_store(&chunk->lean, CGS_LEAN_OPEN);
     r->chunk = chunk;

@@ -73,7 +73,8 @@ struct cgs_thread {
 
     /* store-free cgo calls (lean.c) */
     int lean_open;              /* this thread's run is open */
-    uint32_t lean_last, lean_streak; /* site + 1 of the last full call, and calls of it in a row */
+    uint32_t lean_last; /* site + 1 of the last full call */
+    int32_t lean_streak; /* calls of it in a row (negative: lean.c asked to be left alone a while) */
     struct cgs_lean_run *lean;  /* this thread's run */
     uintptr_t lean_ret[CGS_LEAN_RET]; /* promoted calls, by depth: where their wrapper returns */
 };
