@@ -113,20 +113,43 @@ static void stats_sink(void *arg, uint32_t pid, const struct cgs_stats_chunk *c)
 }
 
 
-/* Where the program's Go runtime keeps what the shim's store-free cgo calls read (golayout.h),
- * from its DWARF; without DWARF the shim counts every call in the hook. */
-static void publish_go_layout(struct channel *ch, const struct preflight *pf)
+/* Where the Go runtime of executable path keeps what the shim's store-free cgo calls read
+ * (golayout.h), from its DWARF (~10 ms), into the channel's table: once per file. Without DWARF
+ * (or not Go) nothing is written, and the shim counts every call in the hook. */
+static void publish_go_layout(struct channel *ch, const char *path)
 {
-    struct go_layout gl;
     struct stat st;
-    if (!pf->found || stat(pf->path, &st) != 0 || go_layout_read(pf->path, &gl) != 0)
+    if (!path || stat(path, &st) != 0)
         return;
-    ch->h->go_g_m = gl.g_m;
-    ch->h->go_m_ncgocall = gl.m_ncgocall;
-    ch->h->go_m_procid = gl.m_procid;
-    ch->h->go_exe_dev = (uint64_t)st.st_dev;
-    ch->h->go_exe_ino = (uint64_t)st.st_ino;
-    atomic_store_explicit(&ch->h->go_layout_ready, 1, memory_order_release);
+    struct cgs_shm_header *h = ch->h;
+    uint32_t n = atomic_load(&h->go_layouts_n);
+    for (uint32_t i = 0; i < n && i < CGS_GO_LAYOUTS; i++)
+        if (h->go_layouts[i].exe_dev == (uint64_t)st.st_dev && h->go_layouts[i].exe_ino == (uint64_t)st.st_ino)
+            return;
+    struct go_layout gl;
+    if (n >= CGS_GO_LAYOUTS || go_layout_read(path, &gl) != 0)
+        return;
+    struct cgs_go_layout *e = &h->go_layouts[n];
+    e->g_m = gl.g_m;
+    e->m_ncgocall = gl.m_ncgocall;
+    e->m_procid = gl.m_procid;
+    e->exe_dev = (uint64_t)st.st_dev;
+    e->exe_ino = (uint64_t)st.st_ino;
+    atomic_store_explicit(&e->ready, 1, memory_order_release);
+    atomic_store(&h->go_layouts_n, n + 1);
+}
+
+/* The same for every process of the run that attached since the last look (a Go program the
+ * program starts: through sh -c, os/exec, a test runner). */
+static void publish_new_layouts(struct channel *ch, struct procset *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct process *p = ps->v[i];
+        if (p->attached && p->exe && !p->layout_looked) {
+            p->layout_looked = 1;
+            publish_go_layout(ch, p->exe);
+        }
+    }
 }
 
 /* Descendants whose parent died before them are reparented to cgoscope (a subreaper): reap
@@ -186,6 +209,7 @@ static size_t drain_pass(void *arg)
     if (s->trace && n)
         trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
     procset_cut(s->procs, c);
+    publish_new_layouts(s->ch, s->procs);
     return n;
 }
 
@@ -456,7 +480,7 @@ int cmd_run(int argc, char **argv)
     procs.ticks_per_ns = measure_tick_rate();
     if (twp)
         trace_write_block(twp, TRACE_RATE, 0, 0, &procs.ticks_per_ns, sizeof procs.ticks_per_ns);
-    publish_go_layout(&ch, &pf); /* ~10 ms of DWARF; before the program runs, so its shim finds it */
+    publish_go_layout(&ch, pf.found ? pf.path : NULL); /* before the program runs: its shim finds it */
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {

@@ -106,6 +106,7 @@ struct process {
     size_t ncallers;
     uint64_t gap_min, gap_count, callers_dropped;
     uint64_t store_free_calls; /* of the cgo calls counted, those counted with no store in the hook */
+    int layout_looked;         /* cgoscope run looked for its executable's Go layout (cmd_run.c) */
     int have_stats;
 
     /* live memory over time (growth.h); the clock rate estimated when the run started, for

@@ -239,14 +239,20 @@ static int decide(void)
     const struct cgs_shm_header *h = cgs_channel_header();
     if (!h)
         return -1; /* no analyzer (trace file mode): no layout, no helper's result is waited for */
-    if (atomic_load_explicit(&h->go_layout_ready, memory_order_acquire) != 1)
-        return 0; /* may still come: the analyzer reads it while the program starts */
     struct stat st;
-    if (stat("/proc/self/exe", &st) != 0 || (uint64_t)st.st_dev != h->go_exe_dev || (uint64_t)st.st_ino != h->go_exe_ino)
+    if (stat("/proc/self/exe", &st) != 0)
         return -1;
-    cgs_lean_g_m = h->go_g_m;
-    cgs_lean_m_ncgocall = h->go_m_ncgocall;
-    m_procid = h->go_m_procid;
+    const struct cgs_go_layout *e = NULL;
+    uint32_t n = atomic_load(&h->go_layouts_n);
+    for (uint32_t i = 0; i < n && i < CGS_GO_LAYOUTS && !e; i++)
+        if (atomic_load_explicit(&h->go_layouts[i].ready, memory_order_acquire) == 1 &&
+            h->go_layouts[i].exe_dev == (uint64_t)st.st_dev && h->go_layouts[i].exe_ino == (uint64_t)st.st_ino)
+            e = &h->go_layouts[i];
+    if (!e) /* may still come: the analyzer reads it once this process has attached */
+        return n >= CGS_GO_LAYOUTS ? -1 : 0;
+    cgs_lean_g_m = e->g_m;
+    cgs_lean_m_ncgocall = e->m_ncgocall;
+    m_procid = e->m_procid;
     /* The layout must fit what this thread sees: its g's m has it as procid. */
     uintptr_t g;
     uint64_t m, procid;
@@ -314,6 +320,8 @@ int cgs_lean_enter(struct cgs_thread *t, uint32_t site)
 #define LEAN_BACKOFF 65536
 
 static void not_now(struct cgs_thread *t) { t->lean_streak = -LEAN_BACKOFF; }
+/* The layout not there yet (the analyzer reads it once the process has attached): sooner. */
+#define LEAN_BACKOFF_LAYOUT 4096
 
 void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *s, int clean)
 {
@@ -342,6 +350,8 @@ void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *
     }
     if (lean_mode != 1) {
         not_now(t);
+        if (lean_mode == 0)
+            t->lean_streak = -LEAN_BACKOFF_LAYOUT;
         return;
     }
     if (atomic_load(&helper_state) == 0)

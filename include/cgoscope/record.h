@@ -37,6 +37,8 @@ enum cgs_clock {
     CGS_CLOCK_MONO = 2, /* CLOCK_MONOTONIC nanoseconds */
 };
 
+#define CGS_GO_LAYOUTS 32
+
 struct cgs_shm_header {
     uint64_t magic;
     uint32_t version;
@@ -68,14 +70,18 @@ struct cgs_shm_header {
      * analyzer (invariant 1: wait, do not drop), so a program faster than the analyzer cannot
      * make the channel hold more than that much. */
     _Atomic uint32_t undrained;
-    /* Launcher mode: where the Go runtime of the program the analyzer started keeps g.m,
+    /* Launcher mode: where the Go runtime of each executable the run started keeps g.m,
      * m.ncgocall and m.procid (from its DWARF), for the shim's store-free cgo calls
-     * (docs/crossings.md). Valid once go_layout_ready is 1, and only in a process whose
-     * executable is the file (go_exe_dev, go_exe_ino). */
-    _Atomic uint32_t go_layout_ready;
-    uint32_t go_g_m, go_m_ncgocall, go_m_procid;
-    uint64_t go_exe_dev, go_exe_ino;
+     * (docs/crossings.md). The analyzer claims an entry (go_layouts_n), fills it, then sets
+     * its ready; a process uses the entry whose file (exe_dev, exe_ino) is its executable. */
+    _Atomic uint32_t go_layouts_n;
+    struct cgs_go_layout {
+        _Atomic uint32_t ready;
+        uint32_t g_m, m_ncgocall, m_procid;
+        uint64_t exe_dev, exe_ino;
+    } go_layouts[CGS_GO_LAYOUTS];
 };
+_Static_assert(sizeof(struct cgs_shm_header) <= 4096, "the channel's header must fit its first page");
 
 #define CGS_MAX_UNDRAINED 512u /* 32 MiB of records waiting */
 

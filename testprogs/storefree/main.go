@@ -14,6 +14,8 @@
 //	          count must be exact though its address space is gone (CGOSCOPE_EXPECT.first)
 //	random    4 goroutines, each switching among the sites above at random (fixed seeds): runs
 //	          of 1 to 300 calls, now and then one that allocates or calls back
+//	long      3M calls of one site: long enough for a program started through sh -c, whose
+//	          runtime layout cgoscope reads only once it has started, to count store-free
 //	setgid    runs interrupted by syscall.Setgid, which the runtime makes as a cgo call through no
 //	          wrapper of the program (not to be counted as the site's)
 package main
@@ -179,7 +181,7 @@ func keepLocked(mu *sync.Mutex, p unsafe.Pointer) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: storefree late|callback|kill|switch|setgid|exec|random")
+		fmt.Fprintln(os.Stderr, "usage: storefree late|callback|kill|switch|setgid|exec|random|long")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -205,6 +207,11 @@ func main() {
 		os.Exit(1)
 	case "random":
 		randomMix()
+	case "long":
+		for i := 0; i < 3000000; i++ {
+			C.sf_inc(C.int(i))
+		}
+		truth.Calls("main", "sf_inc", 3000000)
 	case "setgid":
 		for round := 0; round < 20; round++ {
 			for i := 0; i < 1000; i++ {

@@ -22,6 +22,7 @@ func init() {
 	cases["callbacks-leak"] = func() { callsOnly("callback", nil, nil) }
 	cases["calls-resolver"] = func() { callsOnly("resolver", []string{"GODEBUG=netdns=cgo"}, nil) }
 	cases["calls-timeline"] = caseTimeline
+	cases["storefree-child"] = caseStoreFreeChild
 	for _, mode := range []string{"late", "callback", "switch", "kill", "setgid", "exec", "random"} {
 		mode := mode
 		cases["storefree-"+mode] = func() { caseStoreFree(mode) }
@@ -211,5 +212,34 @@ func caseTimeline() {
 		if !named[tid] {
 			failf("thread %d has events but no thread_name", tid)
 		}
+	}
+}
+
+// caseStoreFreeChild: a Go program started by the program (here through sh -c) gets its layout
+// read once it has attached, and counts store-free from then on.
+func caseStoreFreeChild() {
+	jsonPath := filepath.Join(*work, "child.json")
+	expPath := filepath.Join(*work, "child.expect.json")
+	os.Remove(jsonPath)
+	os.Remove(expPath)
+	prog := filepath.Join(*progs, "storefree")
+	r := run([]string{"CGOSCOPE_EXPECT=" + expPath}, *cgoscope, "run", "--json", jsonPath, "--", "sh", "-c", prog+" long")
+	if r.code != 0 {
+		failf("sh -c 'storefree long' under cgoscope exited %d: %s", r.code, r.stderr)
+	}
+	rep := readReport(jsonPath, r)
+	var child *process
+	for i := range rep.Processes {
+		if a := rep.Processes[i].Argv; len(a) > 0 && filepath.Base(a[0]) == "storefree" {
+			child = &rep.Processes[i]
+		}
+	}
+	if child == nil {
+		failf("no process storefree in the report (%d processes)", len(rep.Processes))
+		return
+	}
+	checkCalls(*child, readExpect(expPath))
+	if child.Crossing.StoreFree == 0 {
+		failf("storefree long, started through sh: no call was counted store-free")
 	}
 }
