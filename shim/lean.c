@@ -65,6 +65,7 @@ static atomic_flag runs_lock = ATOMIC_FLAG_INIT;
 /* The helper: 0 none, 1 starting, 2 watching, -1 failed. */
 static _Atomic int helper_state;
 static pid_t helper_target;
+static int helper_no_kcmp; /* CGOSCOPE_HELPER_NO_KCMP=1: as where kcmp is not allowed (tests) */
 
 void cgs_lean_set_tlsg(intptr_t off)
 {
@@ -85,6 +86,8 @@ void cgs_lean_init(int full_timing, int timeline, uint32_t sample_every)
     if (pre && strstr(pre, "vgpreload"))
         lean_mode = -1;
     cgs_lean_wanted = lean_mode == 0 && !full_timing && !timeline;
+    const char *nk = getenv("CGOSCOPE_HELPER_NO_KCMP");
+    helper_no_kcmp = nk && *nk == '1';
 }
 
 static inline uintptr_t current_m(void)
@@ -133,6 +136,63 @@ __attribute__((no_stack_protector)) static void flush_run(struct cgs_lean_run *r
     r->s = NULL;
 }
 
+/* Field 28 (startstack) of /proc/<pid>/stat (pid 0: self), or 0. The address space's own: the
+ * same for every process that shares it, new (randomized) after exec. */
+__attribute__((no_stack_protector)) static unsigned long start_stack(long pid)
+{
+    char path[32] = "/proc/", buf[1024];
+    int n = 6;
+    if (pid == 0) {
+        const char *self = "self";
+        for (int i = 0; self[i]; i++)
+            path[n++] = self[i];
+    } else {
+        char digits[24];
+        int k = 0;
+        for (long v = pid; v > 0 && k < 20; v /= 10)
+            digits[k++] = (char)('0' + v % 10);
+        while (k > 0)
+            path[n++] = digits[--k];
+    }
+    const char *tail = "/stat";
+    for (int i = 0; tail[i]; i++)
+        path[n++] = tail[i];
+    path[n] = 0;
+    long fd = raw5(SYS_open, (long)path, 0 /* O_RDONLY */, 0, 0, 0);
+    if (fd < 0)
+        return 0;
+    long len = raw5(SYS_read, fd, (long)buf, sizeof buf - 1, 0, 0);
+    raw5(SYS_close, fd, 0, 0, 0, 0);
+    if (len <= 0)
+        return 0;
+    buf[len] = 0;
+    long at = -1;
+    for (long i = 0; i < len; i++)
+        if (buf[i] == ')')
+            at = i; /* the last ')': the command name may hold anything */
+    if (at < 0)
+        return 0;
+    long i = at + 2; /* field 3, the state */
+    for (int field = 3; field < 28 && i < len; i++)
+        if (buf[i] == ' ')
+            field++;
+    unsigned long v = 0;
+    for (; i < len && buf[i] >= '0' && buf[i] <= '9'; i++)
+        v = v * 10 + (unsigned long)(buf[i] - '0');
+    return v;
+}
+
+/* Is the program still running in the address space this helper shares? kcmp says so exactly;
+ * where it is not allowed (containers without CAP_SYS_PTRACE), the address space's stack start,
+ * which exec draws anew. */
+__attribute__((no_stack_protector)) static int same_space(long self, int use_kcmp, unsigned long stack0)
+{
+    if (use_kcmp)
+        return raw5(SYS_kcmp, self, helper_target, 1 /* KCMP_VM */, 0, 0) == 0;
+    unsigned long now = start_stack(helper_target);
+    return now != 0 && now == stack0;
+}
+
 __attribute__((no_stack_protector)) static int helper_main(void *arg)
 {
     (void)arg;
@@ -151,9 +211,11 @@ __attribute__((no_stack_protector)) static int helper_main(void *arg)
     static const char name[16] = "cgoscope-exit";
     raw5(SYS_prctl, 15 /* PR_SET_NAME */, (long)name, 0, 0, 0);
     long self = raw5(SYS_getpid, 0, 0, 0, 0, 0);
-    if (raw5(SYS_kcmp, self, helper_target, 0 /* KCMP_FILE */, 0, 0) == -38 /* ENOSYS */ ||
-        raw5(SYS_kcmp, self, helper_target, 1 /* KCMP_VM */, 0, 0) != 0) {
-        atomic_store(&helper_state, -1);
+    long k = helper_no_kcmp ? -1 : raw5(SYS_kcmp, self, helper_target, 1 /* KCMP_VM */, 0, 0);
+    int use_kcmp = k == 0;
+    unsigned long stack0 = use_kcmp ? 0 : start_stack(0);
+    if ((k != 0 && k != -1 /* EPERM */ && k != -38 /* ENOSYS */) || (!use_kcmp && (!stack0 || start_stack(helper_target) != stack0))) {
+        atomic_store(&helper_state, -1); /* cannot tell when the program ends or runs exec */
         raw5(SYS_exit, 0, 0, 0, 0, 0);
     }
     long pidfd = raw5(434 /* SYS_pidfd_open */, helper_target, 0, 0, 0, 0);
@@ -171,7 +233,7 @@ __attribute__((no_stack_protector)) static int helper_main(void *arg)
             raw5(SYS_nanosleep, (long)&t, 0, 0, 0, 0);
         }
         /* Another address space there: the program ended or ran exec. */
-        if (raw5(SYS_kcmp, self, helper_target, 1 /* KCMP_VM */, 0, 0) != 0)
+        if (!same_space(self, use_kcmp, stack0))
             break;
     }
     for (int i = 0; i < LEAN_RUNS; i++) {

@@ -23,6 +23,13 @@ func init() {
 	cases["calls-resolver"] = func() { callsOnly("resolver", []string{"GODEBUG=netdns=cgo"}, nil) }
 	cases["calls-timeline"] = caseTimeline
 	cases["storefree-child"] = caseStoreFreeChild
+	// Where kcmp is not allowed (containers without CAP_SYS_PTRACE), the exit helper tells exec
+	// and the end of the program by /proc/PID/stat instead: the cases that need it, that way.
+	cases["storefree-nokcmp"] = func() {
+		for _, mode := range []string{"kill", "exec", "switch"} {
+			caseStoreFreeEnv(mode, []string{"CGOSCOPE_HELPER_NO_KCMP=1"})
+		}
+	}
 	for _, mode := range []string{"late", "callback", "switch", "kill", "setgid", "exec", "random"} {
 		mode := mode
 		cases["storefree-"+mode] = func() { caseStoreFree(mode) }
@@ -33,15 +40,17 @@ func init() {
 // hook (lean.c) and then do what that way must survive (see the program): exact counts, leaks
 // with their Go lines. The same run with the store-free way turned off must agree, so the case
 // also shows that the way was taken at all.
-func caseStoreFree(mode string) {
+func caseStoreFree(mode string) { caseStoreFreeEnv(mode, nil) }
+
+func caseStoreFreeEnv(mode string, extra []string) {
 	code, signal := 0, 0
 	if mode == "kill" {
 		signal = 9
 	}
 	for _, off := range []bool{false, true} {
-		var env []string
+		env := append([]string{}, extra...)
 		if off {
-			env = []string{"CGOSCOPE_STORE_FREE_CALLS=0"}
+			env = append(env, "CGOSCOPE_STORE_FREE_CALLS=0")
 		}
 		r, rep, e := tracedEnv(env, "storefree", nil, mode)
 		p := rep.Processes[0]
