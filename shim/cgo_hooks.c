@@ -68,19 +68,6 @@ __attribute__((section("cgoscope_hook"), noinline)) static int enter_slow(void *
     return rv;
 }
 
-/* A call its thread's run has counted, made the full way (the run's sampled or gap calls). */
-__attribute__((section("cgoscope_hook"), noinline)) static int call_counted(struct cgs_thread *t, void *frame,
-                                                                            uint32_t site, uint32_t d)
-{
-    (void)t;
-    int rv = site_real[site](frame);
-    struct cgs_thread *u = &cgs_tls;
-    u->depth--;
-    if (d < CGS_MAX_CTX && u->ctx[d].ngo != CGS_GO_LAZY && u->index)
-        u->index->clean[site] = 0xffff; /* it needed its context after all: no more runs here */
-    return rv;
-}
-
 __attribute__((section("cgoscope_hook"), noinline, used, visibility("hidden"))) int
 cgs_cgo_enter(void *frame, uint32_t site)
 {
@@ -97,6 +84,7 @@ cgs_cgo_enter(void *frame, uint32_t site)
             return enter_slow(frame, site, fp, 0);
     }
     struct cgs_site_stats *s = t->index ? t->index->site[site] : NULL;
+    int counted = 0;
     if (CGS_UNLIKELY(t->lean_open)) {
         /* 0: the run (of another site) ended; 1: counted in it (the run's site, so s is set);
          * 3: counted and to be timed */
@@ -105,17 +93,15 @@ cgs_cgo_enter(void *frame, uint32_t site)
             s->flags |= CGS_SF_SAMPLED;
             return cgs_timed_call(t, s, site_real[site], frame, site, fp);
         }
-        if (k == 1) {
-            if (CGS_UNLIKELY(t->gap_pending))
-                return enter_slow(frame, site, fp, 2);
-            return call_counted(t, frame, site, d);
-        }
+        counted = k;
     }
-    if (CGS_UNLIKELY(!s))
-        return enter_slow(frame, site, fp, 0);
-    s->calls++;
-    if (CGS_UNLIKELY(--s->countdown == 0)) /* a timed call: straight to the clocks (a tail call) */
-        return cgs_timed_call(t, s, site_real[site], frame, site, fp);
+    if (!counted) {
+        if (CGS_UNLIKELY(!s))
+            return enter_slow(frame, site, fp, 0);
+        s->calls++;
+        if (CGS_UNLIKELY(--s->countdown == 0)) /* a timed call: straight to the clocks (a tail call) */
+            return cgs_timed_call(t, s, site_real[site], frame, site, fp);
+    }
     if (CGS_UNLIKELY(t->gap_pending))
         return enter_slow(frame, site, fp, 2); /* counted; measure the gap since the last timed call */
     int rv = site_real[site](frame);

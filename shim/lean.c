@@ -244,10 +244,8 @@ __attribute__((no_stack_protector)) static int helper_main(void *arg)
         const uint64_t *proc = (const uint64_t *)(r->m + m_procid);
         if (*proc == r->tid || *proc == 0)
             flush_run(r, *(const uint64_t *)(r->m + cgs_lean_m_ncgocall));
-        if (r->chunk)
-            atomic_store(&r->chunk->lean, CGS_LEAN_FLUSHED);
     }
-    for (int i = 0; i < LEAN_RUNS; i++)
+    for (int i = 0; i < LEAN_RUNS; i++) /* every chunk a run ever counted into */
         if (runs[i].chunk)
             atomic_store(&runs[i].chunk->lean, CGS_LEAN_FLUSHED);
     raw5(SYS_exit, 0, 0, 0, 0, 0);
@@ -346,15 +344,23 @@ static struct cgs_lean_run *take_run(struct cgs_thread *t)
     return r;
 }
 
-/* Ends the open run after call number upto (m.ncgocall) and closes the gate. */
+/* Brings the run's site's count up to call number upto (m.ncgocall), store_free of those calls
+ * having been counted without a store; returns the count. */
+static uint64_t bring_up(struct cgs_lean_run *r, uint64_t upto, uint64_t store_free)
+{
+    uint64_t calls = r->calls_at_open + (upto - r->base);
+    if (upto > r->base) {
+        r->s->calls = calls;
+        r->chunk->lean_calls += store_free;
+    }
+    return calls;
+}
+
+/* Ends the open run after call number upto and closes the gate. */
 static void close_run(struct cgs_thread *t, uint64_t upto)
 {
     struct cgs_lean_run *r = t->lean;
-    struct cgs_site_stats *s = r->s;
-    if (upto > r->base) {
-        s->calls = r->calls_at_open + (upto - r->base);
-        r->chunk->lean_calls += upto - r->base;
-    }
+    bring_up(r, upto, upto - r->base);
     r->s = NULL;
     t->lean_open = 0;
     cgs_lean_gate = 0;
@@ -367,11 +373,7 @@ int cgs_lean_enter(struct cgs_thread *t, uint32_t site)
     if (r->site == site && m == r->m) {
         /* The run's own site: this call is counted in the run, which stays open. */
         uint64_t n = ncgocall(m);
-        struct cgs_site_stats *s = r->s;
-        uint64_t calls = r->calls_at_open + (n - r->base);
-        s->calls = calls;
-        r->chunk->lean_calls += n - r->base - 1; /* all but this one */
-        store_pair(r, n, calls);
+        store_pair(r, n, bring_up(r, n, n - r->base - 1 /* all but this one */));
         cgs_lean_gate = site + 1;
         return n * 0x9e3779b97f4a7c15ull < cgs_lean_threshold ? 3 : 1;
     }
@@ -517,11 +519,7 @@ void cgs_lean_exclude(struct cgs_thread *t)
         return;
     }
     uint64_t n = ncgocall(m);
-    struct cgs_site_stats *s = r->s;
-    uint64_t calls = r->calls_at_open + (n - 1 - r->base);
-    s->calls = calls;
-    r->chunk->lean_calls += n - 1 - r->base;
-    store_pair(r, n, calls);
+    store_pair(r, n, bring_up(r, n - 1, n - 1 - r->base));
 }
 
 void cgs_lean_after_fork(void)

@@ -233,8 +233,8 @@ static inline int stop_here(uintptr_t pc)
 /* The full unwind: frames from the caller of the allocation function up to the cgo hook, Go
  * code or the thread's entry; with the stack slot of each one's return address. When it stops
  * at Go code and go_ip is given, that frame's address and frame pointer go there. */
-__attribute__((noinline)) static uint32_t unwind_slow(uintptr_t ra, uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max, uintptr_t *go_ip,
-                            uintptr_t *go_bp, uintptr_t *go_slot)
+__attribute__((noinline)) static uint32_t unwind_slow(uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max,
+                                                      uintptr_t *go_ip, uintptr_t *go_bp, uintptr_t *go_slot)
 {
     unw_context_t uc;
     unw_cursor_t cur;
@@ -249,7 +249,6 @@ __attribute__((noinline)) static uint32_t unwind_slow(uintptr_t ra, uintptr_t cf
             return 0;
     }
     uint32_t n = 0;
-    (void)ra;
     uintptr_t slot = cfa - 8;
     for (;;) {
         unw_word_t ip, sp;
@@ -331,7 +330,7 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
     }
     struct uc_entry *e = &ways[t->ucache->next[set]++ % UC_WAYS];
     uintptr_t slots[CGS_MAX_C_FRAMES];
-    uint32_t nc = unwind_slow(ra, cfa, pcs, slots, CGS_MAX_C_FRAMES, NULL, NULL, NULL);
+    uint32_t nc = unwind_slow(cfa, pcs, slots, CGS_MAX_C_FRAMES, NULL, NULL, NULL);
     if (nc && nc <= UC_FRAMES) {
         *hit = e;
         e->ra = ra;
@@ -365,7 +364,7 @@ static int read_pair(uintptr_t fp, uintptr_t out[2])
 __attribute__((noinline)) static uint32_t unhooked_frames(uintptr_t ra, uintptr_t cfa, uint64_t *pcs, uint32_t *total)
 {
     uintptr_t slots[CGS_MAX_C_FRAMES], ip = 0, fp = 0, pair[2];
-    uint32_t nc = ra && cfa ? unwind_slow(ra, cfa, pcs, slots, CGS_MAX_C_FRAMES, &ip, &fp, NULL) : 0;
+    uint32_t nc = ra && cfa ? unwind_slow(cfa, pcs, slots, CGS_MAX_C_FRAMES, &ip, &fp, NULL) : 0;
     uint32_t n = nc;
     if (ip) {
         /* As from the hook: a very deep stack keeps its innermost and outermost frames. */
@@ -400,7 +399,7 @@ void cgs_lean_check(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
     uintptr_t slots[CGS_MAX_C_FRAMES], ip = 0, bp = 0, slot = 0, pair[2];
     int saved = t->guard++;
     if (ra && cfa)
-        unwind_slow(ra, cfa, pcs, slots, CGS_MAX_C_FRAMES, &ip, &bp, &slot);
+        unwind_slow(cfa, pcs, slots, CGS_MAX_C_FRAMES, &ip, &bp, &slot);
     t->guard = saved;
     /* In a store-free call: the C frames end in runtime.asmcgocall, called by runtime.cgocall
      * (runtime/cgo's own calls through asmcgocall come from elsewhere). */
