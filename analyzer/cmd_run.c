@@ -28,6 +28,7 @@
 #include "output.h"
 #include "preflight.h"
 #include "process.h"
+#include "reach.h"
 #include "trace.h"
 #include "version.h"
 
@@ -588,6 +589,7 @@ int cmd_run(int argc, char **argv)
         rc = 0; /* it ended because we asked it to (--duration or Ctrl-C), however it ended */
 
     procset_drop_unseen(&procs, (uint32_t)pid);
+    reach_scan_procset(&procs); /* lost or held: what still points to each unfreed block */
     if (twp) {
         for (size_t i = 0; i < procs.n; i++)
             trace_write_end(twp, procs.v[i]);

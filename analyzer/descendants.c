@@ -206,6 +206,38 @@ void descendants_scan(struct descendants *d, struct procset *ps)
     }
 }
 
+/* The shim's exit helpers (shim/lean.c) outlive their programs until the reachability scan has
+ * read them (docs/reachability.md): they are not processes the run waits for. */
+static int is_exit_helper(const struct procset *ps, pid_t pid)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (ps->v[i]->helper_pid == (uint32_t)pid)
+            return 1;
+    char comm[64];
+    ssize_t n = read_proc(pid, "comm", comm, sizeof comm);
+    return n > 0 && strncmp(comm, "cgoscope-exit", 13) == 0;
+}
+
+/* Does a child of cgoscope still run, other than exit helpers? */
+static int children_running(struct descendants *d, const struct procset *ps)
+{
+    DIR *dir = opendir("/proc");
+    if (!dir)
+        return 1;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(dir)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == d->self)
+            continue;
+        if (parent_of((pid_t)pid) == d->self && !is_exit_helper(ps, (pid_t)pid))
+            found = 1;
+    }
+    closedir(dir);
+    return found;
+}
+
 static void note_exit(struct procset *ps, pid_t pid, int status)
 {
     struct process *p = newest(ps, (uint32_t)pid);
@@ -234,6 +266,8 @@ void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *a
             continue;
         if (w < 0)
             break; /* no child left: nothing of the run runs any more */
+        if (!children_running(d, ps))
+            break; /* only exit helpers, waiting to be scanned */
         if (!told && grace++ < 40) { /* the shim's exit helper (lean.c) ends within milliseconds */
             drain(arg);
             nap_ms(5);

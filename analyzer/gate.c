@@ -31,6 +31,10 @@ void gate_usage(FILE *out)
             "\n"
             "CI gate and exports (docs/ci.md):\n"
             "  --fail-on-leak     exit with status 23 when a user leak no suppression matched remains\n"
+            "                     (definitely or indirectly lost: docs/reachability.md)\n"
+            "  --fail-on KINDS    what fails the gate, comma-separated: lost (the default) and\n"
+            "                     possibly (possibly lost too); implies --fail-on-leak\n"
+            "  --show-reachable   list the blocks still reachable at exit, with what holds them\n"
             "  --leak-exitcode N  that status instead of 23 (1 to 255)\n"
             "  --suppressions FILE  LeakSanitizer-style `leak:PATTERN` lines: matching leaks are\n"
             "                     marked suppressed and left out of the headline (repeatable)\n"
@@ -74,6 +78,21 @@ int gate_option(struct gate *g, int c, const char *arg)
     case GATE_OPT_SARIF: g->sarif_path = arg; return GATE_OK;
     case GATE_OPT_FOLDED: g->folded_path = arg; return GATE_OK;
     case GATE_OPT_SOURCE_ROOT: g->source_root = arg; return GATE_OK;
+    case GATE_OPT_SHOW_REACHABLE: g->show_reachable = 1; return GATE_OK;
+    case GATE_OPT_FAIL_ON: {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", arg);
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (strcmp(t, "possibly") == 0) {
+                g->fail_on_possibly = 1;
+            } else if (strcmp(t, "lost") != 0 && strcmp(t, "definitely") != 0 && strcmp(t, "indirectly") != 0) {
+                fprintf(stderr, "cgoscope: --fail-on takes lost and possibly (comma-separated), not '%s'\n", t);
+                return GATE_BAD;
+            }
+        }
+        g->fail_on_leak = 1;
+        return GATE_OK;
+    }
     default: return GATE_NOT_MINE;
     }
 }
@@ -103,6 +122,8 @@ static int cmp_group(const void *a, const void *b)
     const struct leak_group *x = a, *y = b;
     if (x->origin != y->origin)
         return x->origin - y->origin;
+    if (leak_group_rank(x) != leak_group_rank(y))
+        return leak_group_rank(x) - leak_group_rank(y);
     if (x->suppressed != y->suppressed)
         return x->suppressed - y->suppressed;
     if (x->bytes != y->bytes)
@@ -124,8 +145,7 @@ static void apply_one(struct gate *g, struct report *r)
         lg->suppressed_pattern = s->pattern;
         lg->suppressed_source = s->source;
         if (lg->origin == ORIGIN_USER) {
-            r->user_blocks -= lg->blocks;
-            r->user_bytes -= lg->bytes;
+            report_count_group(r, lg, -1);
             r->suppressed_blocks += lg->blocks;
             r->suppressed_bytes += lg->bytes;
         }
@@ -134,6 +154,10 @@ static void apply_one(struct gate *g, struct report *r)
         qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
     g->leaked_blocks += r->user_blocks;
     g->leaked_bytes += r->user_bytes;
+    if (g->fail_on_possibly) {
+        g->leaked_blocks += r->possibly_blocks;
+        g->leaked_bytes += r->possibly_bytes;
+    }
 }
 
 void gate_apply(struct gate *g, struct report *reports, size_t n)
@@ -217,9 +241,10 @@ int gate_exit_status(const struct gate *g, int status)
     if (!g->fail_on_leak || !g->applied || !g->leaked_blocks)
         return status;
     fprintf(stderr,
-            "cgoscope: %" PRIu64 " bytes in %" PRIu64 " block%s leaked by the program and not suppressed: "
+            "cgoscope: %" PRIu64 " bytes in %" PRIu64 " block%s leaked by the program%s and not suppressed: "
             "exit status %d (--fail-on-leak)\n",
-            g->leaked_bytes, g->leaked_blocks, g->leaked_blocks == 1 ? "" : "s", g->leak_exitcode);
+            g->leaked_bytes, g->leaked_blocks, g->leaked_blocks == 1 ? "" : "s",
+            g->fail_on_possibly ? " (lost or possibly lost)" : "", g->leak_exitcode);
     return g->leak_exitcode;
 }
 

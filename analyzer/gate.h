@@ -25,6 +25,8 @@ enum gate_opt {
     GATE_OPT_SARIF,
     GATE_OPT_FOLDED,
     GATE_OPT_SOURCE_ROOT,
+    GATE_OPT_FAIL_ON,
+    GATE_OPT_SHOW_REACHABLE,
 };
 
 /* The long options of the gate, for a command's getopt_long table. */
@@ -36,7 +38,9 @@ enum gate_opt {
         {"leak-exitcode", required_argument, NULL, GATE_OPT_LEAK_EXITCODE},                                            \
         {"pprof", required_argument, NULL, GATE_OPT_PPROF}, {"sarif", required_argument, NULL, GATE_OPT_SARIF},        \
         {"folded", required_argument, NULL, GATE_OPT_FOLDED},                                                          \
-        {"source-root", required_argument, NULL, GATE_OPT_SOURCE_ROOT}
+        {"source-root", required_argument, NULL, GATE_OPT_SOURCE_ROOT},                                                \
+        {"fail-on", required_argument, NULL, GATE_OPT_FAIL_ON},                                                        \
+        {"show-reachable", no_argument, NULL, GATE_OPT_SHOW_REACHABLE}
 
 #define GATE_MAX_SUPPRESSION_FILES 16
 
@@ -45,6 +49,8 @@ struct gate {
     int nsupp_files;
     int no_default_suppressions;
     int fail_on_leak;
+    int fail_on_possibly; /* --fail-on possibly: possibly lost blocks fail the gate too */
+    int show_reachable;   /* the text report lists still-reachable groups (docs/reachability.md) */
     int leak_exitcode;
     const char *pprof_path, *sarif_path, *folded_path, *source_root;
 

@@ -64,6 +64,7 @@ void process_free(struct process *p)
     free(p->stacks);
     u64map_free(&p->stack_index);
     liveset_free(&p->live);
+    reach_free(&p->reach);
     growth_free(&p->growth);
     free(p->calls);
     free(p->callbacks);
@@ -258,6 +259,7 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         p->start_ns = r->mono_ns;
         p->pid = r->pid;
         p->ppid = r->ppid;
+        p->helper_pid = r->helper_pid;
         free(p->exe);
         p->exe = strdup(exe);
         size_t args_at = sizeof *r + strlen(exe) + 1;

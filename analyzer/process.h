@@ -8,6 +8,7 @@
 #include "cgoscope/record.h"
 #include "growth.h"
 #include "liveset.h"
+#include "reach.h"
 #include "reorder.h"
 #include "u64map.h"
 
@@ -86,6 +87,8 @@ struct process {
 
     struct liveset live;
     uint64_t allocations, frees;
+    uint32_t helper_pid;  /* the shim's exit helper, which keeps the address space after the end */
+    struct reach reach;   /* what still points to each unfreed block (reach.h) */
     int out_of_memory;
     /* With reorder_on, allocation events wait in `order` until a cut (process_cut) says every
      * event up to a time has been read, and are applied in time order (reorder.h). */

@@ -11,17 +11,31 @@
 #include "cgoscope/record.h"
 
 struct group_acc {
-    struct u64map index; /* stack id -> group index+1 */
+    struct u64map index[REACH_REACHABLE + 1]; /* per kind: stack id -> group index+1 */
+    const struct reach *reach;
     struct leak_group *groups;
     size_t n, cap;
     int oom;
 };
 
+/* A held group names at most HELD_MAX roots: one per kind of root, and distinct globals. */
+static void note_root(struct leak_group *g, const struct reach_entry *e)
+{
+    if (!e->root || g->nheld == HELD_MAX)
+        return;
+    for (size_t i = 0; i < g->nheld; i++)
+        if (g->held[i].root == e->root && (e->root != ROOT_GLOBAL || g->held[i].addr == e->root_addr))
+            return;
+    g->held[g->nheld++] = (struct held_ref){.root = e->root, .addr = e->root_addr};
+}
+
 static void add_block(const struct live_block *b, void *arg)
 {
     struct group_acc *a = arg;
+    const struct reach_entry *e = a->reach->state == REACH_SCANNED ? reach_find(a->reach, b->addr) : NULL;
+    int kind = e ? e->kind : REACH_UNCLASSIFIED;
     int added;
-    uint64_t *slot = u64map_put(&a->index, b->stack ? b->stack : 1, &added);
+    uint64_t *slot = u64map_put(&a->index[kind], b->stack ? b->stack : 1, &added);
     if (!slot) {
         a->oom = 1;
         return;
@@ -37,12 +51,70 @@ static void add_block(const struct live_block *b, void *arg)
             a->groups = nv;
             a->cap = nc;
         }
-        a->groups[a->n] = (struct leak_group){.stack = b->stack};
+        a->groups[a->n] = (struct leak_group){.stack = b->stack, .kind = kind};
         *slot = ++a->n;
     }
     struct leak_group *g = &a->groups[*slot - 1];
     g->blocks++;
     g->bytes += b->size;
+    if (e && kind == REACH_REACHABLE)
+        note_root(g, e);
+}
+
+int leak_group_is_lost(const struct leak_group *g)
+{
+    return g->kind == REACH_DEFINITE || g->kind == REACH_INDIRECT || g->kind == REACH_UNCLASSIFIED;
+}
+
+int leak_group_rank(const struct leak_group *g)
+{
+    return leak_group_is_lost(g) ? 0 : g->kind == REACH_POSSIBLE ? 1 : 2;
+}
+
+void report_count_group(struct report *r, const struct leak_group *g, int sign)
+{
+    uint64_t *blocks = &r->user_blocks, *bytes = &r->user_bytes;
+    if (g->kind == REACH_POSSIBLE) {
+        blocks = &r->possibly_blocks;
+        bytes = &r->possibly_bytes;
+    } else if (g->kind == REACH_REACHABLE) {
+        blocks = &r->reachable_blocks;
+        bytes = &r->reachable_bytes;
+    }
+    *blocks += (uint64_t)sign * g->blocks;
+    *bytes += (uint64_t)sign * g->bytes;
+}
+
+/* Names what holds a held group: the global's symbol, and whether it is Go's or C's. */
+static void name_roots(struct report *r, struct leak_group *g)
+{
+    for (size_t i = 0; i < g->nheld; i++) {
+        struct held_ref *h = &g->held[i];
+        if (h->root != ROOT_GLOBAL)
+            continue;
+        const struct module_info *m = NULL;
+        h->symbol = symbolizer_data_symbol(r->sym, h->addr, &m);
+        if (h->symbol) /* Go's symbols are package-qualified: "main.cache", "pkg/path.v" */
+            h->c_global = !strchr(h->symbol, '.') || h->symbol[0] == '.' || h->symbol[0] == '_';
+        else
+            h->c_global = !m || !m->is_exe;
+    }
+    /* Globals of one symbol are one root. */
+    size_t k = 0;
+    for (size_t i = 0; i < g->nheld; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < k && !dup; j++)
+            dup = g->held[j].root == g->held[i].root && g->held[j].symbol && g->held[i].symbol &&
+                  strcmp(g->held[j].symbol, g->held[i].symbol) == 0;
+        if (!dup)
+            g->held[k++] = g->held[i];
+    }
+    g->nheld = k;
+}
+
+const char *held_root_name(const struct held_ref *h)
+{
+    return h->root == ROOT_GLOBAL && h->c_global ? "c_global" : reach_root_name(h->root);
 }
 
 static int is_runtime_c(const struct report_frame *f)
@@ -161,6 +233,8 @@ static int cmp_group(const void *a, const void *b)
     const struct leak_group *x = a, *y = b;
     if (x->origin != y->origin)
         return x->origin - y->origin;
+    if (leak_group_rank(x) != leak_group_rank(y))
+        return leak_group_rank(x) - leak_group_rank(y);
     if (x->bytes != y->bytes)
         return x->bytes > y->bytes ? -1 : 1;
     if (x->blocks != y->blocks)
@@ -172,10 +246,12 @@ int report_build(struct report *r, const struct process *p)
 {
     memset(r, 0, sizeof *r);
     r->proc = p;
-    struct group_acc acc = {0};
-    u64map_init(&acc.index);
+    struct group_acc acc = {.reach = &p->reach};
+    for (int k = 0; k <= REACH_REACHABLE; k++)
+        u64map_init(&acc.index[k]);
     liveset_each(&p->live, add_block, &acc);
-    u64map_free(&acc.index);
+    for (int k = 0; k <= REACH_REACHABLE; k++)
+        u64map_free(&acc.index[k]);
     if (acc.oom) {
         free(acc.groups);
         return -1;
@@ -203,9 +279,9 @@ int report_build(struct report *r, const struct process *p)
             return -1;
         g->origin = classify(g, st, p, have_gb ? &gb : NULL, &ldso_first);
         g->user_frame = user_frame_of(g, have_gb ? &gb : NULL);
+        name_roots(r, g);
         if (g->origin == ORIGIN_USER) {
-            r->user_blocks += g->blocks;
-            r->user_bytes += g->bytes;
+            report_count_group(r, g, 1);
         } else {
             r->runtime_blocks += g->blocks;
             r->runtime_bytes += g->bytes;
@@ -325,33 +401,83 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
             fprintf(out, "   Is it a static binary, or does it unset LD_PRELOAD? (`file PROG` tells if it is static.)\n");
         return;
     }
-    size_t nuser = 0, nrt = 0, nsupp = 0;
-    for (size_t i = 0; i < r->ngroups; i++)
-        r->groups[i].origin == ORIGIN_USER ? (r->groups[i].suppressed ? nsupp++ : nuser++) : nrt++;
+    size_t nuser = 0, nrt = 0, nsupp = 0, nposs = 0, nheld = 0;
+    for (size_t i = 0; i < r->ngroups; i++) {
+        const struct leak_group *g = &r->groups[i];
+        if (g->origin != ORIGIN_USER)
+            nrt++;
+        else if (g->suppressed)
+            nsupp++;
+        else
+            leak_group_is_lost(g) ? nuser++ : g->kind == REACH_POSSIBLE ? nposs++ : nheld++;
+    }
     if (!r->is_go && !o->show_runtime) {
         /* A shell or tool the program ran: not what cgoscope is for; one line is enough. */
         fprintf(out, "== not a Go program: %" PRIu64 " bytes in %" PRIu64 " blocks unfreed at exit "
                      "(--show-runtime lists them; the JSON report has them)\n",
-                r->user_bytes + r->runtime_bytes, r->user_blocks + r->runtime_blocks);
+                r->user_bytes + r->runtime_bytes + r->possibly_bytes + r->reachable_bytes,
+                r->user_blocks + r->runtime_blocks + r->possibly_blocks + r->reachable_blocks);
         return;
     }
-    size_t shown = 0;
+    size_t shown = 0, shown_poss = 0, shown_held = 0;
     for (size_t i = 0; i < r->ngroups; i++) {
         const struct leak_group *g = &r->groups[i];
         if (g->origin == ORIGIN_RUNTIME && !o->show_runtime)
             continue;
-        fprintf(out, "\n%s leak %zu: %" PRIu64 " bytes in %" PRIu64 " block%s",
-                g->origin == ORIGIN_USER ? "User" : "Runtime", ++shown, g->bytes, g->blocks,
-                g->blocks == 1 ? "" : "s");
+        if (g->kind == REACH_REACHABLE && !o->show_reachable)
+            continue;
+        const char *who = g->origin == ORIGIN_USER ? "User" : "Runtime";
+        if (g->kind == REACH_POSSIBLE)
+            fprintf(out, "\n%s possibly lost %zu: ", who, ++shown_poss);
+        else if (g->kind == REACH_REACHABLE)
+            fprintf(out, "\n%s still reachable %zu: ", who, ++shown_held);
+        else
+            fprintf(out, "\n%s leak %zu: ", who, ++shown);
+        fprintf(out, "%" PRIu64 " bytes in %" PRIu64 " block%s", g->bytes, g->blocks, g->blocks == 1 ? "" : "s");
+        if (g->kind == REACH_DEFINITE || g->kind == REACH_INDIRECT)
+            fprintf(out, " (%s)", g->kind == REACH_DEFINITE ? "definitely lost" : "indirectly lost: only lost blocks point to them");
+        else if (g->kind == REACH_POSSIBLE)
+            fprintf(out, " (only pointers into their middle)");
         if (g->suppressed)
             fprintf(out, "  (suppressed by leak:%s, %s)", g->suppressed_pattern, g->suppressed_source);
         fprintf(out, "\n");
+        for (size_t k = 0; k < g->nheld; k++) {
+            const struct held_ref *h = &g->held[k];
+            if (h->symbol)
+                fprintf(out, "    held by %s (%s at 0x%" PRIx64 ")\n", h->symbol, held_root_name(h), h->addr);
+            else
+                fprintf(out, "    held by %s memory at 0x%" PRIx64 "\n", held_root_name(h), h->addr);
+        }
         if (!g->nframes)
             fprintf(out, "    (stack not recorded)\n");
         print_stack(out, g, o->full_stacks);
     }
-    fprintf(out, "\n== Summary: %" PRIu64 " bytes in %" PRIu64 " blocks leaked by the program (%zu site%s)\n",
-            r->user_bytes, r->user_blocks, nuser, nuser == 1 ? "" : "s");
+    fprintf(out, "\n== Summary: %" PRIu64 " bytes in %" PRIu64 " blocks leaked by the program (%zu site%s)%s\n",
+            r->user_bytes, r->user_blocks, nuser, nuser == 1 ? "" : "s",
+            p->reach.state == REACH_SCANNED ? ": definitely and indirectly lost" : "");
+    if (nposs)
+        fprintf(out, "== Possibly lost: %" PRIu64 " bytes in %" PRIu64 " blocks (%zu site%s): only pointers into their middle\n",
+                r->possibly_bytes, r->possibly_blocks, nposs, nposs == 1 ? "" : "s");
+    if (p->reach.state == REACH_SCANNED) {
+        fprintf(out, "== Still reachable: %" PRIu64 " bytes in %" PRIu64 " block%s (%zu site%s)", r->reachable_bytes,
+                r->reachable_blocks, r->reachable_blocks == 1 ? "" : "s", nheld, nheld == 1 ? "" : "s");
+        if (nheld && !o->show_reachable) {
+            /* What holds the most: the roots of the largest groups. */
+            size_t named = 0;
+            for (size_t i = 0; i < r->ngroups && named < 3; i++) {
+                const struct leak_group *g = &r->groups[i];
+                if (g->origin != ORIGIN_USER || g->suppressed || g->kind != REACH_REACHABLE || !g->nheld)
+                    continue;
+                const struct held_ref *h = &g->held[0];
+                fprintf(out, "%s%s", named++ ? ", " : ", held by ", h->symbol ? h->symbol : held_root_name(h));
+            }
+            fprintf(out, "; --show-reachable lists them");
+        }
+        fprintf(out, "\n");
+    } else if (p->reach.why[0]) {
+        fprintf(out, "== note: unfreed blocks not classified as lost or held: %s; all are counted as leaked\n",
+                p->reach.why);
+    }
     if (nsupp)
         fprintf(out, "== Suppressed: %" PRIu64 " bytes in %" PRIu64 " blocks (%zu site%s), not counted above\n",
                 r->suppressed_bytes, r->suppressed_blocks, nsupp, nsupp == 1 ? "" : "s");
@@ -426,9 +552,20 @@ json_object *report_process_json(const struct report *r)
     json_object_object_add(t, "leaked_bytes", json_object_new_int64((int64_t)r->user_bytes));
     json_object_object_add(t, "runtime_leaked_blocks", json_object_new_int64((int64_t)r->runtime_blocks));
     json_object_object_add(t, "runtime_leaked_bytes", json_object_new_int64((int64_t)r->runtime_bytes));
+    json_object_object_add(t, "possibly_lost_blocks", json_object_new_int64((int64_t)r->possibly_blocks));
+    json_object_object_add(t, "possibly_lost_bytes", json_object_new_int64((int64_t)r->possibly_bytes));
+    json_object_object_add(t, "reachable_blocks", json_object_new_int64((int64_t)r->reachable_blocks));
+    json_object_object_add(t, "reachable_bytes", json_object_new_int64((int64_t)r->reachable_bytes));
     json_object_object_add(t, "suppressed_blocks", json_object_new_int64((int64_t)r->suppressed_blocks));
     json_object_object_add(t, "suppressed_bytes", json_object_new_int64((int64_t)r->suppressed_bytes));
     json_object_object_add(o, "totals", t);
+    json_object *rs = json_object_new_object();
+    json_object_object_add(rs, "scanned", json_object_new_boolean(p->reach.state == REACH_SCANNED));
+    if (p->reach.state != REACH_SCANNED && p->reach.why[0])
+        json_object_object_add(rs, "why_not", json_object_new_string(p->reach.why));
+    json_object_object_add(rs, "bytes_scanned", json_object_new_int64((int64_t)p->reach.scanned_bytes));
+    json_object_object_add(rs, "seconds", json_object_new_double(p->reach.seconds));
+    json_object_object_add(o, "reachability", rs);
 
     json_object *leaks = json_object_new_array();
     for (size_t i = 0; i < r->ngroups; i++) {
@@ -437,6 +574,21 @@ json_object *report_process_json(const struct report *r)
         json_object_object_add(l, "blocks", json_object_new_int64((int64_t)g->blocks));
         json_object_object_add(l, "bytes", json_object_new_int64((int64_t)g->bytes));
         json_object_object_add(l, "origin", json_object_new_string(g->origin == ORIGIN_USER ? "user" : "runtime"));
+        json_object_object_add(l, "kind", json_object_new_string(reach_kind_name(g->kind)));
+        if (g->kind == REACH_REACHABLE) {
+            json_object *hb = json_object_new_array();
+            for (size_t k = 0; k < g->nheld; k++) {
+                json_object *h = json_object_new_object();
+                char buf[32];
+                json_object_object_add(h, "root", json_object_new_string(held_root_name(&g->held[k])));
+                if (g->held[k].symbol)
+                    json_object_object_add(h, "symbol", json_object_new_string(g->held[k].symbol));
+                snprintf(buf, sizeof buf, "0x%" PRIx64, g->held[k].addr);
+                json_object_object_add(h, "address", json_object_new_string(buf));
+                json_object_array_add(hb, h);
+            }
+            json_object_object_add(l, "held_by", hb);
+        }
         json_object_object_add(l, "suppressed", json_object_new_boolean(g->suppressed));
         if (g->suppressed) {
             json_object *sup = json_object_new_object();

@@ -461,3 +461,18 @@ const char *symbolizer_go_package_of(struct symbolizer *s, const char *name)
     }
     return NULL;
 }
+
+const char *symbolizer_data_symbol(struct symbolizer *s, uint64_t addr, const struct module_info **module)
+{
+    struct sym_module *m = module_for(s, addr);
+    if (module)
+        *module = m ? m->info : NULL;
+    if (!m || !m->mod)
+        return NULL;
+    GElf_Off off;
+    GElf_Sym sym;
+    const char *name = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
+    if (!name || (sym.st_size && off >= sym.st_size))
+        return NULL;
+    return keep(s, name);
+}

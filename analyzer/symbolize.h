@@ -32,6 +32,10 @@ const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n);
 /* Problems worth telling the user (a module that could not be opened, no debug info). */
 const char *symbolizer_warnings(const struct symbolizer *s);
 
+/* The symbol whose object covers a data address (a global variable), or NULL; *module (if not
+ * NULL) receives the module that holds addr, or NULL. */
+const char *symbolizer_data_symbol(struct symbolizer *s, uint64_t addr, const struct module_info **module);
+
 int module_is_system(const char *path);
 /* The Go package of the exported function `name` (the package of the Go symbol "<pkg>.name"). */
 const char *symbolizer_go_package_of(struct symbolizer *s, const char *name);

@@ -138,6 +138,11 @@ void trace_write_end(struct trace_writer *w, const struct process *p)
         trace_write_block(w, TRACE_ARGV, p->pid, 0, buf, len);
         free(buf);
     }
+    size_t rlen;
+    void *rb = reach_serialize(&p->reach, &rlen);
+    if (rb)
+        trace_write_block(w, TRACE_REACH, p->pid, 0, rb, rlen);
+    free(rb);
     struct end_block e = {p->exit_kind, p->exit_value, p->events_lost, p->end_ticks, p->end_ns};
     trace_write_block(w, TRACE_END, p->pid, 0, &e, sizeof e);
 }
@@ -317,6 +322,10 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
                     free(c);
                 }
             }
+        } else if (h.kind == TRACE_REACH) {
+            if (reach_set_saved(&p->reach, buf, h.len) != 0 && !err[0])
+                snprintf(err, errlen, "%s: the reachability result of process %u is damaged; its blocks are "
+                         "reported unclassified", path, h.pid);
         } else if (h.kind == TRACE_END && h.len >= sizeof(struct end_block)) {
             struct end_block e;
             memcpy(&e, buf, sizeof e);

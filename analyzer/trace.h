@@ -19,7 +19,8 @@
 
 #define TRACE_VERSION 4u /* 4: CUT blocks; 3 (no cuts, events applied as read) is still read */
 
-enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4, TRACE_RATE = 5, TRACE_CUT = 6 };
+enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4, TRACE_RATE = 5, TRACE_CUT = 6,
+                  TRACE_REACH = 7 /* the reachability scan's result (reach.h), before END */ };
 
 struct trace_writer {
     FILE *f;

@@ -74,6 +74,7 @@ static void send_proc(void)
     r->ts = cgs_now_after();
     r->mono_ns = cgs_mono_ns();
     r->argv_len = (uint32_t)na;
+    r->helper_pid = cgs_lean_helper_pid();
     memcpy(r->exe, exe, (size_t)n + 1);
     memcpy(r->exe + n + 1, args, (size_t)na);
     cgs_commit(t, size);
@@ -90,6 +91,7 @@ static void after_fork_in_child(void)
     cgs_callstats_after_fork();
     if (cgs_ready) {
         cgs_stack_reset();
+        cgs_lean_start_early();
         send_proc();
         replay_startup_log();
     }
@@ -111,6 +113,7 @@ __attribute__((constructor(101))) static void cgs_init(void)
     cgs_clock_init();
     cgs_callstats_init();
     if (cgs_channel_attach() == 0 && cgs_stack_init() == 0) {
+        cgs_lean_start_early();
         send_proc();
         cgs_startup_log_on = 1;
         uintptr_t bias = cgs_send_modules();

@@ -65,6 +65,11 @@ static atomic_flag runs_lock = ATOMIC_FLAG_INIT;
 /* The helper: 0 none, 1 starting, 2 watching, -1 failed. */
 static _Atomic int helper_state;
 static pid_t helper_target;
+static pid_t helper_pid;
+/* Keep the address space for the analyzer's reachability scan: after the program ends, the
+ * helper waits until the analyzer has read it (the analyzer kills it) or is gone. */
+static int helper_linger;
+static pid_t helper_analyzer;
 static int helper_no_kcmp; /* CGOSCOPE_HELPER_NO_KCMP=1: as where kcmp is not allowed (tests) */
 
 void cgs_lean_set_tlsg(intptr_t off)
@@ -248,6 +253,27 @@ __attribute__((no_stack_protector)) static int helper_main(void *arg)
     for (int i = 0; i < LEAN_RUNS; i++) /* every chunk a run ever counted into */
         if (runs[i].chunk)
             atomic_store(&runs[i].chunk->lean, CGS_LEAN_FLUSHED);
+    if (helper_linger && helper_analyzer > 0) {
+        /* The address space stays as the program left it while this task shares it
+         * (docs/cgo-facts.md §9): the analyzer scans it, then kills this task. Should the
+         * analyzer die first, its pidfd says so. */
+        long afd = raw5(434 /* SYS_pidfd_open */, helper_analyzer, 0, 0, 0, 0);
+        for (;;) {
+            if (afd >= 0) {
+                struct {
+                    int fd;
+                    short events, revents;
+                } p = {(int)afd, 1 /* POLLIN */, 0};
+                if (raw5(SYS_ppoll, (long)&p, 1, 0, 0, 8) == 1)
+                    break;
+            } else {
+                struct timespec t = {0, 100 * 1000 * 1000};
+                raw5(SYS_nanosleep, (long)&t, 0, 0, 0, 0);
+                if (raw5(SYS_kill, helper_analyzer, 0, 0, 0, 0) == -3 /* ESRCH */)
+                    break;
+            }
+        }
+    }
     raw5(SYS_exit, 0, 0, 0, 0, 0);
     return 0;
 }
@@ -277,6 +303,7 @@ static void start_helper(void)
         atomic_store(&helper_state, -1);
         return;
     }
+    helper_pid = (pid_t)pid;
     /* Runs start once it watches: wait for that (well under a millisecond), so that when they
      * start does not depend on how busy the machine is. */
     for (int i = 0; i < 2000 && atomic_load(&helper_state) == 1; i++) {
@@ -522,10 +549,28 @@ void cgs_lean_exclude(struct cgs_thread *t)
     store_pair(r, n, bring_up(r, n - 1, n - 1 - r->base));
 }
 
+/* At start-up, in launcher mode: a helper from the start, so that whatever way the process ends
+ * its memory can be scanned (docs/reachability.md). Not under valgrind (which refuses the
+ * clone), nor with CGOSCOPE_REACHABILITY=0. */
+void cgs_lean_start_early(void)
+{
+    const struct cgs_shm_header *h = cgs_channel_header();
+    const char *e = getenv("CGOSCOPE_REACHABILITY");
+    const char *pre = getenv("LD_PRELOAD");
+    if (!h || !h->analyzer_pid || (e && strcmp(e, "0") == 0) || (pre && strstr(pre, "vgpreload")))
+        return;
+    helper_linger = 1;
+    helper_analyzer = (pid_t)h->analyzer_pid;
+    start_helper();
+}
+
+uint32_t cgs_lean_helper_pid(void) { return atomic_load(&helper_state) == 2 ? (uint32_t)helper_pid : 0; }
+
 void cgs_lean_after_fork(void)
 {
     /* The child has no helper, and its parent's runs are the parent's. */
     memset(runs, 0, sizeof runs);
+    helper_pid = 0;
     atomic_store(&helper_state, 0);
     struct cgs_thread *t = &cgs_tls;
     t->lean = NULL;

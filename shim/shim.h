@@ -179,6 +179,8 @@ CGS_HIDDEN void cgs_lean_break(struct cgs_thread *t, uintptr_t slot, uintptr_t i
 CGS_HIDDEN void cgs_lean_exclude(struct cgs_thread *t);
 CGS_HIDDEN void cgs_lean_thread_exit(struct cgs_thread *t);
 CGS_HIDDEN void cgs_lean_after_fork(void);
+CGS_HIDDEN void cgs_lean_start_early(void);
+CGS_HIDDEN uint32_t cgs_lean_helper_pid(void);
 extern const char cgs_lean_return[] __attribute__((visibility("hidden")));
 CGS_HIDDEN uintptr_t cgs_lean_returned(void);
 /* stack.c: an allocation or callback made while this thread's run is open (ra, cfa: as for

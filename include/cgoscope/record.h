@@ -235,7 +235,10 @@ struct cgs_rec_proc {
     uint64_t ts;   /* clock at attach */
     uint64_t mono_ns; /* CLOCK_MONOTONIC at attach, to relate ticks to time */
     uint32_t argv_len; /* bytes of NUL-separated arguments after exe's NUL (from /proc/self/cmdline) */
-    uint32_t reserved;
+    /* The exit helper (shim/lean.c), a process sharing this one's address space, which keeps it
+     * readable after the process ends until the analyzer has scanned it for what still points
+     * to each unfreed block (docs/reachability.md); 0: none. */
+    uint32_t helper_pid;
     char exe[];    /* NUL-terminated, then the arguments, padded to 8 */
 };
 

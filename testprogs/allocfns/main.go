@@ -64,15 +64,15 @@ var keep []unsafe.Pointer
 
 func main() {
 	keep = append(keep,
-		truth.Leak(C.af_calloc(), 120, "af_calloc"),
-		truth.Leak(C.af_realloc_chain(), 50, "af_realloc_chain"),
-		truth.Leak(C.af_posix_memalign(), 200, "af_posix_memalign"),
-		truth.Leak(C.af_aligned_alloc(), 256, "af_aligned_alloc"),
-		truth.Leak(C.af_memalign(), 48, "af_memalign"),
-		truth.Leak(C.af_valloc(), 100, "af_valloc"),
-		truth.Leak(C.af_strndup(), 6, "af_strndup"),
-		truth.Leak(C.af_reallocarray(), 100, "af_reallocarray"),
-		truth.Leak(C.af_realloc_null(), 20, "af_realloc_null"),
+		truth.Held(C.af_calloc(), 120, "af_calloc"),
+		truth.Held(C.af_realloc_chain(), 50, "af_realloc_chain"),
+		truth.Held(C.af_posix_memalign(), 200, "af_posix_memalign"),
+		truth.Held(C.af_aligned_alloc(), 256, "af_aligned_alloc"),
+		truth.Held(C.af_memalign(), 48, "af_memalign"),
+		truth.Held(C.af_valloc(), 100, "af_valloc"),
+		truth.Held(C.af_strndup(), 6, "af_strndup"),
+		truth.Held(C.af_reallocarray(), 100, "af_reallocarray"),
+		truth.Held(C.af_realloc_null(), 20, "af_realloc_null"),
 	)
 	C.af_realloc_then_free()
 	if C.af_realloc_zero() != 1 {

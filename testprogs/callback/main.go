@@ -28,14 +28,14 @@ func goRecurse(n int) int {
 	var pad [512]byte // each level takes real stack: 300 levels outgrow the initial 8 KiB
 	pad[n%512] = byte(n)
 	if n == 0 {
-		keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("from deep inside a callback")), 28))
+		keep = append(keep, truth.Held(unsafe.Pointer(C.CString("from deep inside a callback")), 28))
 		return int(pad[0])
 	}
 	return goRecurse(n-1) + int(pad[n%512])
 }
 
 func main() {
-	keep = append(keep, truth.Leak(C.run_with_callback(300), 77, "run_with_callback"))
+	keep = append(keep, truth.Held(C.run_with_callback(300), 77, "run_with_callback"))
 	truth.Calls("main", "run_with_callback", 1)
 	truth.Callbacks("main", "goCallback", 1)
 	fmt.Println("callback: done")

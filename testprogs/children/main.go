@@ -51,12 +51,12 @@ import (
 var keep []unsafe.Pointer
 
 func parentLeak() {
-	keep = append(keep, truth.Leak(C.parent_alloc(111), 111, "parent_alloc"))
+	keep = append(keep, truth.Held(C.parent_alloc(111), 111, "parent_alloc"))
 }
 
 func childLeak() {
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("from the child process")), 23))
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("and again")), 10))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.CString("from the child process")), 23))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.CString("and again")), 10))
 }
 
 func main() {

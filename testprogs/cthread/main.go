@@ -47,7 +47,7 @@ func main() {
 		os.Exit(1)
 	}
 	for i := 0; i < 3; i++ {
-		truth.LeakC("thread_leak", int64(100+i))
+		truth.HeldC("thread_leak", int64(100+i))
 	}
 	fmt.Println("cthread: thread joined")
 	truth.Write()

@@ -108,13 +108,13 @@ func main() {
 	}
 	// zlib's blocks of the stream left open: their number and total size, from its zalloc.
 	for i := int64(1); i < int64(blocks); i++ {
-		truth.LeakC("deflateInit2_", 0)
+		truth.HeldC("deflateInit2_", 0)
 	}
-	truth.LeakC("deflateInit2_", int64(bytes))
+	truth.HeldC("deflateInit2_", int64(bytes))
 
 	lib := open(os.Args[1])
 	for i := 0; i < 3; i++ {
-		keep = append(keep, truth.Leak(C.call_leak(lib, C.size_t(640+i)), int64(640+i), "dltest_leak"))
+		keep = append(keep, truth.Held(C.call_leak(lib, C.size_t(640+i)), int64(640+i), "dltest_leak"))
 	}
 	if C.call_churn(lib, 500) != 0 {
 		fmt.Fprintln(os.Stderr, "dlopen: dltest_churn missing")

@@ -23,8 +23,8 @@ func main() {
 		fmt.Printf("stdout line %d\n", i)
 		fmt.Fprintf(os.Stderr, "stderr line %d\n", i)
 	}
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.ec_leak(333)), 333, "ec_leak"))
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("exit code three")), 16))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.ec_leak(333)), 333, "ec_leak"))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.CString("exit code three")), 16))
 	fmt.Print("no newline at the end")
 	truth.Write()
 	os.Exit(3)

@@ -38,8 +38,8 @@ func worker(id int, start *sync.WaitGroup, done *sync.WaitGroup) {
 	runtime.LockOSThread()
 	start.Wait()
 	for i := 0; i < 50; i++ {
-		p := truth.Leak(unsafe.Pointer(C.gr_leak(C.size_t(100+id))), int64(100+id), "gr_leak")
-		s := truth.Leak(unsafe.Pointer(C.CString("goroutine")), 10)
+		p := truth.Held(unsafe.Pointer(C.gr_leak(C.size_t(100+id))), int64(100+id), "gr_leak")
+		s := truth.Held(unsafe.Pointer(C.CString("goroutine")), 10)
 		C.gr_churn(20)
 		mu.Lock()
 		keep = append(keep, p, s)

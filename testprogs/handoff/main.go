@@ -65,7 +65,7 @@ func main() {
 			defer wg.Done()
 			for i := 0; i < perProd; i++ {
 				if i%keepEvery == keepEvery-1 {
-					p := truth.Leak(unsafe.Pointer(C.CString("handoff")), 8)
+					p := truth.Held(unsafe.Pointer(C.CString("handoff")), 8)
 					mu.Lock()
 					keep = append(keep, p)
 					mu.Unlock()

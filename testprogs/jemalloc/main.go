@@ -63,12 +63,12 @@ var keep []unsafe.Pointer
 func main() {
 	before := C.thread_allocated()
 	for i := 0; i < 3; i++ {
-		keep = append(keep, truth.Leak(C.je_leak_malloc(C.size_t(1000+i)), int64(1000+i), "je_leak_malloc"))
+		keep = append(keep, truth.Held(C.je_leak_malloc(C.size_t(1000+i)), int64(1000+i), "je_leak_malloc"))
 	}
-	keep = append(keep, truth.Leak(C.je_leak_calloc(333), 333, "je_leak_calloc"))
-	keep = append(keep, truth.Leak(C.je_leak_realloc(4444), 4444, "je_leak_realloc"))
-	keep = append(keep, truth.Leak(C.je_leak_memalign(555), 555, "je_leak_memalign"))
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("through jemalloc")), 17))
+	keep = append(keep, truth.Held(C.je_leak_calloc(333), 333, "je_leak_calloc"))
+	keep = append(keep, truth.Held(C.je_leak_realloc(4444), 4444, "je_leak_realloc"))
+	keep = append(keep, truth.Held(C.je_leak_memalign(555), 555, "je_leak_memalign"))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.CString("through jemalloc")), 17))
 	C.churn(2000)
 	truth.Absent("churn")
 	if after := C.thread_allocated(); after < before+1000+1001+1002+333+4444+555 {

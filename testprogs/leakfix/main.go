@@ -49,17 +49,17 @@ func makeNames(fixed bool) {
 			C.free(unsafe.Pointer(C.CString(name)))
 			continue
 		}
-		keep = append(keep, truth.Leak(unsafe.Pointer(C.CString(name)), int64(len(name)+1)))
+		keep = append(keep, truth.Held(unsafe.Pointer(C.CString(name)), int64(len(name)+1)))
 	}
 }
 
 func makeTable() {
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.make_table(8)), 64, "make_table"))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.make_table(8)), 64, "make_table"))
 }
 
 func makeScratch(n int) {
 	for i := 0; i < n; i++ {
-		keep = append(keep, truth.Leak(unsafe.Pointer(C.make_scratch()), 128, "make_scratch"))
+		keep = append(keep, truth.Held(unsafe.Pointer(C.make_scratch()), 128, "make_scratch"))
 	}
 }
 

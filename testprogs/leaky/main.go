@@ -1,4 +1,5 @@
-// leaky is the demo program: it leaks C memory four ways and frees everything else.
+// leaky is the demo program: it leaks C memory four ways, holds one block in a Go global until
+// it exits (still reachable: not a leak), and frees everything else.
 //
 //   - C.CString at two Go call sites (leakNames, leakGreeting),
 //   - malloc inside a C function (make_buffer),
@@ -38,27 +39,32 @@ import (
 	"cgoscope.test/testprogs/internal/truth"
 )
 
-var keep []unsafe.Pointer
+// config is held for the whole run and never freed: still reachable at exit, not a leak.
+var config unsafe.Pointer
 
 func leakNames() {
 	for _, name := range []string{"alpha", "beta", "gamma"} {
-		keep = append(keep, truth.Leak(unsafe.Pointer(C.CString(name)), int64(len(name)+1)))
+		truth.Drop(truth.Leak(unsafe.Pointer(C.CString(name)), int64(len(name)+1)))
 	}
 }
 
 func leakGreeting() {
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("hello, cgoscope")), 16))
+	truth.Drop(truth.Leak(unsafe.Pointer(C.CString("hello, cgoscope")), 16))
+}
+
+func holdConfig() {
+	config = truth.Held(unsafe.Pointer(C.CString("verbose=1")), 10)
 }
 
 func leakBuffers() {
 	for i := 0; i < 4; i++ {
-		keep = append(keep, truth.Leak(unsafe.Pointer(C.make_buffer(256)), 256, "make_buffer"))
+		truth.Drop(truth.Leak(unsafe.Pointer(C.make_buffer(256)), 256, "make_buffer"))
 	}
 }
 
 func leakLabel() {
 	label := C.CString("label-01")
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.copy_label(label)), 9, "copy_label"))
+	truth.Drop(truth.Leak(unsafe.Pointer(C.copy_label(label)), 9, "copy_label"))
 	C.free(unsafe.Pointer(label))
 }
 
@@ -75,6 +81,7 @@ func main() {
 	truth.Absent("churn_once")
 	leakNames()
 	leakGreeting()
+	holdConfig()
 	leakBuffers()
 	leakLabel()
 	churn()

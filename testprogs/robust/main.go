@@ -70,7 +70,7 @@ func cThreads(n int) {
 		os.Exit(1)
 	}
 	for i := 0; i < n; i += 10 {
-		truth.LeakC("robust_thread_leak", int64(100+i%7))
+		truth.HeldC("robust_thread_leak", int64(100+i%7))
 	}
 	fmt.Println("robust: threads joined:", n)
 }
@@ -78,7 +78,7 @@ func cThreads(n int) {
 func goThread(start, done *sync.WaitGroup) {
 	defer done.Done()
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-	hold(truth.Leak(unsafe.Pointer(C.CString("locked")), 7))
+	hold(truth.Held(unsafe.Pointer(C.CString("locked")), 7))
 	start.Done()
 	start.Wait() // every goroutine, and so every thread, is alive at once
 	C.free(unsafe.Pointer(C.CString("freed")))
@@ -97,16 +97,16 @@ func goThreads(n int) {
 
 func closeFds() {
 	C.robust_close_fds()
-	hold(truth.Leak(unsafe.Pointer(C.CString("after closing")), 14))
+	hold(truth.Held(unsafe.Pointer(C.CString("after closing")), 14))
 	for i := 0; i < 3; i++ {
-		hold(truth.Leak(C.robust_c_leak(C.size_t(300+i)), int64(300+i), "robust_c_leak"))
+		hold(truth.Held(C.robust_c_leak(C.size_t(300+i)), int64(300+i), "robust_c_leak"))
 	}
 	fmt.Println("robust: descriptors closed")
 }
 
 func reexec() {
-	hold(truth.Leak(unsafe.Pointer(C.CString("first image")), 12))
-	hold(truth.Leak(C.robust_c_leak(500), 500, "robust_c_leak"))
+	hold(truth.Held(unsafe.Pointer(C.CString("first image")), 12))
+	hold(truth.Held(C.robust_c_leak(500), 500, "robust_c_leak"))
 	env := os.Environ()
 	if exp := os.Getenv("CGOSCOPE_EXPECT"); exp != "" {
 		truth.WriteTo(exp + ".first")
@@ -121,13 +121,13 @@ func reexec() {
 
 func reexecSecond() {
 	for i := 0; i < 2; i++ {
-		hold(truth.Leak(C.robust_c_leak(C.size_t(700+i)), int64(700+i), "robust_c_leak"))
+		hold(truth.Held(C.robust_c_leak(C.size_t(700+i)), int64(700+i), "robust_c_leak"))
 	}
 	fmt.Println("robust: second image done")
 }
 
 func daemon() {
-	hold(truth.Leak(unsafe.Pointer(C.CString("foreground")), 11))
+	hold(truth.Held(unsafe.Pointer(C.CString("foreground")), 11))
 	if C.robust_daemonize(3, 300) != 0 {
 		fmt.Fprintln(os.Stderr, "robust: daemonize failed")
 		os.Exit(1)
@@ -143,7 +143,7 @@ func daemon() {
 }
 
 func runUntracedChild(env []string) {
-	hold(truth.Leak(unsafe.Pointer(C.CString("parent")), 7))
+	hold(truth.Held(unsafe.Pointer(C.CString("parent")), 7))
 	cmd := exec.Command(os.Args[0], "untraced-child")
 	cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdout, os.Stderr, env
 	if err := cmd.Run(); err != nil {
@@ -193,7 +193,7 @@ func main() {
 		return
 	case "churn":
 		ms, code := argInt(2), argInt(3)
-		hold(truth.Leak(unsafe.Pointer(C.CString("churn")), 6))
+		hold(truth.Held(unsafe.Pointer(C.CString("churn")), 6))
 		truth.Write()
 		n := C.robust_churn_for(C.int(ms))
 		fmt.Println("robust: churned", n)

@@ -20,9 +20,9 @@ var keep []unsafe.Pointer
 
 func main() {
 	for i := 0; i < 5; i++ {
-		keep = append(keep, truth.Leak(unsafe.Pointer(C.sk_leak(C.size_t(1000+i))), int64(1000+i), "sk_leak"))
+		keep = append(keep, truth.Held(unsafe.Pointer(C.sk_leak(C.size_t(1000+i))), int64(1000+i), "sk_leak"))
 	}
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("killed")), 7))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.CString("killed")), 7))
 	fmt.Println("sigkill: killing myself")
 	truth.Write()
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)

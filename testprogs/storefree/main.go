@@ -56,7 +56,7 @@ var keep []unsafe.Pointer
 
 //export sfCallback
 func sfCallback(i C.int) {
-	keep = append(keep, truth.Leak(unsafe.Pointer(C.CString("leaked in a callback")), 21, "main.callbackLoop"))
+	keep = append(keep, truth.Held(unsafe.Pointer(C.CString("leaked in a callback")), 21, "main.callbackLoop"))
 }
 
 func late() {
@@ -65,7 +65,7 @@ func late() {
 			C.sf_maybe(C.int(i))
 			continue
 		}
-		keep = append(keep, truth.Leak(C.sf_maybe(C.int(i)), 64, "sf_maybe"))
+		keep = append(keep, truth.Held(C.sf_maybe(C.int(i)), 64, "sf_maybe"))
 	}
 	truth.Calls("main", "sf_maybe", 5000)
 }
@@ -76,7 +76,7 @@ func callbackLoop() {
 			C.sf_cb(C.int(i))
 			continue
 		}
-		keep = append(keep, truth.Leak(C.sf_cb(C.int(i)), 48, "sf_cb"))
+		keep = append(keep, truth.Held(C.sf_cb(C.int(i)), 48, "sf_cb"))
 	}
 	truth.Calls("main", "sf_cb", 5000)
 	truth.Calls("main", "_Cmalloc", 1) // C.CString, in the callback
@@ -150,7 +150,7 @@ func randomMix() {
 					}
 					local["sf_maybe"] += int64(n)
 					if next(20) == 0 {
-						keepLocked(&mu, truth.Leak(C.sf_maybe(999), 64, "sf_maybe"))
+						keepLocked(&mu, truth.Held(C.sf_maybe(999), 64, "sf_maybe"))
 						local["sf_maybe"]++
 					}
 				case 3:

@@ -32,10 +32,18 @@ type frame struct {
 	Object   string `json:"object"`
 }
 
+type heldBy struct {
+	Root    string `json:"root"`
+	Symbol  string `json:"symbol"`
+	Address string `json:"address"`
+}
+
 type leak struct {
-	Blocks     int64   `json:"blocks"`
-	Bytes      int64   `json:"bytes"`
-	Origin     string  `json:"origin"`
+	Blocks     int64    `json:"blocks"`
+	Bytes      int64    `json:"bytes"`
+	Origin     string   `json:"origin"`
+	Kind       string   `json:"kind"`
+	HeldBy     []heldBy `json:"held_by"`
 	Suppressed bool    `json:"suppressed"`
 	Stack      []frame `json:"stack"`
 }
@@ -49,9 +57,17 @@ type process struct {
 	Totals     struct {
 		Allocations  int64 `json:"allocations"`
 		Frees        int64 `json:"frees"`
-		LeakedBlocks int64 `json:"leaked_blocks"`
-		LeakedBytes  int64 `json:"leaked_bytes"`
+		LeakedBlocks    int64 `json:"leaked_blocks"`
+		LeakedBytes     int64 `json:"leaked_bytes"`
+		PossiblyBlocks  int64 `json:"possibly_lost_blocks"`
+		PossiblyBytes   int64 `json:"possibly_lost_bytes"`
+		ReachableBlocks int64 `json:"reachable_blocks"`
+		ReachableBytes  int64 `json:"reachable_bytes"`
 	} `json:"totals"`
+	Reachability struct {
+		Scanned bool   `json:"scanned"`
+		WhyNot  string `json:"why_not"`
+	} `json:"reachability"`
 	Leaks     []leak     `json:"leaks"`
 	CgoCalls  []cgoCall  `json:"cgo_calls"`
 	Callbacks []callback `json:"cgo_callbacks"`
@@ -100,6 +116,7 @@ type report struct {
 
 type expectSite struct {
 	Frames []frame `json:"frames"`
+	Kind   string  `json:"kind"` // "lost" or "still_reachable" (testprogs/internal/truth)
 	Blocks int64   `json:"blocks"`
 	Bytes  int64   `json:"bytes"`
 }
@@ -241,10 +258,22 @@ func describe(fs []frame) string {
 	return strings.Join(parts, " + ")
 }
 
-// checkLeaks compares the user leaks of p with the expectations, exactly.
+// kindMatches: a group of kind got (the report's) is of the expected kind want (the truth's:
+// "lost" covers definitely and indirectly lost).
+func kindMatches(want, got string) bool {
+	if want == "lost" {
+		return got == "definitely_lost" || got == "indirectly_lost"
+	}
+	return want == got
+}
+
+// checkLeaks compares the user leaks of p with the expectations, exactly, kind by kind.
 func checkLeaks(p process, e expectation) {
 	if p.EventsLost != 0 {
 		failf("events_lost is %d, want 0", p.EventsLost)
+	}
+	if !p.Reachability.Scanned {
+		failf("the process's memory was not scanned for reachability: %s", p.Reachability.WhyNot)
 	}
 	var user []leak
 	for _, l := range p.Leaks {
@@ -253,31 +282,40 @@ func checkLeaks(p process, e expectation) {
 		}
 	}
 	matched := make([]bool, len(user))
-	var wantBlocks, wantBytes int64
+	var lostBlocks, lostBytes, heldBlocks, heldBytes int64
 	for _, site := range e.Leaks {
 		var blocks, bytes int64
 		for i, l := range user {
-			if stackHas(l.Stack, site.Frames) {
+			if stackHas(l.Stack, site.Frames) && kindMatches(site.Kind, l.Kind) {
 				blocks += l.Blocks
 				bytes += l.Bytes
 				matched[i] = true
 			}
 		}
 		if blocks != site.Blocks || bytes != site.Bytes {
-			failf("leak at %s: got %d blocks / %d bytes, want %d / %d",
+			failf("%s at %s: got %d blocks / %d bytes, want %d / %d", site.Kind,
 				describe(site.Frames), blocks, bytes, site.Blocks, site.Bytes)
 		}
-		wantBlocks += site.Blocks
-		wantBytes += site.Bytes
+		if site.Kind == "lost" {
+			lostBlocks += site.Blocks
+			lostBytes += site.Bytes
+		} else {
+			heldBlocks += site.Blocks
+			heldBytes += site.Bytes
+		}
 	}
 	for i, l := range user {
 		if !matched[i] {
-			failf("unexpected user leak: %d blocks / %d bytes at %s", l.Blocks, l.Bytes, describe(l.Stack))
+			failf("unexpected user leak: %d blocks / %d bytes, %s, at %s", l.Blocks, l.Bytes, l.Kind, describe(l.Stack))
 		}
 	}
-	if p.Totals.LeakedBlocks != wantBlocks || p.Totals.LeakedBytes != wantBytes {
+	if p.Totals.LeakedBlocks != lostBlocks || p.Totals.LeakedBytes != lostBytes {
 		failf("totals: %d blocks / %d bytes leaked, want %d / %d",
-			p.Totals.LeakedBlocks, p.Totals.LeakedBytes, wantBlocks, wantBytes)
+			p.Totals.LeakedBlocks, p.Totals.LeakedBytes, lostBlocks, lostBytes)
+	}
+	if p.Totals.ReachableBlocks != heldBlocks || p.Totals.ReachableBytes != heldBytes {
+		failf("totals: %d blocks / %d bytes still reachable, want %d / %d",
+			p.Totals.ReachableBlocks, p.Totals.ReachableBytes, heldBlocks, heldBytes)
 	}
 	for _, fn := range e.Absent {
 		for _, l := range p.Leaks {

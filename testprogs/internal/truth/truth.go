@@ -20,9 +20,12 @@ type Frame struct {
 	Line     int    `json:"line,omitempty"`
 }
 
-// Site is one expected leak: all blocks whose stacks hold every frame in Frames.
+// Site is one expected group of unfreed blocks: all blocks whose stacks hold every frame in
+// Frames, of one kind: "lost" (nothing reachable points to them: definitely or indirectly lost)
+// or "still_reachable" (a root still points to them when the program ends).
 type Site struct {
 	Frames []Frame `json:"frames"`
+	Kind   string  `json:"kind"`
 	Blocks int64   `json:"blocks"`
 	Bytes  int64   `json:"bytes"`
 }
@@ -31,7 +34,14 @@ type key struct {
 	fn, file string
 	line     int
 	cfn      string
+	kind     string
 }
+
+// Kinds of Site.
+const (
+	Lost      = "lost"
+	Reachable = "still_reachable"
+)
 
 // CallSite is an expected cgo call count: exactly Calls calls of C function Function from Go
 // package Package (AtLeast: Calls or more).
@@ -78,7 +88,7 @@ func add(k key, frames []Frame, bytes int64) {
 	defer mu.Unlock()
 	s := sites[k]
 	if s == nil {
-		s = &Site{Frames: frames}
+		s = &Site{Frames: frames, Kind: k.kind}
 		sites[k] = s
 	}
 	s.Blocks++
@@ -94,24 +104,52 @@ func caller(skip int) Frame {
 }
 
 // Leak records that p, a block of size bytes allocated on the caller's line by a cgo call
-// (C.CString, C.malloc, or a C function that allocates), is never freed. cFunc, if given, is a
-// C function that must appear in the leak's stack. It returns p so it can wrap the call.
+// (C.CString, C.malloc, or a C function that allocates), is never freed and that the program
+// lets go of it: nothing will point to it when the program ends. cFunc, if given, is a C
+// function that must appear in the leak's stack. It returns p so it can wrap the call.
 func Leak(p unsafe.Pointer, bytes int64, cFunc ...string) unsafe.Pointer {
-	g := caller(1)
+	note(Lost, bytes, cFunc)
+	return p
+}
+
+// Held records that p, allocated on the caller's line as for Leak, is never freed but is still
+// pointed to when the program ends (a Go global, a Go map, a C global holds it): still
+// reachable, not a leak.
+func Held(p unsafe.Pointer, bytes int64, cFunc ...string) unsafe.Pointer {
+	note(Reachable, bytes, cFunc)
+	return p
+}
+
+func note(kind string, bytes int64, cFunc []string) {
+	g := caller(2)
 	frames := []Frame{g}
-	k := key{fn: g.Function, file: g.File, line: g.Line}
+	k := key{fn: g.Function, file: g.File, line: g.Line, kind: kind}
 	for _, c := range cFunc {
 		frames = append(frames, Frame{Function: c})
 		k.cfn += c + ","
 	}
 	add(k, frames, bytes)
-	return p
+}
+
+// sink is where Drop leaves a trace of the pointers it is given, so that the compiler keeps
+// them, without keeping the pointers themselves.
+var sink uintptr
+
+// Drop lets go of p: only a hash of it stays, so the block it points to is lost.
+func Drop(p unsafe.Pointer) {
+	sink ^= uintptr(p) * 0x9e3779b97f4a7c15
 }
 
 // LeakC records a leak made by C code that no Go frame leads to (a thread C created), named
 // by a C function in its stack.
 func LeakC(cFunc string, bytes int64) {
-	add(key{cfn: cFunc}, []Frame{{Function: cFunc}}, bytes)
+	add(key{cfn: cFunc, kind: Lost}, []Frame{{Function: cFunc}}, bytes)
+}
+
+// HeldC records a block made by C code that no Go frame leads to, still pointed to at the end
+// (by a C global, say).
+func HeldC(cFunc string, bytes int64) {
+	add(key{cfn: cFunc, kind: Reachable}, []Frame{{Function: cFunc}}, bytes)
 }
 
 // Absent names a function that must appear in no leak's stack.
@@ -153,7 +191,10 @@ func WriteTo(path string) {
 		if a.Function != b.Function {
 			return a.Function < b.Function
 		}
-		return a.Line < b.Line
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return out.Leaks[i].Kind < out.Leaks[j].Kind
 	})
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err == nil {

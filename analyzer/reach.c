@@ -1,0 +1,600 @@
+#define _GNU_SOURCE
+#include "reach.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "liveset.h"
+#include "process.h"
+
+void reach_init(struct reach *r) { memset(r, 0, sizeof *r); }
+
+void reach_free(struct reach *r)
+{
+    free(r->v);
+    reach_init(r);
+}
+
+const char *reach_kind_name(int kind)
+{
+    switch (kind) {
+    case REACH_DEFINITE: return "definitely_lost";
+    case REACH_INDIRECT: return "indirectly_lost";
+    case REACH_POSSIBLE: return "possibly_lost";
+    case REACH_REACHABLE: return "still_reachable";
+    default: return "unclassified";
+    }
+}
+
+const char *reach_root_name(int root)
+{
+    switch (root) {
+    case ROOT_GLOBAL: return "go_global"; /* the report tells C globals apart by their symbol */
+    case ROOT_GO_HEAP: return "go_heap";
+    case ROOT_GO_STACK: return "go_stack";
+    case ROOT_C_STACK: return "c_stack";
+    case ROOT_TLS: return "tls";
+    case ROOT_C_HEAP: return "c_heap";
+    default: return "unknown";
+    }
+}
+
+const struct reach_entry *reach_find(const struct reach *r, uint64_t addr)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->v[mid].addr < addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->n && r->v[lo].addr == addr ? &r->v[lo] : NULL;
+}
+
+/* ---- The scan ---------------------------------------------------------------------------------- */
+
+enum { ST_UNREACHED = 0, ST_POSSIBLE, ST_REACHABLE, ST_INDIRECT };
+
+struct rblock {
+    uint64_t addr, end; /* [addr, end); a block of size 0 covers its first byte */
+    uint64_t root_addr;
+    uint64_t snap; /* offset of its contents in the snapshot, or UINT64_MAX: read when needed */
+    uint8_t state, root;
+};
+
+struct region {
+    uint64_t lo, hi;
+    int root; /* enum reach_root, or ROOT_NONE: not a root (malloc's heap) */
+};
+
+struct scan {
+    pid_t task;
+    struct rblock *b;
+    size_t n;
+    uint64_t lo, hi; /* lowest block start, highest block end */
+    uint8_t *snap;
+    size_t *stack;
+    size_t nstack, capstack;
+    uint8_t *buf; /* READ_PIECE bytes */
+    uint64_t bytes_read;
+    int oom;
+};
+
+#define READ_PIECE (1u << 20)
+#define SNAPSHOT_MAX (1ull << 30) /* live bytes copied at once; beyond that, blocks are read one by one */
+
+static void add_live(const struct live_block *lb, void *arg)
+{
+    struct scan *s = arg;
+    s->b[s->n++] = (struct rblock){.addr = lb->addr, .end = lb->addr + (lb->size ? lb->size : 1), .snap = UINT64_MAX};
+}
+
+static int by_addr(const void *a, const void *b)
+{
+    const struct rblock *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* Reads len bytes at addr of the task into buf; what cannot be read (a page unmapped or
+ * PROT_NONE) reads as zeros. */
+static void read_mem(struct scan *s, uint64_t addr, void *buf, size_t len)
+{
+    struct iovec l = {buf, len}, r = {(void *)(uintptr_t)addr, len};
+    ssize_t got = process_vm_readv(s->task, &l, 1, &r, 1, 0);
+    if (got == (ssize_t)len) {
+        s->bytes_read += len;
+        return;
+    }
+    /* Page by page: a readable page may follow one that is not. */
+    size_t done = got > 0 ? (size_t)got : 0;
+    s->bytes_read += done;
+    while (done < len) {
+        uint64_t a = addr + done;
+        size_t n = 4096 - (size_t)(a & 4095);
+        if (n > len - done)
+            n = len - done;
+        struct iovec l2 = {(uint8_t *)buf + done, n}, r2 = {(void *)(uintptr_t)a, n};
+        if (process_vm_readv(s->task, &l2, 1, &r2, 1, 0) != (ssize_t)n)
+            memset((uint8_t *)buf + done, 0, n);
+        else
+            s->bytes_read += n;
+        done += n;
+    }
+}
+
+/* Index of the block that holds address w, or -1. */
+static inline long find_block(const struct scan *s, uint64_t w)
+{
+    if (w < s->lo || w >= s->hi)
+        return -1;
+    size_t lo = 0, hi = s->n; /* the last block starting at or before w */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->b[mid].addr <= w)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    const struct rblock *b = &s->b[lo - 1];
+    return w < b->end ? (long)(lo - 1) : -1;
+}
+
+static void push(struct scan *s, size_t i)
+{
+    if (s->nstack == s->capstack) {
+        size_t nc = s->capstack ? s->capstack * 2 : 1024;
+        size_t *nv = realloc(s->stack, nc * sizeof *nv);
+        if (!nv) {
+            s->oom = 1;
+            return;
+        }
+        s->stack = nv;
+        s->capstack = nc;
+    }
+    s->stack[s->nstack++] = i;
+}
+
+/* memcheck's rule for a pointer found on the way from a root: a pointer to a block's start
+ * makes it reachable if everything before it on the way was; any other pointer makes it
+ * possibly lost, unless it is reachable already. */
+static inline void mark(struct scan *s, uint64_t w, int definite, uint8_t root, uint64_t root_addr)
+{
+    long j = find_block(s, w);
+    if (j < 0)
+        return;
+    struct rblock *b = &s->b[j];
+    if (b->state == ST_REACHABLE)
+        return;
+    if (w == b->addr && definite) {
+        b->state = ST_REACHABLE;
+        b->root = root;
+        b->root_addr = root_addr;
+        push(s, (size_t)j);
+    } else if (b->state == ST_UNREACHED) {
+        b->state = ST_POSSIBLE;
+        b->root = root;
+        b->root_addr = root_addr;
+        push(s, (size_t)j);
+    }
+}
+
+/* The words of [base, base+len) held in buf, as seen from a root (root_addr 0: each word is its
+ * own root address) or from a block. */
+static void scan_words(struct scan *s, const uint8_t *buf, uint64_t base, size_t len, int definite, uint8_t root,
+                       uint64_t root_addr)
+{
+    size_t skip = (size_t)((8 - (base & 7)) & 7);
+    for (size_t off = skip; off + 8 <= len; off += 8) {
+        uint64_t w;
+        memcpy(&w, buf + off, sizeof w);
+        if (w >= s->lo && w < s->hi)
+            mark(s, w, definite, root, root_addr ? root_addr : base + off);
+    }
+}
+
+/* The contents of block i: from the snapshot, or read now into s->buf piece by piece. */
+typedef void (*words_fn)(struct scan *s, const uint8_t *buf, uint64_t base, size_t len, void *arg);
+
+static void each_piece(struct scan *s, size_t i, words_fn fn, void *arg)
+{
+    const struct rblock *b = &s->b[i];
+    uint64_t len = b->end - b->addr;
+    if (b->snap != UINT64_MAX) {
+        fn(s, s->snap + b->snap, b->addr, (size_t)len, arg);
+        return;
+    }
+    for (uint64_t off = 0; off < len; off += READ_PIECE) {
+        size_t n = len - off < READ_PIECE ? (size_t)(len - off) : READ_PIECE;
+        read_mem(s, b->addr + off, s->buf, n);
+        fn(s, s->buf, b->addr + off, n, arg);
+    }
+}
+
+static void from_block(struct scan *s, const uint8_t *buf, uint64_t base, size_t len, void *arg)
+{
+    const struct rblock *src = arg;
+    scan_words(s, buf, base, len, src->state == ST_REACHABLE, src->root, src->root_addr);
+}
+
+static void drain_marks(struct scan *s)
+{
+    while (s->nstack && !s->oom) {
+        size_t i = s->stack[--s->nstack];
+        struct rblock src = s->b[i]; /* a copy: marking may change the block's own entry */
+        each_piece(s, i, from_block, &src);
+    }
+}
+
+/* Scans [lo, hi) as a root, leaving out the live blocks inside it (their words are edges of the
+ * graph, not roots). */
+static void scan_root(struct scan *s, uint64_t lo, uint64_t hi, uint8_t root)
+{
+    /* the first block that ends after lo */
+    size_t k = 0, a = 0, z = s->n;
+    while (a < z) {
+        size_t mid = a + (z - a) / 2;
+        if (s->b[mid].end <= lo)
+            a = mid + 1;
+        else
+            z = mid;
+    }
+    k = a;
+    uint64_t at = lo;
+    while (at < hi && !s->oom) {
+        while (k < s->n && s->b[k].end <= at)
+            k++;
+        uint64_t stop = hi;
+        if (k < s->n && s->b[k].addr <= at) { /* inside a block: skip it */
+            at = s->b[k].end;
+            continue;
+        }
+        if (k < s->n && s->b[k].addr < stop)
+            stop = s->b[k].addr;
+        while (at < stop) {
+            size_t n = stop - at < READ_PIECE ? (size_t)(stop - at) : READ_PIECE;
+            read_mem(s, at, s->buf, n);
+            scan_words(s, s->buf, at, n, 1, root, 0);
+            at += n;
+        }
+        drain_marks(s);
+    }
+}
+
+/* ---- Which memory is a root -------------------------------------------------------------------- */
+
+/* glibc's heap of a secondary arena: a mapping aligned to HEAP_MAX_SIZE (64 MiB) that starts with
+ * a heap_info {arena, prev, size, mprotect_size}. Its free chunks hold stale pointers: not a root. */
+static int is_glibc_arena_heap(struct scan *s, uint64_t lo, uint64_t hi)
+{
+    if (lo & ((64ull << 20) - 1))
+        return 0;
+    uint64_t hi_[4];
+    read_mem(s, lo, hi_, sizeof hi_);
+    uint64_t arena = hi_[0], prev = hi_[1], size = hi_[2], mprot = hi_[3];
+    return arena && (prev == 0 || (prev & ((64ull << 20) - 1)) == 0) && size && size <= mprot &&
+           mprot <= (64ull << 20) && lo + mprot <= hi + 4096 && mprot + 4096 >= hi - lo;
+}
+
+/* Go's heap arenas: the runtime asks for them at hint addresses i<<40 | 0x00c0<<32. */
+static int is_go_arena(uint64_t lo) { return ((lo >> 32) & 0xff) == 0xc0 && (lo >> 40) < 0x80; }
+
+static int in_module(const struct process *p, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < p->nmodules; i++)
+        if (lo < p->modules[i].hi && hi > p->modules[i].lo)
+            return 1;
+    return 0;
+}
+
+static int read_maps(struct scan *s, const struct process *p, struct region **out, size_t *nout, char *why,
+                     size_t whylen)
+{
+    int go = p->ncalls || p->nsites; /* the shim hooked cgo call sites: a Go program */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)s->task);
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct region *v = NULL;
+    size_t n = 0, cap = 0;
+    char line[4352];
+    uint64_t prev_hi = 0;
+    int prev_guard = 0;
+    while (fgets(line, sizeof line, f)) {
+        uint64_t lo, hi;
+        char perms[8] = "";
+        int name_at = 0;
+        if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %*s %n", &lo, &hi, perms, &name_at) < 3)
+            continue;
+        char *name = name_at ? line + name_at : line + strlen(line);
+        name[strcspn(name, "\n")] = 0;
+        /* glibc's guard below a thread's stack: a page or a few (pthread_attr_setguardsize); Go's
+         * reserved but unused heap address space is PROT_NONE too, but far larger. */
+        int guard = strcmp(perms, "---p") == 0 && !*name && hi - lo <= (64u << 10);
+        int after_guard = prev_guard && prev_hi == lo;
+        prev_guard = guard;
+        prev_hi = hi;
+        if (perms[0] != 'r' || perms[1] != 'w' || perms[3] == 's')
+            continue; /* read-only, or shared (the channel among them) */
+        int root;
+        if (*name == '[') {
+            if (strcmp(name, "[heap]") == 0)
+                root = ROOT_NONE; /* malloc's main heap: only its live blocks are scanned */
+            else if (strcmp(name, "[stack]") == 0)
+                root = ROOT_C_STACK;
+            else if (strncmp(name, "[anon", 5) == 0)
+                root = ROOT_C_HEAP;
+            else
+                continue; /* [vvar], [vdso], [vsyscall] */
+        } else if (*name) {
+            if (strstr(name, "libcgoscope.so"))
+                continue; /* the shim's own data */
+            root = ROOT_GLOBAL;
+        } else if (in_module(p, lo, hi)) {
+            root = ROOT_GLOBAL; /* bss */
+        } else if (is_go_arena(lo)) {
+            root = ROOT_GO_HEAP;
+        } else if (is_glibc_arena_heap(s, lo, hi)) {
+            root = ROOT_NONE;
+        } else if (after_guard) {
+            root = ROOT_C_STACK; /* a thread's stack, below which its guard page lies */
+        } else {
+            /* Other anonymous memory: in a Go program mostly the Go heap (whose addresses are
+             * randomized from Go 1.26 on), else what C code mapped itself. */
+            root = go ? ROOT_GO_HEAP : ROOT_C_HEAP;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct region *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                free(v);
+                fclose(f);
+                snprintf(why, whylen, "out of memory");
+                return -1;
+            }
+            v = nv;
+        }
+        v[n++] = (struct region){lo, hi, root};
+    }
+    fclose(f);
+    if (!n) {
+        free(v);
+        snprintf(why, whylen, "the ended process's address space was already gone");
+        return -1;
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* Copies every live block's contents at once (a few large reads, up to 1024 blocks a call). */
+static void snapshot(struct scan *s)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < s->n; i++)
+        total += s->b[i].end - s->b[i].addr;
+    if (total > SNAPSHOT_MAX || !(s->snap = malloc(total ? total : 1)))
+        return;
+    uint64_t off = 0;
+    struct iovec l[1024], r[1024];
+    for (size_t i = 0; i < s->n;) {
+        size_t k = 0, first = i;
+        uint64_t want = 0;
+        for (; i < s->n && k < 1024; i++, k++) {
+            uint64_t len = s->b[i].end - s->b[i].addr;
+            s->b[i].snap = off;
+            l[k] = (struct iovec){s->snap + off, len};
+            r[k] = (struct iovec){(void *)(uintptr_t)s->b[i].addr, len};
+            off += len;
+            want += len;
+        }
+        ssize_t got = process_vm_readv(s->task, l, k, r, k, 0);
+        if (got == (ssize_t)want) {
+            s->bytes_read += want;
+            continue;
+        }
+        /* Something in this batch could not be read: each block on its own. */
+        for (size_t j = first; j < i; j++)
+            read_mem(s, s->b[j].addr, s->snap + s->b[j].snap, (size_t)(s->b[j].end - s->b[j].addr));
+    }
+}
+
+/* memcheck's cliques: each block nothing reached, in address order, leads a clique; the blocks
+ * it reaches (start or middle) are indirectly lost, leaders of earlier cliques included. */
+static void from_leader(struct scan *s, const uint8_t *buf, uint64_t base, size_t len, void *arg)
+{
+    size_t leader = *(const size_t *)arg;
+    size_t skip = (size_t)((8 - (base & 7)) & 7);
+    for (size_t off = skip; off + 8 <= len; off += 8) {
+        uint64_t w;
+        memcpy(&w, buf + off, sizeof w);
+        long j = find_block(s, w);
+        if (j >= 0 && (size_t)j != leader && s->b[j].state == ST_UNREACHED) {
+            s->b[j].state = ST_INDIRECT;
+            push(s, (size_t)j);
+        }
+    }
+}
+
+static void cliques(struct scan *s)
+{
+    for (size_t i = 0; i < s->n && !s->oom; i++) {
+        if (s->b[i].state != ST_UNREACHED)
+            continue;
+        push(s, i);
+        while (s->nstack && !s->oom) {
+            size_t k = s->stack[--s->nstack];
+            each_piece(s, k, from_leader, &i);
+        }
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int reach_scan(struct process *p, pid_t task)
+{
+    struct reach *r = &p->reach;
+    reach_free(r);
+    double t0 = now_s();
+    struct scan s = {.task = task};
+    s.b = malloc((p->live.live_count + p->live.ndups + 1) * sizeof *s.b);
+    s.buf = malloc(READ_PIECE);
+    if (!s.b || !s.buf) {
+        free(s.b);
+        free(s.buf);
+        snprintf(r->why, sizeof r->why, "out of memory");
+        return -1;
+    }
+    liveset_each(&p->live, add_live, &s);
+    qsort(s.b, s.n, sizeof *s.b, by_addr);
+    s.lo = s.n ? s.b[0].addr : 0;
+    for (size_t i = 0; i < s.n; i++)
+        if (s.b[i].end > s.hi)
+            s.hi = s.b[i].end;
+    struct region *regs = NULL;
+    size_t nregs = 0;
+    int rc = -1;
+    if (read_maps(&s, p, &regs, &nregs, r->why, sizeof r->why) == 0) {
+        snapshot(&s);
+        for (size_t i = 0; i < nregs && !s.oom; i++)
+            if (regs[i].root != ROOT_NONE)
+                scan_root(&s, regs[i].lo, regs[i].hi, (uint8_t)regs[i].root);
+        cliques(&s);
+        if (s.oom) {
+            snprintf(r->why, sizeof r->why, "out of memory");
+        } else if ((r->v = malloc((s.n ? s.n : 1) * sizeof *r->v))) {
+            for (size_t i = 0; i < s.n; i++) {
+                const struct rblock *b = &s.b[i];
+                int kind = b->state == ST_REACHABLE ? REACH_REACHABLE
+                         : b->state == ST_POSSIBLE  ? REACH_POSSIBLE
+                         : b->state == ST_INDIRECT  ? REACH_INDIRECT
+                                                    : REACH_DEFINITE;
+                r->v[i] = (struct reach_entry){.addr = b->addr, .root_addr = b->root_addr, .kind = (uint8_t)kind,
+                                               .root = b->root};
+            }
+            r->n = s.n;
+            r->state = REACH_SCANNED;
+            rc = 0;
+        } else {
+            snprintf(r->why, sizeof r->why, "out of memory");
+        }
+    }
+    r->scanned_bytes = s.bytes_read;
+    r->seconds = now_s() - t0;
+    free(regs);
+    free(s.b);
+    free(s.buf);
+    free(s.snap);
+    free(s.stack);
+    return rc;
+}
+
+/* ---- In a saved trace ------------------------------------------------------------------------- */
+
+struct saved_hdr {
+    uint32_t magic, state;
+    uint64_t n, scanned_bytes;
+    double seconds;
+    char why[200];
+};
+#define SAVED_MAGIC 0x48434552u /* "REACH" */
+
+void *reach_serialize(const struct reach *r, size_t *len)
+{
+    size_t n = r->state == REACH_SCANNED ? r->n : 0;
+    *len = sizeof(struct saved_hdr) + n * sizeof *r->v;
+    uint8_t *out = calloc(1, *len);
+    if (!out)
+        return NULL;
+    struct saved_hdr h = {SAVED_MAGIC, (uint32_t)r->state, n, r->scanned_bytes, r->seconds, {0}};
+    memcpy(h.why, r->why, sizeof h.why);
+    memcpy(out, &h, sizeof h);
+    if (n)
+        memcpy(out + sizeof h, r->v, n * sizeof *r->v);
+    return out;
+}
+
+int reach_set_saved(struct reach *r, const void *data, size_t len)
+{
+    struct saved_hdr h;
+    if (len < sizeof h)
+        return -1;
+    memcpy(&h, data, sizeof h);
+    if (h.magic != SAVED_MAGIC || h.state > REACH_SCANNED || h.n > (len - sizeof h) / sizeof *r->v)
+        return -1;
+    reach_free(r);
+    h.why[sizeof h.why - 1] = 0;
+    memcpy(r->why, h.why, sizeof r->why);
+    r->scanned_bytes = h.scanned_bytes;
+    r->seconds = h.seconds;
+    if (h.state == REACH_SCANNED) {
+        r->v = malloc((h.n ? h.n : 1) * sizeof *r->v);
+        if (!r->v)
+            return -1;
+        memcpy(r->v, (const uint8_t *)data + sizeof h, h.n * sizeof *r->v);
+        for (size_t i = 0; i < h.n; i++) /* what a damaged trace says must stay within the enums */
+            if (r->v[i].kind > REACH_REACHABLE || r->v[i].root > ROOT_MAX || (i && r->v[i].addr < r->v[i - 1].addr)) {
+                reach_free(r);
+                return -1;
+            }
+        r->n = h.n;
+        r->state = REACH_SCANNED;
+    }
+    return 0;
+}
+
+/* ---- Every process of a run -------------------------------------------------------------------- */
+
+/* Is pid still the exit helper it was (not a pid reused since)? */
+static int is_helper(pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    size_t n = fread(comm, 1, sizeof comm - 1, f);
+    fclose(f);
+    comm[n] = 0;
+    return strncmp(comm, "cgoscope-exit", 13) == 0;
+}
+
+void reach_scan_procset(struct procset *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct process *p = ps->v[i];
+        if (!p->attached)
+            continue;
+        if (!p->helper_pid) {
+            snprintf(p->reach.why, sizeof p->reach.why,
+                     "its memory could not be kept after it ended (no exit helper: valgrind, or "
+                     "CGOSCOPE_REACHABILITY=0)");
+            continue;
+        }
+        pid_t h = (pid_t)p->helper_pid;
+        if (!is_helper(h)) {
+            snprintf(p->reach.why, sizeof p->reach.why, "its exit helper (pid %d) was gone before the scan", (int)h);
+            continue;
+        }
+        reach_scan(p, h);
+        kill(h, SIGKILL); /* lets the address space go */
+        waitpid(h, NULL, __WALL);
+    }
+}
