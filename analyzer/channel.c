@@ -33,7 +33,7 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     size_t header = 4096;
     size_t descs = ((size_t)nchunks * sizeof(struct cgs_chunk_desc) + 4095) & ~(size_t)4095;
     c->size = header + descs + (size_t)nchunks * chunk_size;
-    /* A memfd: nobody outside this process tree can open it (architecture invariant 7). */
+    /* A memfd: nobody outside this process tree can open it (docs/architecture.md, invariant 7). */
     c->fd = memfd_create("cgoscope-channel", MFD_CLOEXEC);
     if (c->fd < 0 || ftruncate(c->fd, (off_t)c->size) != 0) {
         snprintf(err, errlen, "cannot create the shared-memory channel: %s", strerror(errno));

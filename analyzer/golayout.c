@@ -1,5 +1,5 @@
 /*
- * The layout of runtime.g and runtime.m, read from the executable's DWARF (cgo-facts.md §3:
+ * The layout of runtime.g and runtime.m, read from the executable's DWARF (docs/cgo-facts.md §3:
  * offsets move between Go versions; read them from the binary, never from a table). Only the
  * compilation unit named "runtime" is searched, and only its top-level structure types.
  */

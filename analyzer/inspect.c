@@ -1,9 +1,9 @@
 /*
  * `cgoscope inspect`: what cgoscope can do with an executable, read from the file alone.
  *
- * The cgo call sites are the variables the shim hooks (cgo-facts.md §1): a Go package variable
- * `<pkg>._cgo_<12 hex>_Cfunc_f` (or _C2func_, _Cmacro_), an STT_OBJECT of pointer size, next
- * to a C wrapper function of the same name without the package. The rules here are those of
+ * The cgo call sites are the variables the shim hooks (docs/cgo-facts.md §1): a Go package
+ * variable `<pkg>._cgo_<12 hex>_Cfunc_f` (or _C2func_, _Cmacro_), an STT_OBJECT of pointer size,
+ * next to a C wrapper function of the same name without the package. The rules here are those of
  * shim/cgo_hooks.c, written again with gelf because the analyzer never includes shim code.
  * A stripped binary has no .symtab to find them by; its Go stubs `<pkg>._Cfunc_f`, which
  * load those variables, are still named in .gopclntab, so the sites are counted from there,

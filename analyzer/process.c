@@ -1,5 +1,6 @@
 /* Turns records into process state. Every record is checked before it is believed: the
- * stream comes from inside the traced program and may be corrupt (architecture invariant 7). */
+ * stream comes from inside the traced program and may be corrupt (docs/architecture.md,
+ * invariant 7). */
 #include "process.h"
 
 #include <stdio.h>

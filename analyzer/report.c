@@ -124,7 +124,7 @@ static int is_runtime_c(const struct report_frame *f)
 }
 
 /*
- * Whose allocation is this? (cgo-facts.md §6: the Go runtime allocates through malloc too.)
+ * Whose allocation is this? (docs/cgo-facts.md §6: the Go runtime allocates through malloc too.)
  *  - made directly by the dynamic loader (thread-local storage): runtime;
  *  - made during a cgo call: the calling package decides (main and the user's modules, or the
  *    standard library such as net and os/user);

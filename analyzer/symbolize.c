@@ -1,5 +1,5 @@
 /*
- * Symbolization with elfutils. Two things need care (cgo-facts.md §5):
+ * Symbolization with elfutils. Two things need care (docs/cgo-facts.md §5):
  *  - .debug_aranges of a Go executable covers only its C objects, so for Go code the
  *    compilation unit is found through a table of every CU's address ranges instead;
  *  - a static function of the cgo preamble is usually inlined into its wrapper, and Go inlines

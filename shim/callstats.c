@@ -3,7 +3,7 @@
  *
  * Counts are exact: one increment in a per-thread entry that lives in a stats chunk of the
  * channel, so it survives exit_group. Reading a clock twice costs about as much as a null cgo
- * call on a virtual machine (cgo-facts.md §7), so by default only some calls are timed: the
+ * call on a virtual machine (docs/cgo-facts.md §7), so by default only some calls are timed: the
  * first few of each site on each thread, then one in N on average at random intervals (no
  * aliasing with periodic call patterns). A site whose calls turn out slow (where two clock
  * reads are noise) is timed on every call. --timing=full times every call.

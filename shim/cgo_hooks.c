@@ -1,5 +1,5 @@
 /*
- * Hooks every cgo wrapper pointer of the executable (cgo-facts.md §1). For `C.f()` the Go
+ * Hooks every cgo wrapper pointer of the executable (docs/cgo-facts.md §1). For `C.f()` the Go
  * package holds a writable variable `<pkg>._cgo_<hash>_Cfunc_f` with the address of the C
  * wrapper `_cgo_<hash>_Cfunc_f`; the Go stub loads it on every call. After checking that the
  * variable really holds that wrapper's address, we store a stub of ours in it: every later
@@ -122,7 +122,7 @@ cgs_cgo_enter(void *frame, uint32_t site)
     return rv;
 }
 
-/* ---- C->Go callbacks (cgo-facts.md §4) ---------------------------------------------------------
+/* ---- C->Go callbacks (docs/cgo-facts.md §4) ----------------------------------------------------
  * Each exported Go function is entered from its C wrapper, which first asks runtime/cgo's
  * context function (cgo_context_function, NULL unless the program called
  * runtime.SetCgoTraceback) for a context and gives it back when Go returns. Ours counts and times
@@ -319,8 +319,8 @@ static void send_site(uint32_t site, int kind, uint64_t wrapper, const char *sym
     cgs_commit(t, size);
 }
 
-/* The thread-pointer offset of runtime.tlsg, where Go keeps the running g (cgo-facts.md §3): the
- * executable's TLS block ends at the thread pointer (x86-64, TLS variant II). */
+/* The thread-pointer offset of runtime.tlsg, where Go keeps the running g (docs/cgo-facts.md
+ * §3): the executable's TLS block ends at the thread pointer (x86-64, TLS variant II). */
 static void find_tlsg(const uint8_t *img, size_t fsize, const Elf64_Sym *tlsg)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
@@ -478,7 +478,7 @@ int cgs_hook_cgo_sites(uintptr_t bias)
         _Atomic(uintptr_t) *var = (_Atomic(uintptr_t) *)(bias + syms[i].st_value);
         uintptr_t wrapper = bias + found->value;
         if (atomic_load(var) != wrapper)
-            continue; /* not what cgo-facts.md §1 promises: leave it alone */
+            continue; /* not what docs/cgo-facts.md §1 promises: leave it alone */
         uint32_t site = (uint32_t)hooked++;
         site_real[site] = (int (*)(void *))wrapper;
         send_site(site, kind, wrapper, name);

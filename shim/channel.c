@@ -475,8 +475,9 @@ static int32_t claim(struct cgs_thread *t, uint32_t kind)
             t->retry_at = cgs_mono_ns() + RETRY_NS;
             return -1;
         }
-        /* Every chunk is in use: wait for the analyzer to drain one (invariant 1: wait, do
-         * not drop), unless it is gone, in which case waiting would hang the program. */
+        /* Every chunk is in use: wait for the analyzer to drain one (docs/architecture.md,
+         * invariant 1: wait, do not drop), unless it is gone, in which case waiting would hang
+         * the program. */
         if (spins == 0)
             atomic_fetch_add_explicit(&hdr->producer_waits, 1, memory_order_relaxed);
         if ((spins & 255) == 255) {

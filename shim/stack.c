@@ -358,7 +358,7 @@ static int read_pair(uintptr_t fp, uintptr_t out[2])
 
 /* A stripped executable, where no cgo call is hooked (gotext.c): the C unwind runs into Go code
  * (runtime.asmcgocall, which keeps the frame pointer of the Go code that called it), and the
- * frame-pointer chain from there gives the Go frames, as from the hook (cgo-facts.md §3).
+ * frame-pointer chain from there gives the Go frames, as from the hook (docs/cgo-facts.md §3).
  * Returns the number of C frames; *total counts the Go ones too. No cache: the same C frames
  * are reached from many Go callers. */
 __attribute__((noinline)) static uint32_t unhooked_frames(uintptr_t ra, uintptr_t cfa, uint64_t *pcs, uint32_t *total)

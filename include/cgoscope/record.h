@@ -67,8 +67,8 @@ struct cgs_shm_header {
      * without one (its records until it got one are counted in events_lost). */
     _Atomic uint32_t exhausted;
     /* Chunks marked FULL and not yet drained. Past CGS_MAX_UNDRAINED a producer waits for the
-     * analyzer (invariant 1: wait, do not drop), so a program faster than the analyzer cannot
-     * make the channel hold more than that much. */
+     * analyzer (docs/architecture.md, invariant 1: wait, do not drop), so a program faster than
+     * the analyzer cannot make the channel hold more than that much. */
     _Atomic uint32_t undrained;
     /* Launcher mode: where the Go runtime of each executable the run started keeps g.m,
      * m.ncgocall and m.procid (from its DWARF), for the shim's store-free cgo calls
