@@ -105,6 +105,7 @@ void channel_destroy(struct channel *c)
     free(c->retired);
     free(c->bounds);
     free(c->rbounds);
+    free(c->ended);
     u64map_free(&c->images);
     u64map_free(&c->liveness);
     memset(c, 0, sizeof *c);
@@ -177,6 +178,22 @@ static uint64_t mono_ns(void)
 
 static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg, int with_cuts);
 
+static void note_ended(struct channel *c, uint32_t pid)
+{
+    for (size_t i = 0; i < c->nended; i++)
+        if (c->ended[i] == pid)
+            return;
+    if (c->nended == c->capended) {
+        size_t nc = c->capended ? c->capended * 2 : 16;
+        uint32_t *nv = realloc(c->ended, nc * sizeof *nv);
+        if (!nv)
+            return; /* scanned at the end instead */
+        c->ended = nv;
+        c->capended = nc;
+    }
+    c->ended[c->nended++] = pid;
+}
+
 static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
 {
     uint64_t now = mono_ns();
@@ -197,8 +214,10 @@ static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
             return total;
         if (added)
             *v = process_gone(d->pid) ? 2 : 1;
-        if (*v == 2)
+        if (*v == 2) {
             total += retire(c, d->pid, d->image, sink, arg, 1);
+            note_ended(c, d->pid);
+        }
     }
     return total;
 }

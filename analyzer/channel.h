@@ -32,6 +32,10 @@ struct channel {
     void *reached_arg;
     uint64_t *bounds;  /* per pass: suffix minima of the first unread stamps, in claim order */
     uint64_t *rbounds; /* the same for the chunks of an ended process (retire) */
+    /* Processes found ended since the caller last emptied this (all their records handed over):
+     * cmd_run scans their memory then (reach.h). */
+    uint32_t *ended;
+    size_t nended, capended;
 };
 
 /* Called with each run of new records, in claim order per thread. */

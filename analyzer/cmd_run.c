@@ -211,6 +211,15 @@ static size_t drain_pass(void *arg)
         trace_write_block(s->trace, TRACE_CUT, 0, 0, &c, sizeof c);
     procset_cut(s->procs, c);
     publish_new_layouts(s->ch, s->procs);
+    /* Processes whose every record has been read: what still points to their blocks is read
+     * now, and their memory let go (reach.h). */
+    for (size_t i = 0; i < s->ch->nended; i++)
+        for (size_t k = s->procs->n; k-- > 0;)
+            if (s->procs->v[k]->pid == s->ch->ended[i]) {
+                reach_scan_ended(s->procs->v[k]);
+                break;
+            }
+    s->ch->nended = 0;
     return n;
 }
 

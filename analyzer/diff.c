@@ -160,6 +160,13 @@ static int add_json_leak(struct diff_side *s, json_object *l, struct gate *g)
     int suppressed = json_object_object_get_ex(l, "suppressed", &sup) && json_object_get_boolean(sup);
     if (suppressed || !origin || strcmp(origin, "user") != 0)
         return 0;
+    /* Only lost blocks count (docs/reachability.md): held memory is never a regression, and a
+     * block that went from held to lost shows as a new leak. Reports from before the kinds have
+     * none: all they list was counted as leaked. */
+    const char *kind = jstr(l, "kind");
+    if (kind && strcmp(kind, "definitely_lost") != 0 && strcmp(kind, "indirectly_lost") != 0 &&
+        strcmp(kind, "unclassified") != 0)
+        return 0;
     json_object *st = jarray(l, "stack");
     size_t n = st ? json_object_array_length(st) : 0;
     struct report_frame *frames = calloc(n ? n : 1, sizeof *frames);

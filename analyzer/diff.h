@@ -1,6 +1,6 @@
 /*
  * `cgoscope diff`: two runs compared by symbols, never by address. A leak site is the symbolic
- * stack of a user leak no suppression matched: each frame's function, file name and line, cgo
+ * stack of a user leak no suppression matched, of lost blocks (held ones are not leaks): each frame's function, file name and line, cgo
  * glue and the shim left out. Sites match exactly first; sites left over match when only their
  * lines differ (code moved), in line order. cgo call sites match by package and C function.
  */

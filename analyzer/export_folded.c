@@ -65,7 +65,7 @@ static int collect(const struct report *reports, size_t n, int all, int full, st
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < reports[i].ngroups; j++) {
             const struct leak_group *g = &reports[i].groups[j];
-            if (!all && (g->origin != ORIGIN_USER || g->suppressed))
+            if (!all && (g->origin != ORIGIN_USER || g->suppressed || !leak_group_is_lost(g)))
                 continue;
             v[k].bytes = g->bytes;
             if (!(v[k++].stack = fold(g, full))) {

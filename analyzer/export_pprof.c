@@ -1,6 +1,8 @@
 /*
  * The report as a pprof profile (gzipped profile.proto; `go tool pprof FILE`):
- *  - one sample per leak stack: leaked_objects, leaked_bytes, labelled origin=user|runtime
+ *  - one sample per leak group (a stack and a kind, docs/reachability.md): leaked_objects and
+ *    leaked_bytes for lost blocks (definitely or indirectly), possibly_lost_objects/_bytes and
+ *    reachable_objects/_bytes for the others, labelled kind=definitely_lost|..., origin=user|runtime
  *    and suppressed=true|false;
  *  - one sample per cgo call site and caller: cgo_calls and c_time (nanoseconds, the site's C
  *    time shared out by calls), over the stack <pkg>._Cfunc_<name> <- caller.
@@ -34,7 +36,10 @@ typedef Cgoscope__Pprof__Function Function;
 typedef Cgoscope__Pprof__Label Label;
 typedef Cgoscope__Pprof__ValueType ValueType;
 
-enum { V_LEAKED_OBJECTS, V_LEAKED_BYTES, V_ALLOC_OBJECTS, V_ALLOC_BYTES, V_CGO_CALLS, V_C_TIME, NVALUES };
+enum {
+    V_LEAKED_OBJECTS, V_LEAKED_BYTES, V_ALLOC_OBJECTS, V_ALLOC_BYTES, V_CGO_CALLS, V_C_TIME,
+    V_POSSIBLY_OBJECTS, V_POSSIBLY_BYTES, V_REACHABLE_OBJECTS, V_REACHABLE_BYTES, NVALUES
+};
 
 struct pprof {
     Profile prof;
@@ -44,6 +49,7 @@ struct pprof {
     uint64_t *place_ids;      /* index in place_keys -> location id */
     size_t cap_place_ids;
     struct u64map loc_by_pc;  /* pc -> location id */
+    struct u64map totals_given; /* stacks whose allocation totals a sample carries already */
     size_t cap_samples, cap_locations, cap_functions;
     int oom;
 };
@@ -264,12 +270,18 @@ static void add_leak(struct pprof *pp, const struct report *r, const struct leak
         ids[nids++] = pc_location(pp, r->sym, &g->frames[k], g->nframes - k, &used);
     if (!nids)
         ids[nids++] = place_location(pp, "(stack not recorded)", NULL, 0);
-    const struct stack_live *tot = stack_totals(r, g->stack);
-    int64_t v[NVALUES] = {[V_LEAKED_OBJECTS] = (int64_t)g->blocks, [V_LEAKED_BYTES] = (int64_t)g->bytes,
-                          [V_ALLOC_OBJECTS] = tot ? (int64_t)tot->allocs : 0,
+    /* A stack may hold groups of several kinds: its allocation totals go with the first. */
+    int first = 0;
+    uint64_t *given = u64map_put(&pp->totals_given, (g->stack ? g->stack : 1) ^ ((uint64_t)r->proc->pid << 40), &first);
+    const struct stack_live *tot = first || !given ? stack_totals(r, g->stack) : NULL;
+    int64_t v[NVALUES] = {[V_ALLOC_OBJECTS] = tot ? (int64_t)tot->allocs : 0,
                           [V_ALLOC_BYTES] = tot ? (int64_t)tot->alloc_bytes : 0};
+    int at = leak_group_is_lost(g) ? V_LEAKED_OBJECTS : g->kind == REACH_POSSIBLE ? V_POSSIBLY_OBJECTS : V_REACHABLE_OBJECTS;
+    v[at] = (int64_t)g->blocks;
+    v[at + 1] = (int64_t)g->bytes;
     Sample *s = add_sample(pp, ids, nids, v);
     free(ids);
+    add_label(s, label(pp, "kind", reach_kind_name(g->kind), 0));
     add_label(s, label(pp, "origin", g->origin == ORIGIN_USER ? "user" : "runtime", 0));
     add_label(s, label(pp, "suppressed", g->suppressed ? "true" : "false", 0));
     add_label(s, label(pp, "pid", NULL, r->proc->pid));
@@ -357,7 +369,9 @@ static void build(struct pprof *pp, const struct report *reports, size_t n)
 {
     static const char *const types[NVALUES][2] = {
         {"leaked_objects", "count"}, {"leaked_bytes", "bytes"}, {"alloc_objects", "count"}, {"alloc_bytes", "bytes"},
-        {"cgo_calls", "count"},      {"c_time", "nanoseconds"}};
+        {"cgo_calls", "count"},      {"c_time", "nanoseconds"},
+        {"possibly_lost_objects", "count"}, {"possibly_lost_bytes", "bytes"},
+        {"reachable_objects", "count"}, {"reachable_bytes", "bytes"}};
     str(pp, ""); /* index 0 */
     pp->prof.sample_type = calloc(NVALUES, sizeof *pp->prof.sample_type);
     if (!pp->prof.sample_type) {
@@ -419,6 +433,7 @@ static void release(struct pprof *pp)
     strtab_free(&pp->func_keys);
     strtab_free(&pp->place_keys);
     u64map_free(&pp->loc_by_pc);
+    u64map_free(&pp->totals_given);
 }
 
 static int write_gzip(const char *path, const uint8_t *data, size_t len)
@@ -454,6 +469,7 @@ int export_pprof(const char *path, const struct report *reports, size_t n)
     strtab_init(&pp.func_keys);
     strtab_init(&pp.place_keys);
     u64map_init(&pp.loc_by_pc);
+    u64map_init(&pp.totals_given);
     build(&pp, reports, n);
     int rc = -1;
     uint8_t *buf = NULL;

@@ -159,8 +159,13 @@ static json_object *message(const struct leak_group *g, const struct report_fram
     if (at && at->file && n > 0 && (size_t)n < sizeof buf)
         n += snprintf(buf + n, sizeof buf - (size_t)n, " (%s:%d)", leaksite_basename(at->file), at->line);
     if (n > 0 && (size_t)n < sizeof buf)
-        snprintf(buf + n, sizeof buf - (size_t)n, " %s never freed.",
-                 at && at->lang == LANG_GO ? "through cgo are" : "are");
+        n += snprintf(buf + n, sizeof buf - (size_t)n, " %s never freed",
+                      at && at->lang == LANG_GO ? "through cgo are" : "are");
+    if (n > 0 && (size_t)n < sizeof buf)
+        snprintf(buf + n, sizeof buf - (size_t)n, "%s",
+                 g->kind == REACH_POSSIBLE ? ", and only pointers into their middle remain (possibly lost)."
+                 : g->kind == REACH_DEFINITE ? ", and nothing points to them any more (definitely lost)."
+                 : g->kind == REACH_INDIRECT ? ", and only lost blocks point to them (indirectly lost)." : ".");
     return text(buf);
 }
 
@@ -174,7 +179,7 @@ static json_object *result(const struct report *r, const struct leak_group *g, c
     json_object *res = json_object_new_object();
     json_object_object_add(res, "ruleId", json_object_new_string(RULE_ID));
     json_object_object_add(res, "ruleIndex", json_object_new_int(0));
-    json_object_object_add(res, "level", json_object_new_string("error"));
+    json_object_object_add(res, "level", json_object_new_string(g->kind == REACH_POSSIBLE ? "warning" : "error"));
     json_object_object_add(res, "message", message(g, f));
     if (f) {
         json_object *locs = json_object_new_array();
@@ -253,7 +258,7 @@ static json_object *document(const struct report *reports, size_t n, const char 
     json_object *results = json_object_new_array();
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < reports[i].ngroups; j++)
-            if (reports[i].groups[j].origin == ORIGIN_USER)
+            if (reports[i].groups[j].origin == ORIGIN_USER && reports[i].groups[j].kind != REACH_REACHABLE)
                 json_object_array_add(results, result(&reports[i], &reports[i].groups[j], root));
     json_object_object_add(run, "results", results);
     json_object *runs = json_object_new_array();

@@ -89,6 +89,7 @@ struct process {
     uint64_t allocations, frees;
     uint32_t helper_pid;  /* the shim's exit helper, which keeps the address space after the end */
     struct reach reach;   /* what still points to each unfreed block (reach.h) */
+    int reach_done;       /* scanned, or found not scannable: its helper is gone */
     int out_of_memory;
     /* With reorder_on, allocation events wait in `order` until a cut (process_cut) says every
      * event up to a time has been read, and are applied in time order (reorder.h). */

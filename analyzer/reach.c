@@ -2,6 +2,7 @@
 #include "reach.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "goheap.h"
 #include "liveset.h"
 #include "process.h"
 
@@ -86,6 +89,16 @@ struct scan {
     uint8_t *buf; /* READ_PIECE bytes */
     uint64_t bytes_read;
     int oom;
+    /* The Go heap, when its layout is known (goheap.h): every span, and the roots in it (spans
+     * in use, and the live part of each goroutine's stack). */
+    struct region *spans, *goroots;
+    size_t nspans, ngoroots;
+    /* Each M's system stack (g0): the part above where the runtime starts its work on it (g0's
+     * saved stack pointer), or all of it while the M is in a cgo call; the thread's TLS above. */
+    struct region *g0s;
+    size_t ng0s;
+    uint64_t threadentry; /* goheap.h */
+    int pagemap;          /* /proc/TASK/pagemap, or -1 */
 };
 
 #define READ_PIECE (1u << 20)
@@ -235,6 +248,52 @@ static void drain_marks(struct scan *s)
     }
 }
 
+/* glibc's thread descriptor keeps the start routine's argument; runtime/cgo's threadentry frees
+ * it (docs/cgo-facts.md §6), so the word after threadentry's address is a dangling pointer,
+ * whose address malloc has often given to another block since. */
+static void forget_thread_arg(struct scan *s, uint64_t base, size_t len)
+{
+    size_t skip = (size_t)((8 - (base & 7)) & 7);
+    for (size_t off = skip; off + 16 <= len; off += 8) {
+        uint64_t w;
+        memcpy(&w, s->buf + off, sizeof w);
+        if (w == s->threadentry)
+            memset(s->buf + off + 8, 0, 8);
+    }
+}
+
+/* Pages never touched read as zeros: they hold no pointer, and memory of the Go runtime and of
+ * the shim is reserved in large, mostly untouched mappings. From [at, at+n), the first run of
+ * pages that are present or swapped out (/proc/PID/pagemap): its length, and *start. 0: none. */
+static size_t next_present(struct scan *s, uint64_t at, size_t n, uint64_t *start)
+{
+    if (s->pagemap < 0 || n < 2 * 4096) {
+        *start = at;
+        return n;
+    }
+    uint64_t first = at / 4096, last = (at + n - 1) / 4096, e[READ_PIECE / 4096 + 2];
+    size_t np = (size_t)(last - first + 1);
+    if (np > sizeof e / sizeof e[0] || pread(s->pagemap, e, np * 8, (off_t)(first * 8)) != (ssize_t)(np * 8)) {
+        *start = at;
+        return n;
+    }
+    const uint64_t PRESENT = 1ull << 63, SWAPPED = 1ull << 62;
+    size_t i = 0;
+    while (i < np && !(e[i] & (PRESENT | SWAPPED)))
+        i++;
+    if (i == np) {
+        *start = at + n;
+        return 0;
+    }
+    size_t j = i;
+    while (j < np && (e[j] & (PRESENT | SWAPPED)))
+        j++;
+    uint64_t lo = (first + i) * 4096 > at ? (first + i) * 4096 : at;
+    uint64_t hi = (first + j) * 4096 < at + n ? (first + j) * 4096 : at + n;
+    *start = lo;
+    return (size_t)(hi - lo);
+}
+
 /* Scans [lo, hi) as a root, leaving out the live blocks inside it (their words are edges of the
  * graph, not roots). */
 static void scan_root(struct scan *s, uint64_t lo, uint64_t hi, uint8_t root)
@@ -262,10 +321,16 @@ static void scan_root(struct scan *s, uint64_t lo, uint64_t hi, uint8_t root)
             stop = s->b[k].addr;
         while (at < stop) {
             size_t n = stop - at < READ_PIECE ? (size_t)(stop - at) : READ_PIECE;
+            n = next_present(s, at, n, &at);
+            if (!n)
+                break;
             read_mem(s, at, s->buf, n);
+            if (root == ROOT_TLS && s->threadentry)
+                forget_thread_arg(s, at, n);
             scan_words(s, s->buf, at, n, 1, root, 0);
             at += n;
         }
+        at = at > stop ? at : stop;
         drain_marks(s);
     }
 }
@@ -294,6 +359,139 @@ static int in_module(const struct process *p, uint64_t lo, uint64_t hi)
         if (lo < p->modules[i].hi && hi > p->modules[i].lo)
             return 1;
     return 0;
+}
+
+static int overlaps(const struct region *v, size_t n, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].lo < hi && v[i].hi > lo)
+            return 1;
+    return 0;
+}
+
+static int add_range(struct region **v, size_t *n, size_t *cap, uint64_t lo, uint64_t hi, int root)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        struct region *nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = (struct region){lo, hi, root};
+    return 0;
+}
+
+/* Reads a []*T slice header at addr: its array and length, within reason. */
+static int read_slice(struct scan *s, uint64_t addr, uint64_t **out, uint64_t *len)
+{
+    uint64_t h[3];
+    read_mem(s, addr, h, sizeof h);
+    if (!h[0] || h[1] > (16u << 20) || h[1] > h[2])
+        return -1;
+    *len = h[1];
+    *out = malloc((h[1] ? h[1] : 1) * sizeof **out);
+    if (!*out)
+        return -1;
+    read_mem(s, h[0], *out, h[1] * sizeof **out);
+    return 0;
+}
+
+/* Where the Go heap's spans and live goroutine stacks are (goheap.h). Returns 0 when known. */
+static int go_heap(struct scan *s, const struct go_heap_layout *gl)
+{
+    uint64_t *spans = NULL, *gs = NULL, n, ng;
+    size_t capspans = 0, capgo = 0;
+    if (read_slice(s, gl->mheap + gl->mheap_allspans, &spans, &n) != 0)
+        return -1;
+    uint32_t hi_off = gl->span_start > gl->span_npages ? gl->span_start : gl->span_npages;
+    if (gl->span_state > hi_off)
+        hi_off = gl->span_state;
+    uint8_t buf[512];
+    int rc = hi_off + 8 <= sizeof buf ? 0 : -1;
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        if (!spans[i])
+            continue;
+        read_mem(s, spans[i], buf, hi_off + 8);
+        uint64_t start, npages;
+        memcpy(&start, buf + gl->span_start, 8);
+        memcpy(&npages, buf + gl->span_npages, 8);
+        uint8_t state = buf[gl->span_state];
+        if (!start || !npages || npages > (1u << 24))
+            continue;
+        uint64_t end = start + npages * GO_PAGE_SIZE;
+        if (add_range(&s->spans, &s->nspans, &capspans, start, end, ROOT_NONE) != 0 ||
+            (state == GO_SPAN_IN_USE && add_range(&s->goroots, &s->ngoroots, &capgo, start, end, ROOT_GO_HEAP) != 0))
+            rc = -1;
+    }
+    free(spans);
+    if (rc == 0 && read_slice(s, gl->allgs, &gs, &ng) == 0) {
+        for (uint64_t i = 0; i < ng && rc == 0; i++) {
+            uint64_t lo, hi, sp, ssp;
+            uint32_t st;
+            if (!gs[i])
+                continue;
+            read_mem(s, gs[i] + gl->g_stack_lo, &lo, 8);
+            read_mem(s, gs[i] + gl->g_stack_hi, &hi, 8);
+            read_mem(s, gs[i] + gl->g_sched_sp, &sp, 8);
+            read_mem(s, gs[i] + gl->g_syscallsp, &ssp, 8);
+            read_mem(s, gs[i] + gl->g_status, &st, 4);
+            st &= ~(uint32_t)GO_G_SCAN;
+            if (st == GO_G_DEAD || !lo || hi <= lo || hi - lo > (1u << 30))
+                continue;
+            /* Below the stack pointer a goroutine saved when it stopped, nothing is live; a
+             * goroutine that was running has no saved one: all of its stack counts. */
+            uint64_t from = st == GO_G_RUNNING ? lo : st == GO_G_SYSCALL && ssp ? ssp : sp;
+            if (from < lo || from > hi)
+                from = lo;
+            if (add_range(&s->goroots, &s->ngoroots, &capgo, from, hi, ROOT_GO_STACK) != 0)
+                rc = -1;
+        }
+        free(gs);
+    } else {
+        rc = -1;
+    }
+    /* The Ms, for the thread stacks (read_maps). g0s[i] is the stack [lo, hi), root holding the
+     * stack pointer from which it is live. */
+    size_t capg0 = 0;
+    uint64_t m = 0;
+    if (rc == 0)
+        read_mem(s, gl->allm, &m, 8);
+    for (int k = 0; rc == 0 && m && k < 100000; k++) {
+        uint64_t g0 = 0, curg = 0, lo = 0, hi = 0, sp = 0, next = 0;
+        uint32_t cst = 0;
+        read_mem(s, m + gl->m_g0, &g0, 8);
+        read_mem(s, m + gl->m_curg, &curg, 8);
+        read_mem(s, m + gl->m_alllink, &next, 8);
+        if (g0) {
+            read_mem(s, g0 + gl->g_stack_lo, &lo, 8);
+            read_mem(s, g0 + gl->g_stack_hi, &hi, 8);
+            read_mem(s, g0 + gl->g_sched_sp, &sp, 8);
+        }
+        if (curg)
+            read_mem(s, curg + gl->g_status, &cst, 4);
+        cst &= ~(uint32_t)GO_G_SCAN;
+        /* Where the program's own data can be on the M's system stack: only in the frames of a
+         * cgo call in progress (its goroutine in a system call), somewhere below the pointer the
+         * runtime starts from. Otherwise the stack holds the runtime's own frames (the
+         * scheduler), and below them what earlier calls left: nothing of it is a root. */
+        if (cst == GO_G_SYSCALL || sp < lo || sp > hi)
+            sp = lo;
+        else
+            sp = hi;
+        if (lo && hi > lo && add_range(&s->g0s, &s->ng0s, &capg0, lo, hi, 0) == 0)
+            s->g0s[s->ng0s - 1].root = (int)(sp - lo); /* the offset of the live part */
+        m = next;
+    }
+    if (rc != 0) {
+        free(s->spans);
+        free(s->goroots);
+        free(s->g0s);
+        s->spans = s->goroots = s->g0s = NULL;
+        s->nspans = s->ngoroots = s->ng0s = 0;
+    }
+    return rc;
 }
 
 static int read_maps(struct scan *s, const struct process *p, struct region **out, size_t *nout, char *why,
@@ -344,6 +542,8 @@ static int read_maps(struct scan *s, const struct process *p, struct region **ou
             root = ROOT_GLOBAL;
         } else if (in_module(p, lo, hi)) {
             root = ROOT_GLOBAL; /* bss */
+        } else if (overlaps(s->spans, s->nspans, lo, hi)) {
+            root = ROOT_NONE; /* the Go heap: its spans in use and live stacks are scanned instead */
         } else if (is_go_arena(lo)) {
             root = ROOT_GO_HEAP;
         } else if (is_glibc_arena_heap(s, lo, hi)) {
@@ -355,18 +555,28 @@ static int read_maps(struct scan *s, const struct process *p, struct region **ou
              * randomized from Go 1.26 on), else what C code mapped itself. */
             root = go ? ROOT_GO_HEAP : ROOT_C_HEAP;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct region *nv = realloc(v, cap * sizeof *nv);
-            if (!nv) {
-                free(v);
-                fclose(f);
-                snprintf(why, whylen, "out of memory");
-                return -1;
-            }
-            v = nv;
+        const struct region *g0 = NULL;
+        for (size_t k = 0; root == ROOT_C_STACK && k < s->ng0s && !g0; k++)
+            if (s->g0s[k].lo < hi && s->g0s[k].hi > lo)
+                g0 = &s->g0s[k];
+        int bad = 0;
+        if (g0) {
+            /* A Go M's thread: its stack from where it is live, the thread's TLS (and glibc's
+             * thread descriptor) above the stack Go was told about. */
+            uint64_t live = g0->lo + (uint64_t)g0->root;
+            if (live < lo)
+                live = lo;
+            bad = (live < hi && add_range(&v, &n, &cap, live, g0->hi < hi ? g0->hi : hi, ROOT_C_STACK) != 0) ||
+                  (g0->hi < hi && add_range(&v, &n, &cap, g0->hi > lo ? g0->hi : lo, hi, ROOT_TLS) != 0);
+        } else {
+            bad = add_range(&v, &n, &cap, lo, hi, root) != 0;
         }
-        v[n++] = (struct region){lo, hi, root};
+        if (bad) {
+            free(v);
+            fclose(f);
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
     }
     fclose(f);
     if (!n) {
@@ -453,7 +663,10 @@ int reach_scan(struct process *p, pid_t task)
     struct reach *r = &p->reach;
     reach_free(r);
     double t0 = now_s();
-    struct scan s = {.task = task};
+    struct scan s = {.task = task, .pagemap = -1};
+    char pm[64];
+    snprintf(pm, sizeof pm, "/proc/%d/pagemap", (int)task);
+    s.pagemap = open(pm, O_RDONLY | O_CLOEXEC);
     s.b = malloc((p->live.live_count + p->live.ndups + 1) * sizeof *s.b);
     s.buf = malloc(READ_PIECE);
     if (!s.b || !s.buf) {
@@ -471,11 +684,17 @@ int reach_scan(struct process *p, pid_t task)
     struct region *regs = NULL;
     size_t nregs = 0;
     int rc = -1;
+    const struct module_info *exe = process_exe(p);
+    struct go_heap_layout gl;
+    r->go_heap_precise = exe && go_heap_layout_read(exe->path, exe->bias, &gl) == 0 && go_heap(&s, &gl) == 0;
+    s.threadentry = r->go_heap_precise ? gl.threadentry : 0;
     if (read_maps(&s, p, &regs, &nregs, r->why, sizeof r->why) == 0) {
         snapshot(&s);
         for (size_t i = 0; i < nregs && !s.oom; i++)
             if (regs[i].root != ROOT_NONE)
                 scan_root(&s, regs[i].lo, regs[i].hi, (uint8_t)regs[i].root);
+        for (size_t i = 0; i < s.ngoroots && !s.oom; i++)
+            scan_root(&s, s.goroots[i].lo, s.goroots[i].hi, (uint8_t)s.goroots[i].root);
         cliques(&s);
         if (s.oom) {
             snprintf(r->why, sizeof r->why, "out of memory");
@@ -498,7 +717,12 @@ int reach_scan(struct process *p, pid_t task)
     }
     r->scanned_bytes = s.bytes_read;
     r->seconds = now_s() - t0;
+    if (s.pagemap >= 0)
+        close(s.pagemap);
     free(regs);
+    free(s.spans);
+    free(s.goroots);
+    free(s.g0s);
     free(s.b);
     free(s.buf);
     free(s.snap);
@@ -576,25 +800,31 @@ static int is_helper(pid_t pid)
     return strncmp(comm, "cgoscope-exit", 13) == 0;
 }
 
+void reach_scan_ended(struct process *p)
+{
+    if (!p->attached || p->reach_done)
+        return;
+    p->reach_done = 1;
+    if (!p->helper_pid) {
+        snprintf(p->reach.why, sizeof p->reach.why,
+                 "its memory could not be kept after it ended (no exit helper: valgrind, or "
+                 "CGOSCOPE_REACHABILITY=0)");
+        return;
+    }
+    pid_t h = (pid_t)p->helper_pid;
+    if (!is_helper(h)) {
+        snprintf(p->reach.why, sizeof p->reach.why, "its exit helper (pid %d) was gone before the scan", (int)h);
+        return;
+    }
+    process_cut(p, UINT64_MAX); /* every record is read: every held event goes */
+    reach_scan(p, h);
+    /* Lets the address space go. Not waited for: tearing it down takes the helper a while
+     * (~0.4 ms for a small program), and cgoscope reaps it later (cmd_run.c, reap_orphans). */
+    kill(h, SIGKILL);
+}
+
 void reach_scan_procset(struct procset *ps)
 {
-    for (size_t i = 0; i < ps->n; i++) {
-        struct process *p = ps->v[i];
-        if (!p->attached)
-            continue;
-        if (!p->helper_pid) {
-            snprintf(p->reach.why, sizeof p->reach.why,
-                     "its memory could not be kept after it ended (no exit helper: valgrind, or "
-                     "CGOSCOPE_REACHABILITY=0)");
-            continue;
-        }
-        pid_t h = (pid_t)p->helper_pid;
-        if (!is_helper(h)) {
-            snprintf(p->reach.why, sizeof p->reach.why, "its exit helper (pid %d) was gone before the scan", (int)h);
-            continue;
-        }
-        reach_scan(p, h);
-        kill(h, SIGKILL); /* lets the address space go */
-        waitpid(h, NULL, __WALL);
-    }
+    for (size_t i = 0; i < ps->n; i++)
+        reach_scan_ended(ps->v[i]);
 }

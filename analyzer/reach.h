@@ -56,6 +56,7 @@ struct reach {
     struct reach_entry *v; /* by address */
     size_t n;
     uint64_t scanned_bytes; /* root memory and block contents read */
+    int go_heap_precise;    /* the Go heap's spans and stacks were known (goheap.h) */
     double seconds;
 };
 
@@ -70,6 +71,8 @@ struct procset;
 /* After a run: scans every ended process of ps whose exit helper holds its memory, then lets the
  * helper go. */
 void reach_scan_procset(struct procset *ps);
+/* The same for one process whose records have all been read (once; then the helper goes). */
+void reach_scan_ended(struct process *p);
 /* The entry of the block at addr, or NULL. */
 const struct reach_entry *reach_find(const struct reach *r, uint64_t addr);
 const char *reach_kind_name(int kind);

@@ -309,7 +309,7 @@ __attribute__((section("cgoscope_hook"), noinline)) int cgs_timed_call(struct cg
         t->guard--;
     }
     t->depth--;
-    return rv;
+    return cgs_call_done(t, rv);
 }
 
 /* ---- Callbacks ------------------------------------------------------------------------------ */

@@ -65,7 +65,7 @@ __attribute__((section("cgoscope_hook"), noinline)) static int enter_slow(void *
         cgs_note_gap(t);
     int rv = site_real[site](frame);
     cgs_tls.depth--;
-    return rv;
+    return cgs_call_done(&cgs_tls, rv);
 }
 
 __attribute__((section("cgoscope_hook"), noinline, used, visibility("hidden"))) int
@@ -119,7 +119,7 @@ cgs_cgo_enter(void *frame, uint32_t site)
             cgs_lean_after(u, site, s, 1);
         }
     }
-    return rv;
+    return cgs_call_done(&cgs_tls, rv);
 }
 
 /* ---- C->Go callbacks (docs/cgo-facts.md §4) ----------------------------------------------------

@@ -78,6 +78,7 @@ void cgs_resolve_real(void)
 static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, struct cgs_caller c)
 {
     int saved = errno;
+    cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_SHALLOW);
     uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
     struct cgs_rec_alloc *r = cgs_reserve(t, sizeof *r);
     if (r) {
@@ -98,6 +99,7 @@ static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, str
  * by that wait (the analyzer orders threads by stamps, chunk by chunk: reorder.h). */
 static void record_free(struct cgs_thread *t, void *p)
 {
+    cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_SHALLOW);
     struct cgs_rec_free *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_FREE;

@@ -278,7 +278,7 @@ __attribute__((no_stack_protector)) static int helper_main(void *arg)
     return 0;
 }
 
-static void start_helper(void)
+static void start_helper(int wait)
 {
     int expect = 0;
     if (!atomic_compare_exchange_strong(&helper_state, &expect, 1))
@@ -306,7 +306,7 @@ static void start_helper(void)
     helper_pid = (pid_t)pid;
     /* Runs start once it watches: wait for that (well under a millisecond), so that when they
      * start does not depend on how busy the machine is. */
-    for (int i = 0; i < 2000 && atomic_load(&helper_state) == 1; i++) {
+    for (int i = 0; wait && i < 2000 && atomic_load(&helper_state) == 1; i++) {
         struct timespec d = {0, 20000};
         nanosleep(&d, NULL);
     }
@@ -449,7 +449,11 @@ void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *
         return;
     }
     if (atomic_load(&helper_state) == 0)
-        start_helper();
+        start_helper(1);
+    for (int i = 0; i < 2000 && atomic_load(&helper_state) == 1; i++) { /* started early: watching yet? */
+        struct timespec d = {0, 20000};
+        nanosleep(&d, NULL);
+    }
     if (atomic_load(&helper_state) != 2) { /* runs start once the helper watches */
         not_now(t);
         return;
@@ -510,6 +514,8 @@ __attribute__((section("cgoscope_hook"), used)) uintptr_t cgs_lean_returned(void
 {
     struct cgs_thread *t = &cgs_tls;
     uint32_t d = --t->depth;
+    if (t->scrub_lo)
+        cgs_scrub_stack(t);
     return t->lean_ret[d < CGS_LEAN_RET ? d : 0];
 }
 
@@ -561,10 +567,10 @@ void cgs_lean_start_early(void)
         return;
     helper_linger = 1;
     helper_analyzer = (pid_t)h->analyzer_pid;
-    start_helper();
+    start_helper(0);
 }
 
-uint32_t cgs_lean_helper_pid(void) { return atomic_load(&helper_state) == 2 ? (uint32_t)helper_pid : 0; }
+uint32_t cgs_lean_helper_pid(void) { return atomic_load(&helper_state) >= 1 ? (uint32_t)helper_pid : 0; }
 
 void cgs_lean_after_fork(void)
 {

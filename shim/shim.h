@@ -77,6 +77,11 @@ struct cgs_thread {
     int32_t lean_streak; /* calls of it in a row (negative: lean.c asked to be left alone a while) */
     struct cgs_lean_run *lean;  /* this thread's run */
     uintptr_t lean_ret[CGS_LEAN_RET]; /* promoted calls, by depth: where their wrapper returns */
+
+    /* The lowest stack address where the shim's work (and malloc's) during the cgo call in
+     * progress may have left a block's address, or 0: scrubbed when the call returns (stack.c,
+     * cgs_scrub_stack). */
+    uintptr_t scrub_lo;
 };
 
 /* A thread's store-free run (lean.c): calls of `site` on M `m` after m.ncgocall == base are
@@ -132,6 +137,31 @@ CGS_HIDDEN const struct cgs_shm_header *cgs_channel_header(void); /* launcher mo
 CGS_HIDDEN struct cgs_stats_chunk *cgs_stats_chunk_of(const void *p);
 
 /* stack.c */
+/* The reachability scan (docs/reachability.md) reads thread stacks whole, dead part included: a
+ * block's address left below the stack pointer by malloc or by the shim's own frames would hold
+ * the block. A cgo call that allocated or freed scrubs what lies below its hook when it returns. */
+#define CGS_SCRUB_SHALLOW 2048u /* below record_alloc's frame: malloc's frames, the stack id's */
+#define CGS_SCRUB_UNWIND 4608u  /* below capture_c_frames' frame when it unwinds with libunwind */
+#define CGS_SCRUB_MAX (64u << 10)
+static inline void cgs_scrub_note(struct cgs_thread *t, uintptr_t frame, uintptr_t below)
+{
+    uintptr_t lo = frame - below;
+    if (t->depth && (!t->scrub_lo || lo < t->scrub_lo))
+        t->scrub_lo = lo;
+}
+CGS_HIDDEN void cgs_scrub_stack(struct cgs_thread *t);
+/* stubs_x86_64.S: zeroes [lo, its own stack pointer) and returns rv. Tail-called as a hook's
+ * last act, it runs with the hook's frame gone: everything below asmcgocall's frame is dead. */
+CGS_HIDDEN int cgs_scrub_return(int rv, uintptr_t lo);
+/* The end of a hooked cgo call: scrubs what it left below (cgs_scrub_note), if anything. */
+static inline int cgs_call_done(struct cgs_thread *t, int rv)
+{
+    uintptr_t lo = t->scrub_lo;
+    if (CGS_LIKELY(!lo))
+        return rv;
+    t->scrub_lo = 0;
+    return cgs_scrub_return(rv, lo);
+}
 CGS_HIDDEN int cgs_stack_init(void);
 CGS_HIDDEN void cgs_stack_reset(void);
 CGS_HIDDEN void cgs_stack_thread_exit(struct cgs_thread *t);

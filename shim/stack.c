@@ -303,6 +303,7 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
             t->ucache = m;
     }
     if (!ra || !cfa || *(const uintptr_t *)(cfa - 8) != ra || !t->ucache) {
+        cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_UNWIND);
         /* No usable caller frame: the plain unwind. */
         void *ips[CGS_MAX_C_FRAMES + 8];
         int got = unw_backtrace(ips, CGS_MAX_C_FRAMES + 8);
@@ -329,6 +330,7 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
         }
     }
     struct uc_entry *e = &ways[t->ucache->next[set]++ % UC_WAYS];
+    cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_UNWIND);
     uintptr_t slots[CGS_MAX_C_FRAMES];
     uint32_t nc = unwind_slow(cfa, pcs, slots, CGS_MAX_C_FRAMES, NULL, NULL, NULL);
     if (nc && nc <= UC_FRAMES) {
@@ -406,6 +408,21 @@ void cgs_lean_check(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
     if (!ip || !read_pair(bp, pair) || pair[1] < cgs_cgocall_lo || pair[1] >= cgs_cgocall_hi)
         slot = 0;
     cgs_lean_break(t, slot, ip, bp);
+}
+
+/* Zeroes the dead stack between what the cgo call in progress used (t->scrub_lo) and this
+ * function's own frame: the call has returned, nothing there is live. Writes nothing else, calls
+ * nothing, so it works below its own red zone only. */
+__attribute__((noinline)) void cgs_scrub_stack(struct cgs_thread *t)
+{
+    uintptr_t lo = t->scrub_lo, sp;
+    t->scrub_lo = 0;
+    __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+    uintptr_t hi = sp - 256; /* under the red zone, with room to spare */
+    if (lo >= hi || hi - lo > CGS_SCRUB_MAX)
+        return;
+    size_t n = hi - lo;
+    __asm__ volatile("rep stosb" : "+D"(lo), "+c"(n) : "a"(0) : "memory");
 }
 
 uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)

@@ -76,4 +76,32 @@ cgs_lean_return:
     jmp *%r11
     .size cgs_lean_return, . - cgs_lean_return
 
+/*
+ * cgs_scrub_return(int rv, uintptr_t lo): the last act of a hook whose cgo call allocated or
+ * freed (shim.h, cgs_call_done), tail-called, so that the hook's own frame is gone too: zeroes
+ * the dead stack from lo up to 128 bytes under this routine's stack pointer (the return address
+ * into runtime.asmcgocall), at most 64 KiB, then returns rv. A block's address left there by
+ * malloc or by the shim must not look like a live pointer to the reachability scan
+ * (docs/reachability.md). Only registers a C function may clobber are used.
+ */
+    .section cgoscope_hook, "ax", @progbits
+    .globl cgs_scrub_return
+    .hidden cgs_scrub_return
+    .type cgs_scrub_return, @function
+cgs_scrub_return:
+    movl %edi, %r8d
+    leaq -128(%rsp), %rcx
+    movq %rsi, %rdi
+    cmpq %rcx, %rdi
+    jae 1f
+    subq %rdi, %rcx
+    cmpq $65536, %rcx
+    ja 1f
+    xorl %eax, %eax
+    rep stosb
+1:
+    movl %r8d, %eax
+    ret
+    .size cgs_scrub_return, . - cgs_scrub_return
+
     .section .note.GNU-stack, "", @progbits

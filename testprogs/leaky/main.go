@@ -34,6 +34,7 @@ import "C"
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"cgoscope.test/testprogs/internal/truth"
@@ -76,14 +77,22 @@ func churn() {
 	}
 }
 
-func main() {
-	truth.Absent("main.churn")
-	truth.Absent("churn_once")
+func leakAll(wg *sync.WaitGroup) {
+	defer wg.Done()
 	leakNames()
 	leakGreeting()
 	holdConfig()
 	leakBuffers()
 	leakLabel()
+}
+
+func main() {
+	truth.Absent("main.churn")
+	truth.Absent("churn_once")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go leakAll(&wg) // on a goroutine of its own: see truth.Go
+	wg.Wait()
 	churn()
 	fmt.Println("leaky: done")
 	truth.Write()

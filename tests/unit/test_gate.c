@@ -489,7 +489,9 @@ START_TEST(export_pprof_profile)
     ck_assert_int_gt(n, 0);
     Cgoscope__Pprof__Profile *prof = cgoscope__pprof__profile__unpack(NULL, (size_t)n, buf);
     ck_assert_ptr_nonnull(prof);
-    ck_assert_uint_eq(prof->n_sample_type, 6);
+    ck_assert_uint_eq(prof->n_sample_type, 10);
+    ck_assert_str_eq(prof->string_table[prof->sample_type[7]->type], "possibly_lost_bytes");
+    ck_assert_str_eq(prof->string_table[prof->sample_type[9]->type], "reachable_bytes");
     ck_assert_str_eq(prof->string_table[prof->sample_type[1]->type], "leaked_bytes");
     ck_assert_str_eq(prof->string_table[prof->sample_type[2]->type], "alloc_objects");
     ck_assert_str_eq(prof->string_table[prof->sample_type[3]->type], "alloc_bytes");

@@ -131,6 +131,26 @@ func note(kind string, bytes int64, cFunc []string) {
 	add(k, frames, bytes)
 }
 
+func init() {
+	// The runtime's background mark workers start with the first collection, on goroutines
+	// that may reuse the stack of a goroutine that has ended (see Go): started now, they
+	// have their own.
+	runtime.GC()
+}
+
+// Go runs f on a goroutine of its own and waits for it to end. A program that loses blocks does
+// it there: a copy of a lost pointer left on a goroutine's stack (a conservative scan cannot tell
+// a dead slot from a live one) goes with the stack when the goroutine ends.
+func Go(f func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f()
+	}()
+	wg.Wait()
+}
+
 // sink is where Drop leaves a trace of the pointers it is given, so that the compiler keeps
 // them, without keeping the pointers themselves.
 var sink uintptr
