@@ -1,5 +1,6 @@
 /* `cgoscope report TRACE`: the same report as `run`, from a saved trace. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "commands.h"
 #include "gate.h"
 #include "output.h"
+#include "reach.h"
 #include "trace.h"
 
 static void report_usage(FILE *out)
@@ -78,6 +80,22 @@ int cmd_report(int argc, char **argv)
     }
     if (rc > 0)
         fprintf(stderr, "cgoscope: warning: %s\n", err);
+    /* A trace the shim wrote itself (`cgoscope env`): each process's memory image, written by its
+     * exit helper beside the trace, says what still pointed to its blocks (reach.h). A trace of
+     * `run -o` carries the classification already. */
+    for (size_t i = 0; i < ps.n; i++) {
+        struct process *p = ps.v[i];
+        if (!p->attached || p->reach.state == REACH_SCANNED || p->reach.why[0])
+            continue;
+        if (!p->helper_pid) {
+            snprintf(p->reach.why, sizeof p->reach.why, "no memory image was kept when it ended (no exit helper: "
+                     "valgrind, or CGOSCOPE_REACHABILITY=0)");
+            continue;
+        }
+        char image[PATH_MAX];
+        snprintf(image, sizeof image, "%s.%u.mem", argv[optind], p->helper_pid);
+        reach_scan_image(p, image);
+    }
     struct process *flat = procset_flat(&ps);
     int orc = flat ? output_reports(flat, ps.n, &out) : -1;
     free(flat);

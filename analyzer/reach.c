@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -99,6 +101,15 @@ struct scan {
     size_t ng0s;
     uint64_t threadentry; /* goheap.h */
     int pagemap;          /* /proc/TASK/pagemap, or -1 */
+    /* Or the memory image the shim's helper wrote in file mode (lean.c, dump_memory): its runs,
+     * by address, and the text of /proc/PID/maps it saved. */
+    const uint8_t *image;
+    struct image_run {
+        uint64_t addr, len, off;
+    } *runs;
+    size_t nruns;
+    const char *maps_text;
+    size_t maps_len;
 };
 
 #define READ_PIECE (1u << 20)
@@ -118,8 +129,32 @@ static int by_addr(const void *a, const void *b)
 
 /* Reads len bytes at addr of the task into buf; what cannot be read (a page unmapped or
  * PROT_NONE) reads as zeros. */
+static void read_image(struct scan *s, uint64_t addr, void *buf, size_t len)
+{
+    memset(buf, 0, len);
+    size_t lo = 0, hi = s->nruns; /* the first run that ends after addr */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->runs[mid].addr + s->runs[mid].len <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < s->nruns && s->runs[i].addr < addr + len; i++) {
+        const struct image_run *r = &s->runs[i];
+        uint64_t a = r->addr > addr ? r->addr : addr;
+        uint64_t b = r->addr + r->len < addr + len ? r->addr + r->len : addr + len;
+        memcpy((uint8_t *)buf + (a - addr), s->image + r->off + (a - r->addr), (size_t)(b - a));
+        s->bytes_read += b - a;
+    }
+}
+
 static void read_mem(struct scan *s, uint64_t addr, void *buf, size_t len)
 {
+    if (s->image) {
+        read_image(s, addr, buf, len);
+        return;
+    }
     struct iovec l = {buf, len}, r = {(void *)(uintptr_t)addr, len};
     ssize_t got = process_vm_readv(s->task, &l, 1, &r, 1, 0);
     if (got == (ssize_t)len) {
@@ -500,7 +535,7 @@ static int read_maps(struct scan *s, const struct process *p, struct region **ou
     int go = p->ncalls || p->nsites; /* the shim hooked cgo call sites: a Go program */
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/maps", (int)s->task);
-    FILE *f = fopen(path, "re");
+    FILE *f = s->image ? fmemopen((void *)s->maps_text, s->maps_len, "r") : fopen(path, "re");
     if (!f) {
         snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
         return -1;
@@ -595,8 +630,8 @@ static void snapshot(struct scan *s)
     uint64_t total = 0;
     for (size_t i = 0; i < s->n; i++)
         total += s->b[i].end - s->b[i].addr;
-    if (total > SNAPSHOT_MAX || !(s->snap = malloc(total ? total : 1)))
-        return;
+    if (total > SNAPSHOT_MAX || s->image || !(s->snap = malloc(total ? total : 1)))
+        return; /* a memory image is read in place */
     uint64_t off = 0;
     struct iovec l[1024], r[1024];
     for (size_t i = 0; i < s->n;) {
@@ -658,15 +693,86 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int scan_with(struct process *p, struct scan s);
+
 int reach_scan(struct process *p, pid_t task)
 {
-    struct reach *r = &p->reach;
-    reach_free(r);
-    double t0 = now_s();
     struct scan s = {.task = task, .pagemap = -1};
     char pm[64];
     snprintf(pm, sizeof pm, "/proc/%d/pagemap", (int)task);
     s.pagemap = open(pm, O_RDONLY | O_CLOEXEC);
+    return scan_with(p, s);
+}
+
+int reach_scan_image(struct process *p, const char *path)
+{
+    struct reach *r = &p->reach;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(r->why, sizeof r->why, "its memory image %s cannot be read: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    const uint8_t *m = size >= 16 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    struct scan s = {.pagemap = -1, .image = m == MAP_FAILED ? NULL : m};
+    int ok = s.image && memcmp(m, "CGSMEM01", 8) == 0;
+    uint64_t off = 16, mlen = 0;
+    if (ok) {
+        memcpy(&mlen, m + 8, 8);
+        ok = mlen <= size - 16;
+        s.maps_text = (const char *)m + 16;
+        s.maps_len = (size_t)mlen;
+        off = 16 + ((mlen + 7) & ~7ull);
+    }
+    size_t cap = 0;
+    for (;;) { /* the runs, as written: in address order, each within the file */
+        uint64_t h[2];
+        if (!ok || off + 16 > size) {
+            ok = 0;
+            break;
+        }
+        memcpy(h, m + off, 16);
+        off += 16;
+        if (!h[1])
+            break;
+        if (h[1] > size - off || (s.nruns && h[0] < s.runs[s.nruns - 1].addr + s.runs[s.nruns - 1].len)) {
+            ok = 0;
+            break;
+        }
+        if (s.nruns == cap) {
+            cap = cap ? cap * 2 : 256;
+            struct image_run *nv = realloc(s.runs, cap * sizeof *nv);
+            if (!nv) {
+                ok = 0;
+                break;
+            }
+            s.runs = nv;
+        }
+        s.runs[s.nruns++] = (struct image_run){h[0], h[1], off};
+        off += h[1];
+    }
+    int rc = -1;
+    if (ok) {
+        rc = scan_with(p, s);
+    } else {
+        free(s.runs);
+        snprintf(r->why, sizeof r->why, "its memory image %s is damaged or incomplete (the helper was killed "
+                 "while writing it?)", path);
+    }
+    if (s.image)
+        munmap((void *)s.image, size);
+    return rc;
+}
+
+static int scan_with(struct process *p, struct scan s)
+{
+    struct reach *r = &p->reach;
+    reach_free(r);
+    double t0 = now_s();
     s.b = malloc((p->live.live_count + p->live.ndups + 1) * sizeof *s.b);
     s.buf = malloc(READ_PIECE);
     if (!s.b || !s.buf) {
@@ -719,6 +825,7 @@ int reach_scan(struct process *p, pid_t task)
     r->seconds = now_s() - t0;
     if (s.pagemap >= 0)
         close(s.pagemap);
+    free(s.runs);
     free(regs);
     free(s.spans);
     free(s.goroots);

@@ -71,6 +71,9 @@ struct procset;
 /* After a run: scans every ended process of ps whose exit helper holds its memory, then lets the
  * helper go. */
 void reach_scan_procset(struct procset *ps);
+/* The same from the memory image the shim's helper wrote when the process ended in file mode
+ * (`cgoscope env`): "<trace>.<helper pid>.mem". */
+int reach_scan_image(struct process *p, const char *path);
 /* The same for one process whose records have all been read (once; then the helper goes). */
 void reach_scan_ended(struct process *p);
 /* The entry of the block at addr, or NULL. */

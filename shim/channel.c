@@ -560,6 +560,7 @@ void cgs_thread_done(struct cgs_thread *t)
 }
 
 const struct cgs_shm_header *cgs_channel_header(void) { return file_mode ? NULL : hdr; }
+const char *cgs_channel_file_path(void) { return file_mode && file_path[0] ? file_path : NULL; }
 
 struct cgs_stats_chunk *cgs_stats_chunk_of(const void *p)
 {

@@ -70,6 +70,11 @@ static pid_t helper_pid;
  * helper waits until the analyzer has read it (the analyzer kills it) or is gone. */
 static int helper_linger;
 static pid_t helper_analyzer;
+/* File mode (no analyzer to read the memory after the end): the helper writes what the scan
+ * needs next to the trace, "<trace>.<helper pid>.mem" (docs/reachability.md). */
+static char dump_prefix[4096];
+static int helper_dump;
+static uintptr_t helper_stack_lo, helper_stack_hi;
 static int helper_no_kcmp; /* CGOSCOPE_HELPER_NO_KCMP=1: as where kcmp is not allowed (tests) */
 
 void cgs_lean_set_tlsg(intptr_t off)
@@ -198,6 +203,125 @@ __attribute__((no_stack_protector)) static int same_space(long self, int use_kcm
     return now != 0 && now == stack0;
 }
 
+/* ---- The memory image of file mode ----------------------------------------------------------
+ * The format (read by analyzer/reach.c): "CGSMEM01", u64 length of /proc/self/maps' text, the
+ * text padded to 8, then runs: u64 address, u64 length, the bytes (length is a multiple of 4096),
+ * and a run of length 0 at the end. Only private writable mappings, only pages present or
+ * swapped out: a page never touched reads as zeros anyway. */
+
+static char maps_buf[1 << 20];
+static uint64_t pm_buf[512];
+
+__attribute__((no_stack_protector)) static int put(long fd, const void *p, unsigned long n)
+{
+    const char *c = p;
+    while (n) {
+        long w = raw5(SYS_write, fd, (long)c, (long)n, 0, 0);
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (unsigned long)w;
+    }
+    return 0;
+}
+
+__attribute__((no_stack_protector)) static unsigned long hex(const char **s)
+{
+    unsigned long v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v << 4 | (unsigned long)d;
+    }
+}
+
+__attribute__((no_stack_protector)) static void dump_memory(long self)
+{
+    char path[4200];
+    int n = 0;
+    for (; dump_prefix[n] && n < 4096; n++)
+        path[n] = dump_prefix[n];
+    path[n++] = '.';
+    char digits[24];
+    int k = 0;
+    for (long v = self; v > 0 && k < 20; v /= 10)
+        digits[k++] = (char)('0' + v % 10);
+    while (k > 0)
+        path[n++] = digits[--k];
+    const char *tail = ".mem";
+    for (int i = 0; tail[i]; i++)
+        path[n++] = tail[i];
+    path[n] = 0;
+    long mf = raw5(SYS_open, (long)"/proc/self/maps", 0, 0, 0, 0);
+    long pm = raw5(SYS_open, (long)"/proc/self/pagemap", 0, 0, 0, 0);
+    long fd = raw5(SYS_open, (long)path, 01 | 0100 | 0200 | 02000000 /* O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC */, 0600, 0, 0);
+    unsigned long len = 0;
+    for (long r; mf >= 0 && len < sizeof maps_buf - 1 &&
+                 (r = raw5(SYS_read, mf, (long)(maps_buf + len), (long)(sizeof maps_buf - 1 - len), 0, 0)) > 0;)
+        len += (unsigned long)r;
+    maps_buf[len] = 0;
+    if (mf >= 0)
+        raw5(SYS_close, mf, 0, 0, 0, 0);
+    if (fd < 0 || pm < 0) {
+        if (fd >= 0)
+            raw5(SYS_close, fd, 0, 0, 0, 0);
+        if (pm >= 0)
+            raw5(SYS_close, pm, 0, 0, 0, 0);
+        return;
+    }
+    static const char magic[8] = "CGSMEM01";
+    static const uint64_t zero = 0;
+    uint64_t hlen = len;
+    int bad = put(fd, magic, 8) || put(fd, &hlen, 8) || put(fd, maps_buf, len) || put(fd, &zero, (8 - len % 8) % 8);
+    for (const char *line = maps_buf; !bad && *line;) {
+        const char *s = line;
+        unsigned long lo = hex(&s);
+        s++;
+        unsigned long hi = hex(&s);
+        s++;
+        int rw = s[0] == 'r' && s[1] == 'w' && s[3] == 'p';
+        while (*line && *line != '\n')
+            line++;
+        if (*line)
+            line++;
+        if (!rw || hi <= lo)
+            continue;
+        for (unsigned long at = lo; !bad && at < hi;) {
+            if (at >= helper_stack_lo && at < helper_stack_hi) { /* its own frames: of no interest */
+                at = helper_stack_hi;
+                continue;
+            }
+            unsigned long pages = (hi - at) / 4096, first = at / 4096;
+            if (pages > 512)
+                pages = 512;
+            if (at < helper_stack_lo && at + pages * 4096 > helper_stack_lo)
+                pages = (helper_stack_lo - at) / 4096;
+            if (raw5(SYS_pread64, pm, (long)pm_buf, (long)(pages * 8), (long)(first * 8), 0) != (long)(pages * 8))
+                break;
+            for (unsigned long i = 0; !bad && i < pages;) {
+                if (!(pm_buf[i] >> 62)) {
+                    i++;
+                    continue;
+                }
+                unsigned long j = i;
+                while (j < pages && (pm_buf[j] >> 62))
+                    j++;
+                uint64_t run[2] = {at + i * 4096, (j - i) * 4096};
+                bad = put(fd, run, 16) || put(fd, (const void *)run[0], run[1]);
+                i = j;
+            }
+            at += pages * 4096;
+        }
+    }
+    static const uint64_t end[2] = {0, 0};
+    if (!bad)
+        put(fd, end, 16);
+    raw5(SYS_close, fd, 0, 0, 0, 0);
+    raw5(SYS_close, pm, 0, 0, 0, 0);
+}
+
 __attribute__((no_stack_protector)) static int helper_main(void *arg)
 {
     (void)arg;
@@ -253,6 +377,8 @@ __attribute__((no_stack_protector)) static int helper_main(void *arg)
     for (int i = 0; i < LEAN_RUNS; i++) /* every chunk a run ever counted into */
         if (runs[i].chunk)
             atomic_store(&runs[i].chunk->lean, CGS_LEAN_FLUSHED);
+    if (helper_dump)
+        dump_memory(self);
     if (helper_linger && helper_analyzer > 0) {
         /* The address space stays as the program left it while this task shares it
          * (docs/cgo-facts.md §9): the analyzer scans it, then kills this task. Should the
@@ -290,6 +416,8 @@ static void start_helper(int wait)
         return;
     }
     helper_target = getpid();
+    helper_stack_lo = (uintptr_t)stack;
+    helper_stack_hi = (uintptr_t)stack + size;
     /* Every signal blocked in the helper (it inherits this mask): the program's handlers, which
      * it shares, must never run there. */
     sigset_t all, old;
@@ -561,12 +689,20 @@ void cgs_lean_exclude(struct cgs_thread *t)
 void cgs_lean_start_early(void)
 {
     const struct cgs_shm_header *h = cgs_channel_header();
+    const char *file = cgs_channel_file_path();
     const char *e = getenv("CGOSCOPE_REACHABILITY");
     const char *pre = getenv("LD_PRELOAD");
-    if (!h || !h->analyzer_pid || (e && strcmp(e, "0") == 0) || (pre && strstr(pre, "vgpreload")))
+    if ((e && strcmp(e, "0") == 0) || (pre && strstr(pre, "vgpreload")))
         return;
-    helper_linger = 1;
-    helper_analyzer = (pid_t)h->analyzer_pid;
+    if (h && h->analyzer_pid) {
+        helper_linger = 1;
+        helper_analyzer = (pid_t)h->analyzer_pid;
+    } else if (file && strlen(file) < sizeof dump_prefix) {
+        strcpy(dump_prefix, file);
+        helper_dump = 1;
+    } else {
+        return;
+    }
     start_helper(0);
 }
 

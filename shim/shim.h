@@ -134,6 +134,7 @@ CGS_HIDDEN void cgs_thread_done(struct cgs_thread *t);
 CGS_HIDDEN void cgs_channel_after_fork(void);
 CGS_HIDDEN void cgs_count_lost(uint64_t n);
 CGS_HIDDEN const struct cgs_shm_header *cgs_channel_header(void); /* launcher mode only, else NULL */
+CGS_HIDDEN const char *cgs_channel_file_path(void);                /* file mode only: the trace's path */
 CGS_HIDDEN struct cgs_stats_chunk *cgs_stats_chunk_of(const void *p);
 
 /* stack.c */
