@@ -218,7 +218,16 @@ static int is_exit_helper(const struct procset *ps, pid_t pid)
     return n > 0 && strncmp(comm, "cgoscope-exit", 13) == 0;
 }
 
-/* Does a child of cgoscope still run, other than exit helpers? */
+static int is_zombie(pid_t pid)
+{
+    char buf[512];
+    if (read_proc(pid, "stat", buf, sizeof buf) <= 0)
+        return 1;
+    const char *paren = strrchr(buf, ')');
+    return !paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X';
+}
+
+/* Does a child of cgoscope still run, other than exit helpers and the dead not yet reaped? */
 static int children_running(struct descendants *d, const struct procset *ps)
 {
     DIR *dir = opendir("/proc");
@@ -231,7 +240,7 @@ static int children_running(struct descendants *d, const struct procset *ps)
         long pid = strtol(e->d_name, &end, 10);
         if (*end || pid <= 0 || pid == d->self)
             continue;
-        if (parent_of((pid_t)pid) == d->self && !is_exit_helper(ps, (pid_t)pid))
+        if (parent_of((pid_t)pid) == d->self && !is_exit_helper(ps, (pid_t)pid) && !is_zombie((pid_t)pid))
             found = 1;
     }
     closedir(dir);
@@ -254,7 +263,7 @@ static void nap_ms(long ms)
 void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *arg, struct procset *ps,
                       volatile sig_atomic_t *stop)
 {
-    int told = 0, grace = 0;
+    int told = 0;
     while (!*stop) {
         int status;
         pid_t w = waitpid(-1, &status, WNOHANG | __WALL);
@@ -268,11 +277,6 @@ void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *a
             break; /* no child left: nothing of the run runs any more */
         if (!children_running(d, ps))
             break; /* only exit helpers, waiting to be scanned */
-        if (!told && grace++ < 40) { /* the shim's exit helper (lean.c) ends within milliseconds */
-            drain(arg);
-            nap_ms(5);
-            continue;
-        }
         if (!told) {
             told = 1;
             fprintf(stderr, "cgoscope: the program has ended; waiting for the processes it left running:");

@@ -673,8 +673,9 @@ type vgReport struct {
 	Errors []struct {
 		Kind  string `xml:"kind"`
 		XWhat struct {
-			Bytes  int64 `xml:"leakedbytes"`
-			Blocks int64 `xml:"leakedblocks"`
+			Text   string `xml:"text"`
+			Bytes  int64  `xml:"leakedbytes"`
+			Blocks int64  `xml:"leakedblocks"`
 		} `xml:"xwhat"`
 		Frames []struct {
 			Fn string `xml:"fn"`
@@ -700,6 +701,10 @@ func caseValgrind() {
 	prog := filepath.Join(*progs, "lost")
 	xmlPath := filepath.Join(*work, "lost.vg.xml")
 	vr, late := within(120*time.Second, nil, "valgrind", "--leak-check=full", "--xml=yes", "--xml-file="+xmlPath, prog)
+	if strings.Contains(string(vr.stderr), "unhandled instruction") {
+		skipf("valgrind cannot run binaries of this Go version (it does not decode an instruction its runtime uses); " +
+			"the same case runs on the Go 1.21 build")
+	}
 	if late || vr.code != 0 {
 		failf("valgrind: exit %d, timed out %v: %s", vr.code, late, vr.stderr)
 		return
@@ -733,7 +738,7 @@ func caseValgrind() {
 	wantExit(r, rep.Processes[0], 0, 0)
 	got := map[string][2]int64{}
 	for _, l := range rep.Processes[0].Leaks {
-		if l.Origin != "user" {
+		if l.Origin != "user" || l.Kind != "definitely_lost" {
 			continue
 		}
 		var fns []string

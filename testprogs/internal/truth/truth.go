@@ -37,10 +37,13 @@ type key struct {
 	kind     string
 }
 
-// Kinds of Site.
+// Kinds of Site. Lost stands for definitely or indirectly lost; the finer kinds are memcheck's.
 const (
-	Lost      = "lost"
-	Reachable = "still_reachable"
+	Lost           = "lost"
+	Reachable      = "still_reachable"
+	DefinitelyLost = "definitely_lost"
+	IndirectlyLost = "indirectly_lost"
+	PossiblyLost   = "possibly_lost"
 )
 
 // CallSite is an expected cgo call count: exactly Calls calls of C function Function from Go
@@ -164,6 +167,11 @@ func Drop(p unsafe.Pointer) {
 // by a C function in its stack.
 func LeakC(cFunc string, bytes int64) {
 	add(key{cfn: cFunc, kind: Lost}, []Frame{{Function: cFunc}}, bytes)
+}
+
+// LeakCKind records a block made by C code that no Go frame leads to, of the given kind.
+func LeakCKind(kind, cFunc string, bytes int64) {
+	add(key{cfn: cFunc, kind: kind}, []Frame{{Function: cFunc}}, bytes)
 }
 
 // HeldC records a block made by C code that no Go frame leads to, still pointed to at the end
