@@ -456,8 +456,8 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
             r->user_bytes, r->user_blocks, nuser, nuser == 1 ? "" : "s",
             p->reach.state == REACH_SCANNED ? ": definitely and indirectly lost" : "");
     if (nposs)
-        fprintf(out, "== Possibly lost: %" PRIu64 " bytes in %" PRIu64 " blocks (%zu site%s): only pointers into their middle\n",
-                r->possibly_bytes, r->possibly_blocks, nposs, nposs == 1 ? "" : "s");
+        fprintf(out, "== Possibly lost: %" PRIu64 " bytes in %" PRIu64 " block%s (%zu site%s): only pointers into their middle\n",
+                r->possibly_bytes, r->possibly_blocks, r->possibly_blocks == 1 ? "" : "s", nposs, nposs == 1 ? "" : "s");
     if (p->reach.state == REACH_SCANNED) {
         fprintf(out, "== Still reachable: %" PRIu64 " bytes in %" PRIu64 " block%s (%zu site%s)", r->reachable_bytes,
                 r->reachable_blocks, r->reachable_blocks == 1 ? "" : "s", nheld, nheld == 1 ? "" : "s");

@@ -102,7 +102,7 @@ var vgKinds = map[string]string{"Leak_DefinitelyLost": "definitely_lost", "Leak_
 // siteKey of the stack), for the sites keep accepts. skipped: valgrind cannot run this binary.
 func valgrindSites(prog string, keep func(site string) bool) (sites map[string][2]int64, skipped bool) {
 	xmlPath := filepath.Join(*work, filepath.Base(prog)+".vg.xml")
-	vr, late := within(180*time.Second, nil, "valgrind", "--leak-check=full", "--show-leak-kinds=all", "--xml=yes",
+	vr, late := within(180*time.Second, vgEnv, "valgrind", "--leak-check=full", "--show-leak-kinds=all", "--xml=yes",
 		"--xml-file="+xmlPath, prog)
 	if strings.Contains(string(vr.stderr), "unhandled instruction") {
 		return nil, true
