@@ -155,6 +155,35 @@ static int is_ours(const struct descendants *d, pid_t pid)
     return 0;
 }
 
+/* The shim's exit helpers (shim/lean.c) outlive their programs until the reachability scan has
+ * read them (docs/reachability.md): they are not processes the run waits for. */
+static int is_exit_helper(const struct procset *ps, pid_t pid)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (ps->v[i]->helper_pid == (uint32_t)pid)
+            return 1;
+    /* One whose process record has not been read yet: a helper is made with no exit signal
+     * (field 38 of /proc/PID/stat), which a process started by fork, vfork or posix_spawn has. */
+    char buf[1024];
+    if (read_proc(pid, "stat", buf, sizeof buf) <= 0)
+        return 0;
+    const char *c = strrchr(buf, ')');
+    int field = 2;
+    for (; c && *c && field < 38; c++)
+        if (*c == ' ')
+            field++;
+    return c && field == 38 && c[0] == '0' && c[1] == ' ';
+}
+
+static int is_zombie(pid_t pid)
+{
+    char buf[512];
+    if (read_proc(pid, "stat", buf, sizeof buf) <= 0)
+        return 1;
+    const char *paren = strrchr(buf, ')');
+    return !paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X';
+}
+
 void descendants_scan(struct descendants *d, struct procset *ps)
 {
     double t = now_s();
@@ -192,7 +221,7 @@ void descendants_scan(struct descendants *d, struct procset *ps)
     }
     for (size_t i = 0; i < d->ppid.cap; i++) {
         pid_t pid = (pid_t)d->ppid.keys[i];
-        if (!pid || pid == d->self || !is_ours(d, pid))
+        if (!pid || pid == d->self || !is_ours(d, pid) || is_exit_helper(ps, pid))
             continue;
         struct process *p = newest(ps, (uint32_t)pid);
         if (!p) {
@@ -204,27 +233,6 @@ void descendants_scan(struct descendants *d, struct procset *ps)
         if (!p->attached && pid != d->main_pid)
             note_why(p);
     }
-}
-
-/* The shim's exit helpers (shim/lean.c) outlive their programs until the reachability scan has
- * read them (docs/reachability.md): they are not processes the run waits for. */
-static int is_exit_helper(const struct procset *ps, pid_t pid)
-{
-    for (size_t i = 0; i < ps->n; i++)
-        if (ps->v[i]->helper_pid == (uint32_t)pid)
-            return 1;
-    char comm[64];
-    ssize_t n = read_proc(pid, "comm", comm, sizeof comm);
-    return n > 0 && strncmp(comm, "cgoscope-exit", 13) == 0;
-}
-
-static int is_zombie(pid_t pid)
-{
-    char buf[512];
-    if (read_proc(pid, "stat", buf, sizeof buf) <= 0)
-        return 1;
-    const char *paren = strrchr(buf, ')');
-    return !paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X';
 }
 
 /* Does a child of cgoscope still run, other than exit helpers and the dead not yet reaped? */

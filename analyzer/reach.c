@@ -212,6 +212,16 @@ static void push(struct scan *s, size_t i)
     s->stack[s->nstack++] = i;
 }
 
+/* glibc's malloc keeps pointers to chunk headers (the top chunk, free chunks in its bins): a
+ * chunk starts 16 bytes before its block, and the header of the chunk after a block lies in the
+ * block's last bytes when its size is not a multiple of 16 (the next chunk's prev_size field is
+ * the block's to use). Such a word in main_arena looks like a pointer into the block's middle. */
+static inline uint64_t glibc_next_chunk(const struct rblock *b)
+{
+    uint64_t size = b->end - b->addr, chunk = (size + 8 + 15) & ~15ull;
+    return b->addr - 16 + (chunk < 32 ? 32 : chunk);
+}
+
 /* memcheck's rule for a pointer found on the way from a root: a pointer to a block's start
  * makes it reachable if everything before it on the way was; any other pointer makes it
  * possibly lost, unless it is reachable already. */
@@ -223,6 +233,8 @@ static inline void mark(struct scan *s, uint64_t w, int definite, uint8_t root, 
     struct rblock *b = &s->b[j];
     if (b->state == ST_REACHABLE)
         return;
+    if (w != b->addr && w == glibc_next_chunk(b))
+        return; /* malloc's own pointer to the chunk after this one, not into this block */
     if (w == b->addr && definite) {
         b->state = ST_REACHABLE;
         b->root = root;
@@ -893,18 +905,24 @@ int reach_set_saved(struct reach *r, const void *data, size_t len)
 
 /* ---- Every process of a run -------------------------------------------------------------------- */
 
-/* Is pid still the exit helper it was (not a pid reused since)? */
+/* Is pid still the exit helper it was (not a pid reused since)? The helper of a process that has
+ * ended was handed to cgoscope, a child subreaper: a live child of cgoscope's. (Not its name: a
+ * helper the machine had no time to run yet still has the program's.) */
 static int is_helper(pid_t pid)
 {
-    char path[64], comm[32] = "";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "re");
     if (!f)
         return 0;
-    size_t n = fread(comm, 1, sizeof comm - 1, f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
-    comm[n] = 0;
-    return strncmp(comm, "cgoscope-exit", 13) == 0;
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')');
+    char state;
+    int ppid;
+    return paren && sscanf(paren + 1, " %c %d", &state, &ppid) == 2 && state != 'Z' && state != 'X' &&
+           ppid == (int)getpid();
 }
 
 void reach_scan_ended(struct process *p)

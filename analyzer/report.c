@@ -57,7 +57,7 @@ static void add_block(const struct live_block *b, void *arg)
     struct leak_group *g = &a->groups[*slot - 1];
     g->blocks++;
     g->bytes += b->size;
-    if (e && kind == REACH_REACHABLE)
+    if (e && (kind == REACH_REACHABLE || kind == REACH_POSSIBLE))
         note_root(g, e);
 }
 
@@ -575,7 +575,7 @@ json_object *report_process_json(const struct report *r)
         json_object_object_add(l, "bytes", json_object_new_int64((int64_t)g->bytes));
         json_object_object_add(l, "origin", json_object_new_string(g->origin == ORIGIN_USER ? "user" : "runtime"));
         json_object_object_add(l, "kind", json_object_new_string(reach_kind_name(g->kind)));
-        if (g->kind == REACH_REACHABLE) {
+        if (g->kind == REACH_REACHABLE || g->kind == REACH_POSSIBLE) {
             json_object *hb = json_object_new_array();
             for (size_t k = 0; k < g->nheld; k++) {
                 json_object *h = json_object_new_object();

@@ -78,12 +78,12 @@ func churn() {
 }
 
 func leakAll(wg *sync.WaitGroup) {
-	defer wg.Done()
 	leakNames()
 	leakGreeting()
 	holdConfig()
 	leakBuffers()
 	leakLabel()
+	wg.Done()
 }
 
 func main() {
