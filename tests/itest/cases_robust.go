@@ -439,7 +439,7 @@ func caseStripped() {
 			e.Leaks[i].Frames = goFrames
 		}
 		before := len(failures)
-		checkLeaks(rep.Processes[0], e)
+		checkUnclassified(rep.Processes[0], e)
 		wantExit(r, rep.Processes[0], 0, 0)
 		for _, want := range []string{"is stripped (no symbol table)", "no cgo call counts", "come from its .gopclntab"} {
 			if !bytes.Contains(r.stderr, []byte(want)) {

@@ -339,6 +339,42 @@ func checkLeaks(p process, e expectation) {
 	}
 }
 
+// checkUnclassified: a Go program without DWARF cannot be scanned (docs/reachability.md): the
+// report says why, and every unfreed block of the truth, lost or held, counts as leaked.
+func checkUnclassified(p process, e expectation) {
+	if p.Reachability.Scanned || !strings.Contains(p.Reachability.WhyNot, "no DWARF") {
+		failf("reachability %+v, want not scanned for want of DWARF", p.Reachability)
+	}
+	for i := range e.Leaks {
+		e.Leaks[i].Kind = "unclassified"
+	}
+	var blocks, bytes int64
+	for _, site := range e.Leaks {
+		blocks += site.Blocks
+		bytes += site.Bytes
+	}
+	for _, l := range p.Leaks {
+		if l.Origin == "user" && l.Kind != "unclassified" {
+			failf("a user group of kind %q where nothing could be classified", l.Kind)
+		}
+	}
+	if p.Totals.LeakedBlocks != blocks || p.Totals.LeakedBytes != bytes {
+		failf("totals: %d blocks / %d bytes leaked, want every unfreed user block: %d / %d",
+			p.Totals.LeakedBlocks, p.Totals.LeakedBytes, blocks, bytes)
+	}
+	for _, site := range e.Leaks {
+		var got int64
+		for _, l := range p.Leaks {
+			if l.Origin == "user" && stackHas(l.Stack, site.Frames) {
+				got += l.Bytes
+			}
+		}
+		if got < site.Bytes {
+			failf("%s: %d bytes reported, want at least %d", describe(site.Frames), got, site.Bytes)
+		}
+	}
+}
+
 func wantExit(r result, p process, code, signal int) {
 	want := code
 	if signal != 0 {

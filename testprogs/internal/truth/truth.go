@@ -135,10 +135,15 @@ func note(kind string, bytes int64, cFunc []string) {
 }
 
 func init() {
-	// The runtime's background mark workers start with the first collection, on goroutines
-	// that may reuse the stack of a goroutine that has ended (see Go): started now, they
-	// have their own.
+	// The runtime starts some goroutines of its own lazily: the background mark workers with
+	// the first collection, the finalizer goroutine with the first finalizer (the first file
+	// Write opens sets one). Started later, they would reuse the stack of a goroutine that has
+	// ended (see Go), and unused slots of their frames would keep what it left there: a
+	// conservative scan takes such a slot for a live pointer. Started now, they have their own.
+	x := new(int)
+	runtime.SetFinalizer(x, func(*int) {})
 	runtime.GC()
+	runtime.KeepAlive(x)
 }
 
 // Go runs f on a goroutine of its own and waits for it to end. A program that loses blocks does
