@@ -38,7 +38,7 @@ def statuses(rs):
 def distinct(vals):
     """one value when all runs agree, else every run's, in order"""
     vals = [str(v) for v in vals]
-    return vals[0] if len(set(vals)) == 1 else " / ".join(vals)
+    return vals[0] if len(set(vals)) == 1 else "; ".join(vals)
 
 
 def cgs_docs(pattern):
@@ -131,7 +131,7 @@ if suites:
         print(f"| {s} | {out[0]} | {out[1]} | {out[2]} | {out[3]} |")
     print("\nMedians over the runs; the ratios are of the median differences.\n")
 
-    print("## Test suites: what cgoscope and heaptrack found (every run, separated by / when they differ)\n")
+    print("## Test suites: what cgoscope and heaptrack found (blocks / bytes; every run, separated by ; when they differ)\n")
     print("| suite | allocations | events lost | leaked (definitely + indirectly lost) blocks / bytes | runtime leaked | possibly lost | still reachable | reachability scan s | bytes scanned | heaptrack: allocations / leaked allocations / bytes leaked |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for s in suites:
@@ -145,7 +145,7 @@ if suites:
         for p in sorted(glob.glob(os.path.join(raw, f"{s}.htprint.*"))):
             m = re.search(r"total memory leaked: (\S+)", open(p).read())
             hb.append(m.group(1) if m else "?")
-        hts = distinct([f"{a} / {l}" for a, l in ha]) + (" / " + distinct(hb) if hb else "")
+        hts = distinct([f"{a} / {l}" for a, l in ha]) + (" ; bytes leaked " + distinct(hb) if hb else "")
         print(f"| {s} | {distinct(t.get('allocations') for t in ts)} | {distinct(t['events_lost'] for t in ts)} "
               f"| {distinct(str(t['leaked_blocks']) + ' / ' + str(t['leaked_bytes']) for t in ts)} "
               f"| {distinct(str(t['runtime_leaked_blocks']) + ' / ' + str(t['runtime_leaked_bytes']) for t in ts)} "
@@ -193,7 +193,7 @@ def definite_sites(src):
         for l in p["leaks"]:
             if l["kind"] not in ("definitely_lost", "indirectly_lost"):
                 continue
-            go = [f for f in l["stack"] if f.get("language") == "go" and not f["function"].startswith(("runtime.", "_cgo")) and "._C" not in f["function"]]
+            go = [f for f in l["stack"] if f.get("language") == "go" and not f["function"].startswith(("runtime.", "_cgo")) and "._cgo_" not in f["function"] and "._Cfunc_" not in f["function"]]
             c0 = l["stack"][0] if l["stack"] else {}
             where = f"{go[0]['function']} {os.path.basename(go[0]['file'])}:{go[0]['line']}" if go else "?"
             print(f"  - {l['kind']} ({l['origin']}): {l['blocks']} blocks, {l['bytes']} bytes, C frame {c0.get('function')}, first Go frame {where}")
