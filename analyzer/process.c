@@ -305,13 +305,16 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         return event(p, tid, r->ts, rec, sizeof *r);
     }
     case CGS_REC_FREE: {
-        if (size < sizeof(struct cgs_rec_free))
+        if (size < CGS_REC_FREE_V1_SIZE)
             return corrupt(p, "short free record");
-        const struct cgs_rec_free *r = (const void *)rec;
-        if (!r->addr)
+        /* Format 1 had no stack: its record is shorter, and the stack reads as 0. */
+        struct cgs_rec_free r = {0};
+        memcpy(&r, rec, size < sizeof r ? size : sizeof r);
+        r.h.size = sizeof r;
+        if (!r.addr)
             return corrupt(p, "free of address 0");
         p->frees++;
-        return event(p, tid, r->ts, rec, sizeof *r);
+        return event(p, tid, r.ts, (const uint8_t *)&r, sizeof r);
     }
     case CGS_REC_REALLOC: {
         if (size < sizeof(struct cgs_rec_realloc))

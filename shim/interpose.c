@@ -96,8 +96,12 @@ static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, str
 /* The stamp is read after the room is reserved: a reservation may wait for the analyzer (a new
  * chunk under backpressure), and a record must not carry a stamp older than the chunk it lands in
  * by that wait (the analyzer orders threads by stamps, chunk by chunk: reorder.h). */
-static void record_free(struct cgs_thread *t, void *p)
+static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
 {
+    /* The free's stack, so that a double or invalid free names its Go line (docs/lifetime.md).
+     * The same capture as an allocation's: a free repeated from one place within one cgo call
+     * costs a check of the unwind cache and of the call's last ids. */
+    uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
     struct cgs_rec_free *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_FREE;
@@ -105,6 +109,7 @@ static void record_free(struct cgs_thread *t, void *p)
         r->h.size = sizeof *r;
         r->ts = cgs_stamp_free();
         r->addr = (uintptr_t)p;
+        r->stack = stack;
         cgs_commit(t, sizeof *r);
     }
 }
@@ -139,6 +144,7 @@ static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n,
         f->h.size = sizeof *f;
         f->ts = ts_free;
         f->addr = (uintptr_t)old;
+        f->stack = stack;
         cgs_commit(t, sizeof *f);
     }
     errno = saved;
@@ -210,7 +216,7 @@ EXPORT void free(void *p)
         return;
     }
     int saved = errno;
-    record_free(t, p);
+    record_free(t, p, CALLER()); /* committed before the real free, which may abort (a double free) */
     errno = saved;
     real_free(p);
     leave(t);
