@@ -36,7 +36,6 @@ enum lifetime_kind {
 };
 
 struct lt_recent {
-    uint64_t seq; /* position in the ring (absolute); valid while the ring still holds it */
     uint64_t addr, size, alloc_stack, free_stack, free_ts;
     uint64_t prev; /* seq + 1 of the previous free of the same address (0: none) */
 };
@@ -62,14 +61,22 @@ struct lifetime_error {
     uint64_t ts;
 };
 
+struct lt_way {
+    uint64_t seq1; /* seq + 1 of the latest free of addr in the ring; 0: unused */
+    uint64_t addr;
+};
+
 struct lifetime {
-    struct lt_recent *ring; /* LIFETIME_RECENT entries, allocated on the first free */
+    struct lt_recent *ring; /* up to LIFETIME_RECENT entries, from the first free on */
+    size_t ring_cap;
     uint64_t nseq;          /* frees noted so far */
-    struct u64map last;     /* addr -> seq + 1 of its latest free in the ring */
+    struct lt_way *index;   /* 4-way sets, 2 * ring_cap ways: address -> its latest free */
+    size_t index_sets;
     struct lt_pending *pend;
     size_t npend, cappend;
     uint64_t free_list;     /* index + 1 of an unused pend slot, chained through next */
     struct u64map pend_head; /* addr -> index + 1 of its first pending free */
+    struct u64map free_stack_of; /* tid + 1 -> the stack of its last FREE record */
     struct lifetime_error *errors;
     size_t nerrors;
     uint64_t errors_dropped;
@@ -91,6 +98,10 @@ int lifetime_free_block(struct lifetime *lt, struct liveset *live, uint64_t addr
  * them unreliable: an unknown address may be a block whose allocation was lost; the report
  * leaves them out then, docs/lifetime.md.) */
 void lifetime_finish(struct lifetime *lt, const struct liveset *live);
+
+/* The stack of a FREE record read from thread tid, in the thread's order: full (the record has a
+ * stack field), or else same (CGS_FREE_SAME_STACK: the thread's previous FREE's) or none (0). */
+uint64_t lifetime_free_stack(struct lifetime *lt, uint32_t tid, int full, int same, uint64_t stack);
 
 const char *lifetime_kind_name(int kind);
 

@@ -311,10 +311,12 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
     case CGS_REC_FREE: {
         if (size < CGS_REC_FREE_V1_SIZE)
             return corrupt(p, "short free record");
-        /* Format 1 had no stack: its record is shorter, and the stack reads as 0. */
+        /* Format 1 had no stack: its record is shorter, and the stack reads as 0; since format 2 a
+         * short record may say it has the stack of the thread's previous FREE record. */
         struct cgs_rec_free r = {0};
         memcpy(&r, rec, size < sizeof r ? size : sizeof r);
         r.h.size = sizeof r;
+        r.stack = lifetime_free_stack(&p->life, tid, size >= sizeof r, r.h.aux & CGS_FREE_SAME_STACK, r.stack);
         if (!r.addr)
             return corrupt(p, "free of address 0");
         p->frees++;

@@ -102,6 +102,19 @@ static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
      * The same capture as an allocation's: a free repeated from one place within one cgo call
      * costs a check of the unwind cache and of the call's last ids. */
     uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
+    if (stack && stack == t->last_free_stack) {
+        /* The same stack as this thread's last free: the short record says so. */
+        struct cgs_rec_free *r = cgs_reserve(t, CGS_REC_FREE_V1_SIZE);
+        if (r) {
+            r->h.type = CGS_REC_FREE;
+            r->h.aux = CGS_FREE_SAME_STACK;
+            r->h.size = CGS_REC_FREE_V1_SIZE;
+            r->ts = cgs_stamp_free();
+            r->addr = (uintptr_t)p;
+            cgs_commit(t, CGS_REC_FREE_V1_SIZE);
+        }
+        return;
+    }
     struct cgs_rec_free *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_FREE;
@@ -111,6 +124,7 @@ static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
         r->addr = (uintptr_t)p;
         r->stack = stack;
         cgs_commit(t, sizeof *r);
+        t->last_free_stack = stack;
     }
 }
 
@@ -146,6 +160,7 @@ static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n,
         f->addr = (uintptr_t)old;
         f->stack = stack;
         cgs_commit(t, sizeof *f);
+        t->last_free_stack = stack;
     }
     errno = saved;
     return p;

@@ -298,6 +298,11 @@ struct cgs_rec_free {
     uint64_t stack;
 };
 #define CGS_REC_FREE_V1_SIZE 24u
+/* aux of a FREE record of CGS_REC_FREE_V1_SIZE bytes (format 2 on): its stack is the one of the
+ * previous FREE record (of either size) of the same thread, so that a run of frees from one place
+ * costs no more bytes than before (docs/lifetime.md, "What it costs"). Without it, a short record's
+ * stack is 0. */
+#define CGS_FREE_SAME_STACK 1u
 
 struct cgs_rec_realloc {
     struct cgs_rec_hdr h; /* aux: enum cgs_alloc_fn */
