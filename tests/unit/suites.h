@@ -13,5 +13,6 @@ Suite *trace_suite(void);
 Suite *gate_suite(void);
 Suite *robust_suite(void);
 Suite *reorder_suite(void);
+Suite *lifetime_suite(void);
 
 #endif
