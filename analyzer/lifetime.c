@@ -5,7 +5,6 @@
 #include <string.h>
 
 #define RING_FIRST 256u /* the ring starts this small and doubles up to LIFETIME_RECENT */
-#define CHAIN_MAX 64     /* earlier frees of one address looked through */
 #define CGS_UNLIKELY_LT(x) __builtin_expect(!!(x), 0)
 
 void lifetime_init(struct lifetime *lt)
@@ -19,18 +18,25 @@ uint64_t lifetime_free_stack(struct lifetime *lt, uint32_t tid, int full, int sa
 {
     if (!full && !same)
         return 0;
-    uint64_t *v = u64map_put(&lt->free_stack_of, (uint64_t)tid + 1, NULL);
-    if (!v) /* out of memory: the stack is only lost */
-        return full ? stack : 0;
+    uint64_t key = (uint64_t)tid + 1;
+    if (lt->fs_key != key) { /* another thread: the one-entry cache goes to the map */
+        if (lt->fs_key) {
+            uint64_t *v = u64map_put(&lt->free_stack_of, lt->fs_key, NULL);
+            if (v) /* out of memory: that thread's stack is only lost */
+                *v = lt->fs_stack;
+        }
+        uint64_t *v = u64map_get(&lt->free_stack_of, key);
+        lt->fs_key = key;
+        lt->fs_stack = v ? *v : 0;
+    }
     if (full)
-        *v = stack;
-    return *v;
+        lt->fs_stack = stack;
+    return lt->fs_stack;
 }
 
 void lifetime_free(struct lifetime *lt)
 {
     free(lt->ring);
-    free(lt->index);
     u64map_free(&lt->pend_head);
     u64map_free(&lt->free_stack_of);
     free(lt->pend);
@@ -48,115 +54,40 @@ const char *lifetime_kind_name(int kind)
 }
 
 /* ---- The ring of recent frees ------------------------------------------------------------- */
-/* The ring holds the last frees in order; an index finds the latest free of an address: a
- * 4-way set-associative table of (seq + 1, address) pairs, twice the ring's size, one cache line
- * per set. A free takes its address's way, else an unused or outdated one, else the oldest of the
- * set: no hashing map to keep up to date and no deletion, for every free of the run. */
+/* Every free costs one sequential store into the ring, nothing else: the ring is searched only
+ * for a free that went pending (an error, in all but traces without cuts), from the newest entry
+ * back, at most SCAN_BUDGET times per process. */
 
-#define WAYS 4
-
-static int seq_valid(const struct lifetime *lt, uint64_t seq)
-{
-    return seq < lt->nseq && lt->nseq - seq <= lt->ring_cap;
-}
-
-/* The ring's entry seq, while it still holds it. */
-static const struct lt_recent *ring_at(const struct lifetime *lt, uint64_t seq)
-{
-    return lt->ring && seq_valid(lt, seq) ? &lt->ring[seq % lt->ring_cap] : NULL;
-}
-
-static inline struct lt_way *set_of(const struct lifetime *lt, uint64_t addr)
-{
-    uint64_t h = addr * 0x9e3779b97f4a7c15ull;
-    return &lt->index[((size_t)(h >> 32) & (lt->index_sets - 1)) * WAYS];
-}
-
-/* The way of addr in its set, or NULL. */
-static struct lt_way *way_of(const struct lifetime *lt, uint64_t addr)
-{
-    if (!lt->index)
-        return NULL;
-    struct lt_way *w = set_of(lt, addr);
-    for (int k = 0; k < WAYS; k++)
-        if (w[k].addr == addr && w[k].seq1 && seq_valid(lt, w[k].seq1 - 1))
-            return &w[k];
-    return NULL;
-}
-
-/* Where the latest free of addr goes in its set: the address's own way (*prev: its previous
- * free's seq + 1, to chain), else an unused or outdated way, else the oldest. */
-static struct lt_way *way_for(const struct lifetime *lt, uint64_t addr, uint64_t *prev)
-{
-    struct lt_way *w = set_of(lt, addr), *victim = w;
-    uint64_t best = UINT64_MAX;
-    *prev = 0;
-    for (int k = 0; k < WAYS; k++) {
-        uint64_t key = w[k].seq1 && seq_valid(lt, w[k].seq1 - 1) ? w[k].seq1 : 0;
-        if (key && w[k].addr == addr) {
-            *prev = key;
-            return &w[k];
-        }
-        if (key < best) {
-            best = key;
-            victim = &w[k];
-        }
-    }
-    return victim;
-}
-
-/* Sizes the ring and its index for cap entries (the ring has not wrapped yet). */
-static int ring_grow(struct lifetime *lt, size_t cap)
-{
-    struct lt_recent *nr = realloc(lt->ring, cap * sizeof *nr);
-    if (!nr)
-        return -1;
-    lt->ring = nr;
-    struct lt_way *ni = calloc(cap * 2, sizeof *ni);
-    if (!ni)
-        return -1;
-    free(lt->index);
-    lt->index = ni;
-    lt->index_sets = cap * 2 / WAYS;
-    lt->ring_cap = cap;
-    for (uint64_t q = 0; q < lt->nseq; q++) { /* oldest first: the latest of an address wins */
-        uint64_t prev;
-        struct lt_way *w = way_for(lt, lt->ring[q].addr, &prev);
-        w->addr = lt->ring[q].addr;
-        w->seq1 = q + 1;
-    }
-    return 0;
-}
+#define SCAN_BUDGET 2000u /* searches per process: beyond LIFETIME_MAX_ERRORS errors, counts only */
 
 /* A block ended: remember it (its allocation's stack and size, and the free's). */
 static int note_free(struct lifetime *lt, uint64_t addr, uint64_t size, uint64_t alloc_stack, uint64_t free_stack,
                      uint64_t ts)
 {
-    if (CGS_UNLIKELY_LT(!lt->ring || (lt->nseq == lt->ring_cap && lt->ring_cap < LIFETIME_RECENT))) {
+    if (CGS_UNLIKELY_LT(lt->nseq == lt->ring_cap && lt->ring_cap < LIFETIME_RECENT)) {
         /* Before the first wrap, seq % cap == seq for both the old and the doubled size. */
-        if (ring_grow(lt, lt->ring ? lt->ring_cap * 2 : RING_FIRST) != 0)
+        size_t cap = lt->ring_cap ? lt->ring_cap * 2 : RING_FIRST;
+        struct lt_recent *nr = realloc(lt->ring, cap * sizeof *nr);
+        if (!nr)
             return -1;
+        lt->ring = nr;
+        lt->ring_cap = cap;
     }
-    uint64_t seq = lt->nseq++, prev;
-    struct lt_way *victim = way_for(lt, addr, &prev);
-    victim->addr = addr;
-    victim->seq1 = seq + 1;
-    lt->ring[seq % lt->ring_cap] = (struct lt_recent){addr, size, alloc_stack, free_stack, ts, prev};
+    lt->ring[lt->nseq++ % lt->ring_cap] = (struct lt_recent){addr, size, alloc_stack, free_stack, ts};
     return 0;
 }
 
 /* The latest remembered free of addr stamped at or before ts. */
-static const struct lt_recent *recent_before(const struct lifetime *lt, uint64_t addr, uint64_t ts)
+static const struct lt_recent *recent_before(struct lifetime *lt, uint64_t addr, uint64_t ts)
 {
-    const struct lt_way *w = way_of(lt, addr);
-    uint64_t s1 = w ? w->seq1 : 0;
-    for (int k = 0; s1 && k < CHAIN_MAX; k++) {
-        const struct lt_recent *r = ring_at(lt, s1 - 1);
-        if (!r || r->addr != addr)
-            return NULL;
-        if (r->free_ts <= ts)
+    if (!lt->nseq || lt->scans >= SCAN_BUDGET)
+        return NULL;
+    lt->scans++;
+    uint64_t n = lt->nseq < lt->ring_cap ? lt->nseq : lt->ring_cap;
+    for (uint64_t k = 1; k <= n; k++) {
+        const struct lt_recent *r = &lt->ring[(lt->nseq - k) % lt->ring_cap];
+        if (r->addr == addr && r->free_ts <= ts)
             return r;
-        s1 = r->prev;
     }
     return NULL;
 }

@@ -37,7 +37,6 @@ enum lifetime_kind {
 
 struct lt_recent {
     uint64_t addr, size, alloc_stack, free_stack, free_ts;
-    uint64_t prev; /* seq + 1 of the previous free of the same address (0: none) */
 };
 
 struct lt_pending {
@@ -61,22 +60,17 @@ struct lifetime_error {
     uint64_t ts;
 };
 
-struct lt_way {
-    uint64_t seq1; /* seq + 1 of the latest free of addr in the ring; 0: unused */
-    uint64_t addr;
-};
-
 struct lifetime {
     struct lt_recent *ring; /* up to LIFETIME_RECENT entries, from the first free on */
     size_t ring_cap;
-    uint64_t nseq;          /* frees noted so far */
-    struct lt_way *index;   /* 4-way sets, 2 * ring_cap ways: address -> its latest free */
-    size_t index_sets;
+    uint64_t nseq;          /* frees noted so far (the newest is ring[(nseq - 1) % ring_cap]) */
+    uint32_t scans;         /* searches of the ring so far (bounded) */
     struct lt_pending *pend;
     size_t npend, cappend;
     uint64_t free_list;     /* index + 1 of an unused pend slot, chained through next */
     struct u64map pend_head; /* addr -> index + 1 of its first pending free */
     struct u64map free_stack_of; /* tid + 1 -> the stack of its last FREE record */
+    uint64_t fs_key, fs_stack;   /* the same for the thread read last (fs_key: tid + 1, 0: none) */
     struct lifetime_error *errors;
     size_t nerrors;
     uint64_t errors_dropped;

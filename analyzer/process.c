@@ -313,8 +313,10 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
             return corrupt(p, "short free record");
         /* Format 1 had no stack: its record is shorter, and the stack reads as 0; since format 2 a
          * short record may say it has the stack of the thread's previous FREE record. */
-        struct cgs_rec_free r = {0};
-        memcpy(&r, rec, size < sizeof r ? size : sizeof r);
+        struct cgs_rec_free r;
+        memcpy(&r, rec, CGS_REC_FREE_V1_SIZE); /* two fixed-size copies: this is the hot path */
+        if (size >= sizeof r)
+            memcpy(&r.stack, rec + CGS_REC_FREE_V1_SIZE, sizeof r.stack);
         r.h.size = sizeof r;
         r.stack = lifetime_free_stack(&p->life, tid, size >= sizeof r, r.h.aux & CGS_FREE_SAME_STACK, r.stack);
         if (!r.addr)
