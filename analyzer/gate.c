@@ -34,6 +34,8 @@ void gate_usage(FILE *out)
             "                     (definitely or indirectly lost: docs/reachability.md)\n"
             "  --fail-on KINDS    what fails the gate, comma-separated: lost (the default) and\n"
             "                     possibly (possibly lost too); implies --fail-on-leak\n"
+            "  --fail-on-error    exit with status 23 on a double or invalid free no suppression matched\n"
+            "                     (--fail-on-leak does too; docs/lifetime.md)\n"
             "  --show-reachable   list the blocks still reachable at exit, with what holds them\n"
             "  --leak-exitcode N  that status instead of 23 (1 to 255)\n"
             "  --suppressions FILE  LeakSanitizer-style `leak:PATTERN` lines: matching leaks are\n"
@@ -79,6 +81,7 @@ int gate_option(struct gate *g, int c, const char *arg)
     case GATE_OPT_FOLDED: g->folded_path = arg; return GATE_OK;
     case GATE_OPT_SOURCE_ROOT: g->source_root = arg; return GATE_OK;
     case GATE_OPT_SHOW_REACHABLE: g->show_reachable = 1; return GATE_OK;
+    case GATE_OPT_FAIL_ON_ERROR: g->fail_on_error = 1; return GATE_OK;
     case GATE_OPT_FAIL_ON: {
         char buf[128];
         snprintf(buf, sizeof buf, "%s", arg);
@@ -152,6 +155,8 @@ static void apply_one(struct gate *g, struct report *r)
     }
     if (r->ngroups) /* qsort(NULL, 0, ...) is undefined */
         qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
+    lifetime_report_suppress(&r->lifetime, &g->supp); /* double_free:, invalid_free: rules */
+    g->lifetime_errors += r->lifetime.unsuppressed + r->lifetime.dropped;
     g->leaked_blocks += r->user_blocks;
     g->leaked_bytes += r->user_bytes;
     if (g->fail_on_possibly) {
@@ -238,6 +243,12 @@ const char *gate_path(struct gate *g, const char *path, const struct process *pr
 
 int gate_exit_status(const struct gate *g, int status)
 {
+    if ((g->fail_on_leak || g->fail_on_error) && g->applied && g->lifetime_errors) {
+        fprintf(stderr, "cgoscope: %" PRIu64 " double or invalid free%s not suppressed: exit status %d (%s)\n",
+                g->lifetime_errors, g->lifetime_errors == 1 ? "" : "s", g->leak_exitcode,
+                g->fail_on_error ? "--fail-on-error" : "--fail-on-leak");
+        return g->leak_exitcode;
+    }
     if (!g->fail_on_leak || !g->applied || !g->leaked_blocks)
         return status;
     fprintf(stderr,

@@ -27,6 +27,7 @@ enum gate_opt {
     GATE_OPT_SOURCE_ROOT,
     GATE_OPT_FAIL_ON,
     GATE_OPT_SHOW_REACHABLE,
+    GATE_OPT_FAIL_ON_ERROR,
 };
 
 /* The long options of the gate, for a command's getopt_long table. */
@@ -40,7 +41,8 @@ enum gate_opt {
         {"folded", required_argument, NULL, GATE_OPT_FOLDED},                                                          \
         {"source-root", required_argument, NULL, GATE_OPT_SOURCE_ROOT},                                                \
         {"fail-on", required_argument, NULL, GATE_OPT_FAIL_ON},                                                        \
-        {"show-reachable", no_argument, NULL, GATE_OPT_SHOW_REACHABLE}
+        {"show-reachable", no_argument, NULL, GATE_OPT_SHOW_REACHABLE},                                                \
+        {"fail-on-error", no_argument, NULL, GATE_OPT_FAIL_ON_ERROR}
 
 #define GATE_MAX_SUPPRESSION_FILES 16
 
@@ -57,6 +59,8 @@ struct gate {
     struct suppressions supp;
     int applied;                          /* gate_apply ran: the counts below are known */
     uint64_t leaked_blocks, leaked_bytes; /* user leaks no suppression matched, all processes */
+    int fail_on_error;       /* --fail-on-error: lifetime errors fail the gate (--fail-on-leak too) */
+    uint64_t lifetime_errors; /* double and invalid frees no suppression matched (docs/lifetime.md) */
     char **paths;                         /* expanded output paths, freed with the gate */
     size_t npaths;
 };

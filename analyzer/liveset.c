@@ -287,7 +287,9 @@ static void drop_slot(struct liveset *s, struct live_slot *e)
     remove_slot(part_of(s, e->addr), e);
 }
 
-int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts)
+int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts) { return liveset_free_block_ex(s, addr, ts, NULL); }
+
+int liveset_free_block_ex(struct liveset *s, uint64_t addr, uint64_t ts, struct live_block *ended)
 {
     struct live_slot *e = find(s, addr);
     if (e) {
@@ -309,11 +311,15 @@ int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts)
             }
         }
         if (have && best != MAIN) {
+            if (ended)
+                *ended = s->dups[best];
             account(s, s->dups[best].stack, s->dups[best].size, -1);
             s->dups[best] = s->dups[--s->ndups];
             return 1;
         }
         if (have) {
+            if (ended)
+                *ended = unpack(s, e);
             drop_slot(s, e);
             /* A duplicate of the same address takes its place in the table. */
             for (size_t i = 0; i < s->ndups; i++) {

@@ -74,6 +74,8 @@ void liveset_free(struct liveset *s);
 int liveset_alloc(struct liveset *s, uint64_t addr, uint64_t size, uint64_t stack, uint64_t ts);
 /* Returns 1 if a live block ended, 0 if the free was kept pending, -1 on memory exhaustion. */
 int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts);
+/* The same; when a live block ended, *ended (if given) is that block (lifetime.c). */
+int liveset_free_block_ex(struct liveset *s, uint64_t addr, uint64_t ts, struct live_block *ended);
 size_t liveset_pending(const struct liveset *s);
 /* Is a block live at addr (in the table proper)? */
 int liveset_has(const struct liveset *s, uint64_t addr);

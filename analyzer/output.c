@@ -45,7 +45,7 @@ static int nothing_wanted(const struct output_options *o)
 {
     const struct gate *g = o->gate;
     return o->quiet && !o->json_path && !o->plot_path && !o->timeline_path &&
-           (!g || (!g->fail_on_leak && !g->pprof_path && !g->sarif_path && !g->folded_path));
+           (!g || (!g->fail_on_leak && !g->fail_on_error && !g->pprof_path && !g->sarif_path && !g->folded_path));
 }
 
 int output_reports(struct process *procs, size_t n, const struct output_options *o)

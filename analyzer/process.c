@@ -15,6 +15,7 @@ void process_init(struct process *p)
     memset(p, 0, sizeof *p);
     u64map_init(&p->stack_index);
     liveset_init(&p->live);
+    lifetime_init(&p->life);
     reorder_init(&p->order);
     process_set_rate(p, 1.0);
 }
@@ -35,6 +36,7 @@ void process_finish(struct process *p)
     process_cut(p, UINT64_MAX); /* nothing more will be read: every held event goes */
     if (p->last_ts)
         growth_snapshot(&p->growth, &p->live, p->last_ts);
+    lifetime_finish(&p->life, &p->live); /* what is still pending freed no live block */
 }
 
 static void advance(struct process *p, uint64_t ts)
@@ -65,6 +67,7 @@ void process_free(struct process *p)
     free(p->stacks);
     u64map_free(&p->stack_index);
     liveset_free(&p->live);
+    lifetime_free(&p->life);
     reach_free(&p->reach);
     growth_free(&p->growth);
     free(p->calls);
@@ -193,21 +196,21 @@ static int apply_event(void *arg, uint32_t tid, const uint8_t *rec, size_t size)
     switch (h->type) {
     case CGS_REC_ALLOC: {
         const struct cgs_rec_alloc *r = (const void *)rec;
-        int rc = liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+        int rc = lifetime_alloc(&p->life, &p->live, r->addr, r->size, r->stack, r->ts);
         advance(p, r->ts);
         return rc;
     }
     case CGS_REC_FREE: {
         const struct cgs_rec_free *r = (const void *)rec;
-        int rc = liveset_free_block(&p->live, r->addr, r->ts) < 0 ? -1 : 0;
+        int rc = lifetime_free_block(&p->life, &p->live, r->addr, r->ts, r->stack, 0) < 0 ? -1 : 0;
         advance(p, r->ts);
         return rc;
     }
     default: { /* CGS_REC_REALLOC */
         const struct cgs_rec_realloc *r = (const void *)rec;
-        if (liveset_free_block(&p->live, r->old_addr, r->ts_free) < 0)
+        if (lifetime_free_block(&p->life, &p->live, r->old_addr, r->ts_free, r->stack, 1) < 0)
             return -1;
-        int rc = liveset_alloc(&p->live, r->addr, r->size, r->stack, r->ts);
+        int rc = lifetime_alloc(&p->life, &p->live, r->addr, r->size, r->stack, r->ts);
         advance(p, r->ts);
         return rc;
     }
@@ -255,7 +258,8 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         if (!exe)
             return corrupt(p, "process record without an executable name");
         p->attached = 1;
-        p->clock = h->aux;
+        p->clock = h->aux & CGS_PROC_CLOCK_MASK;
+        p->life.forked = (h->aux & CGS_PROC_FORKED) != 0;
         p->start_ticks = r->ts;
         p->start_ns = r->mono_ns;
         p->pid = r->pid;
@@ -305,13 +309,20 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         return event(p, tid, r->ts, rec, sizeof *r);
     }
     case CGS_REC_FREE: {
-        if (size < sizeof(struct cgs_rec_free))
+        if (size < CGS_REC_FREE_V1_SIZE)
             return corrupt(p, "short free record");
-        const struct cgs_rec_free *r = (const void *)rec;
-        if (!r->addr)
+        /* Format 1 had no stack: its record is shorter, and the stack reads as 0; since format 2 a
+         * short record may say it has the stack of the thread's previous FREE record. */
+        struct cgs_rec_free r;
+        memcpy(&r, rec, CGS_REC_FREE_V1_SIZE); /* two fixed-size copies: this is the hot path */
+        if (size >= sizeof r)
+            memcpy(&r.stack, rec + CGS_REC_FREE_V1_SIZE, sizeof r.stack);
+        r.h.size = sizeof r;
+        r.stack = lifetime_free_stack(&p->life, tid, size >= sizeof r, r.h.aux & CGS_FREE_SAME_STACK, r.stack);
+        if (!r.addr)
             return corrupt(p, "free of address 0");
         p->frees++;
-        return event(p, tid, r->ts, rec, sizeof *r);
+        return event(p, tid, r.ts, (const uint8_t *)&r, sizeof r);
     }
     case CGS_REC_REALLOC: {
         if (size < sizeof(struct cgs_rec_realloc))

@@ -7,6 +7,7 @@
 
 #include "cgoscope/record.h"
 #include "growth.h"
+#include "lifetime.h"
 #include "liveset.h"
 #include "reach.h"
 #include "reorder.h"
@@ -86,6 +87,7 @@ struct process {
     size_t nstacks, capstacks;
 
     struct liveset live;
+    struct lifetime life; /* frees of addresses that are not live blocks (lifetime.h) */
     uint64_t allocations, frees;
     uint32_t helper_pid;  /* the shim's exit helper, which keeps the address space after the end */
     struct reach reach;   /* what still points to each unfreed block (reach.h) */

@@ -291,6 +291,8 @@ int report_build(struct report *r, const struct process *p)
         gobuild_free(&gb);
     if (r->ngroups) /* groups is NULL when nothing is live (an untraced process) */
         qsort(r->groups, r->ngroups, sizeof *r->groups, cmp_group);
+    if (lifetime_report_build(r) != 0)
+        return -1;
     return crossings_build(&r->crossings, p, r->sym);
 }
 
@@ -300,6 +302,7 @@ void report_free(struct report *r)
         free(r->groups[i].frames);
     free(r->groups);
     crossings_free(&r->crossings);
+    lifetime_report_free(&r->lifetime);
     symbolizer_free(r->sym);
     memset(r, 0, sizeof *r);
 }
@@ -411,6 +414,7 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
         else
             leak_group_is_lost(g) ? nuser++ : g->kind == REACH_POSSIBLE ? nposs++ : nheld++;
     }
+    lifetime_print_text(out, r, o); /* lifetime errors lead */
     if (!r->is_go && !o->show_runtime) {
         /* A shell or tool the program ran: not what cgoscope is for; one line is enough. */
         fprintf(out, "== not a Go program: %" PRIu64 " bytes in %" PRIu64 " blocks unfreed at exit "
@@ -603,6 +607,7 @@ json_object *report_process_json(const struct report *r)
         json_object_array_add(leaks, l);
     }
     json_object_object_add(o, "leaks", leaks);
+    lifetime_add_json(o, r);
     growth_add_json(o, r);
     crossings_add_json(o, &r->crossings);
     return o;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "crossings.h"
+#include "lifetime_report.h"
 #include "process.h"
 
 struct report_frame {
@@ -53,6 +54,7 @@ struct report {
     char go_version[64];
     int is_go; /* the executable has Go build info */
     struct crossings crossings;
+    struct lifetime_report lifetime; /* double and invalid frees (lifetime_report.h) */
 };
 
 struct report_options {

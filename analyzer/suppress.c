@@ -91,7 +91,7 @@ int suppression_pattern_matches(const char *pattern, const char *name)
     return m;
 }
 
-static int add_rule(struct suppressions *s, const char *pat, size_t len, const char *source)
+static int add_rule(struct suppressions *s, int type, const char *pat, size_t len, const char *source)
 {
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 16;
@@ -103,6 +103,7 @@ static int add_rule(struct suppressions *s, const char *pat, size_t len, const c
     }
     struct suppression *r = &s->v[s->n];
     memset(r, 0, sizeof *r);
+    r->type = type;
     r->pattern = strndup(pat, len);
     r->glob = to_glob(pat, len);
     r->source = strdup(source);
@@ -139,15 +140,22 @@ static int parse_line(struct suppressions *s, const char *b, const char *e, cons
         snprintf(err, errlen, "%s:%d: expected `leak:PATTERN`, got `%.*s`", origin, lineno, (int)(end - b), b);
         return -1;
     }
-    if (colon - b != 4 || memcmp(b, "leak", 4) != 0) {
-        snprintf(err, errlen, "%s:%d: unknown suppression type `%.*s` (cgoscope knows only `leak:`)", origin, lineno,
-                 (int)(colon - b), b);
+    static const char *const types[] = {[SUPP_LEAK] = "leak", [SUPP_DOUBLE_FREE] = "double_free",
+                                         [SUPP_INVALID_FREE] = "invalid_free"};
+    int type = -1;
+    for (int k = 0; k < (int)(sizeof types / sizeof types[0]); k++)
+        if ((size_t)(colon - b) == strlen(types[k]) && memcmp(b, types[k], strlen(types[k])) == 0)
+            type = k;
+    if (type < 0) {
+        snprintf(err, errlen,
+                 "%s:%d: unknown suppression type `%.*s` (cgoscope knows `leak:`, `double_free:` and `invalid_free:`)",
+                 origin, lineno, (int)(colon - b), b);
         return -1;
     }
     const char *pe;
     const char *pb = trim(colon + 1, end, &pe);
     if (pb == pe) {
-        snprintf(err, errlen, "%s:%d: empty pattern after `leak:`", origin, lineno);
+        snprintf(err, errlen, "%s:%d: empty pattern after `%s:`", origin, lineno, types[type]);
         return -1;
     }
     char source[512];
@@ -155,7 +163,7 @@ static int parse_line(struct suppressions *s, const char *b, const char *e, cons
         snprintf(source, sizeof source, "default");
     else
         snprintf(source, sizeof source, "%s:%d", origin, lineno);
-    if (add_rule(s, pb, (size_t)(pe - pb), source) != 0) {
+    if (add_rule(s, type, pb, (size_t)(pe - pb), source) != 0) {
         snprintf(err, errlen, "out of memory reading %s", origin);
         return -1;
     }
@@ -219,11 +227,17 @@ static int rule_matches(const struct suppression *r, const struct report_frame *
            (f->object && glob_match(r->glob, f->object));
 }
 
-struct suppression *suppressions_match(struct suppressions *s, const struct report_frame *frames, size_t n)
+struct suppression *suppressions_match_type(struct suppressions *s, int type, const struct report_frame *frames,
+                                            size_t n)
 {
     for (size_t i = 0; i < s->n; i++)
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; k < n && s->v[i].type == type; k++)
             if (rule_matches(&s->v[i], &frames[k]))
                 return &s->v[i];
     return NULL;
+}
+
+struct suppression *suppressions_match(struct suppressions *s, const struct report_frame *frames, size_t n)
+{
+    return suppressions_match_type(s, SUPP_LEAK, frames, n);
 }

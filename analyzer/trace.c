@@ -228,7 +228,7 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
         return -1;
     }
     memcpy(v, data + 8, sizeof v);
-    if ((v[0] != TRACE_VERSION && v[0] != 3) || v[1] != 16) {
+    if ((v[0] != TRACE_VERSION && v[0] != 4 && v[0] != 3) || v[1] != 16) {
         snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
                  path, v[0], TRACE_VERSION);
         return -1;
@@ -392,7 +392,7 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
     }
     const struct cgs_shm_header *h = (const void *)m;
     int rc = 0;
-    if (h->version != CGS_FORMAT_VERSION || !(h->flags & CGS_HF_FILE)) {
+    if ((h->version != CGS_FORMAT_VERSION && h->version != 1) || !(h->flags & CGS_HF_FILE)) { /* 1: FREE without a stack */
         snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
                  path, h->version, CGS_FORMAT_VERSION);
         return -1;

@@ -17,7 +17,9 @@
 
 #include "process.h"
 
-#define TRACE_VERSION 4u /* 4: CUT blocks; 3 (no cuts, events applied as read) is still read */
+/* 5: FREE records carry a stack (record format 2); 4: CUT blocks; 3 (no cuts, events applied
+ * as read). 3 and 4 are still read: their FREE records are shorter (stack 0). */
+#define TRACE_VERSION 5u
 
 enum trace_block { TRACE_RECORDS = 1, TRACE_ARGV = 2, TRACE_END = 3, TRACE_STATS = 4, TRACE_RATE = 5, TRACE_CUT = 6,
                   TRACE_REACH = 7 /* the reachability scan's result (reach.h), before END */ };

@@ -43,6 +43,8 @@ static void replay_startup_log(void)
     }
 }
 
+static int proc_forked; /* this process is a child of fork() (its heap began as its parent's) */
+
 static void send_proc(void)
 {
     struct cgs_thread *t = &cgs_tls;
@@ -67,7 +69,7 @@ static void send_proc(void)
         return;
     memset(r, 0, size);
     r->h.type = CGS_REC_PROC;
-    r->h.aux = (uint16_t)cgs_clock_kind;
+    r->h.aux = (uint16_t)(cgs_clock_kind | (proc_forked ? CGS_PROC_FORKED : 0));
     r->h.size = size;
     r->pid = (uint32_t)getpid();
     r->ppid = (uint32_t)getppid();
@@ -92,6 +94,7 @@ static void after_fork_in_child(void)
     if (cgs_ready) {
         cgs_stack_reset();
         cgs_lean_start_early();
+        proc_forked = 1;
         send_proc();
         replay_startup_log();
     }

@@ -97,9 +97,26 @@ static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, str
 /* The stamp is read after the room is reserved: a reservation may wait for the analyzer (a new
  * chunk under backpressure), and a record must not carry a stamp older than the chunk it lands in
  * by that wait (the analyzer orders threads by stamps, chunk by chunk: reorder.h). */
-static void record_free(struct cgs_thread *t, void *p)
+static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
 {
     cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_SHALLOW);
+    /* The free's stack, so that a double or invalid free names its Go line (docs/lifetime.md).
+     * The same capture as an allocation's: a free repeated from one place within one cgo call
+     * costs a check of the unwind cache and of the call's last ids. */
+    uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
+    if (stack && stack == t->last_free_stack) {
+        /* The same stack as this thread's last free: the short record says so. */
+        struct cgs_rec_free *r = cgs_reserve(t, CGS_REC_FREE_V1_SIZE);
+        if (r) {
+            r->h.type = CGS_REC_FREE;
+            r->h.aux = CGS_FREE_SAME_STACK;
+            r->h.size = CGS_REC_FREE_V1_SIZE;
+            r->ts = cgs_stamp_free();
+            r->addr = (uintptr_t)p;
+            cgs_commit(t, CGS_REC_FREE_V1_SIZE);
+        }
+        return;
+    }
     struct cgs_rec_free *r = cgs_reserve(t, sizeof *r);
     if (r) {
         r->h.type = CGS_REC_FREE;
@@ -107,7 +124,9 @@ static void record_free(struct cgs_thread *t, void *p)
         r->h.size = sizeof *r;
         r->ts = cgs_stamp_free();
         r->addr = (uintptr_t)p;
+        r->stack = stack;
         cgs_commit(t, sizeof *r);
+        t->last_free_stack = stack;
     }
 }
 
@@ -141,7 +160,9 @@ static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n,
         f->h.size = sizeof *f;
         f->ts = ts_free;
         f->addr = (uintptr_t)old;
+        f->stack = stack;
         cgs_commit(t, sizeof *f);
+        t->last_free_stack = stack;
     }
     errno = saved;
     return p;
@@ -212,7 +233,7 @@ EXPORT void free(void *p)
         return;
     }
     int saved = errno;
-    record_free(t, p);
+    record_free(t, p, CALLER()); /* committed before the real free, which may abort (a double free) */
     errno = saved;
     real_free(p);
     leave(t);

@@ -59,6 +59,7 @@ struct cgs_thread {
     uint32_t depth; /* cgo calls in progress (may exceed CGS_MAX_CTX; extra ones are not kept) */
     int exit_key_set;
     struct cgs_unwind_cache *ucache; /* private: C stacks seen before (stack.c) */
+    uint64_t last_free_stack; /* the stack of this thread's last FREE record (CGS_FREE_SAME_STACK) */
     struct cgs_cgo_ctx ctx[CGS_MAX_CTX];
 
     /* cgo call statistics (callstats.c) */

@@ -90,6 +90,7 @@ void cgs_stack_reset(void)
 {
     if (cgs_tls.ucache) /* its ids were sent in the parent's stream */
         memset(cgs_tls.ucache, 0, sizeof *cgs_tls.ucache);
+    cgs_tls.last_free_stack = 0; /* so was the last FREE record */
     for (int d = 0; d < CGS_MAX_CTX; d++) /* so were these */
         for (int i = 0; i < CGS_CTX_IDS; i++)
             cgs_tls.ctx[d].ids[i].entry = NULL;

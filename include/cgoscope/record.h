@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #define CGS_SHM_MAGIC 0x4d48535343474f43ull /* "COGCSSHM" little-endian */
-#define CGS_FORMAT_VERSION 1u
+/* 2: FREE records carry the free's stack, PROC's aux says whether the process is a fork() child.
+ * A trace file of format 1 is still read (docs/record-format.md). */
+#define CGS_FORMAT_VERSION 2u
 
 /* Environment variables the launcher sets for the shim. */
 /* "<fd>:<token hex>:<analyzer pid>:<analyzer's fd>": a process that did not inherit the fd
@@ -228,8 +230,12 @@ enum cgs_alloc_fn {
     CGS_FN_MAX = CGS_FN_STRNDUP,
 };
 
+/* aux of CGS_REC_PROC: the clock (enum cgs_clock) in the low byte, and these flags. */
+#define CGS_PROC_CLOCK_MASK 0xffu
+#define CGS_PROC_FORKED 0x100u /* a child of fork() without exec: its heap began as its parent's */
+
 struct cgs_rec_proc {
-    struct cgs_rec_hdr h;
+    struct cgs_rec_hdr h; /* aux: see CGS_PROC_* */
     uint32_t pid;
     uint32_t ppid;
     uint64_t ts;   /* clock at attach */
@@ -286,7 +292,17 @@ struct cgs_rec_free {
     struct cgs_rec_hdr h;
     uint64_t ts; /* read before the block was released */
     uint64_t addr;
+    /* The free's stack, as for an allocation (C frames, then the Go frames of the cgo call in
+     * progress); 0 when not recorded. Format 1 had no such field: its FREE records are
+     * CGS_REC_FREE_V1_SIZE bytes, and readers take the stack as 0. */
+    uint64_t stack;
 };
+#define CGS_REC_FREE_V1_SIZE 24u
+/* aux of a FREE record of CGS_REC_FREE_V1_SIZE bytes (format 2 on): its stack is the one of the
+ * previous FREE record (of either size) of the same thread, so that a run of frees from one place
+ * costs no more bytes than before (docs/lifetime.md, "What it costs"). Without it, a short record's
+ * stack is 0. */
+#define CGS_FREE_SAME_STACK 1u
 
 struct cgs_rec_realloc {
     struct cgs_rec_hdr h; /* aux: enum cgs_alloc_fn */

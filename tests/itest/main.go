@@ -76,6 +76,8 @@ type process struct {
 		Gaps      int64  `json:"gaps_measured"`
 		StoreFree int64  `json:"calls_counted_store_free"`
 	} `json:"cgo_crossing"`
+
+	Errors *[]lifetimeError `json:"errors"` // double and invalid frees (cases_lifetime.go)
 }
 
 type cgoCall struct {
@@ -133,6 +135,8 @@ type expectation struct {
 	Absent    []string     `json:"absent"`
 	Calls     []expectCall `json:"calls"`
 	Callbacks []expectCall `json:"callbacks"`
+
+	Errors []expectError `json:"errors"` // testprogs/internal/truth LifetimeError
 }
 
 var failures []string
@@ -277,8 +281,10 @@ func kindMatches(want, got string) bool {
 	return want == got
 }
 
-// checkLeaks compares the user leaks of p with the expectations, exactly, kind by kind.
+// checkLeaks compares the user leaks of p with the expectations, exactly, kind by kind, and its
+// lifetime errors too (none, unless the program expects some).
 func checkLeaks(p process, e expectation) {
+	checkErrors(p, e.Errors)
 	if p.EventsLost != 0 {
 		failf("events_lost is %d, want 0", p.EventsLost)
 	}

@@ -14,5 +14,6 @@ Suite *gate_suite(void);
 Suite *robust_suite(void);
 Suite *reorder_suite(void);
 Suite *reach_suite(void);
+Suite *lifetime_suite(void);
 
 #endif

@@ -25,7 +25,7 @@ static int note(void *arg, uint32_t tid, const uint8_t *rec, size_t size)
 
 static void push_free(struct reorder *r, uint32_t tid, uint64_t ts)
 {
-    struct cgs_rec_free f = {{CGS_REC_FREE, 0, sizeof f}, ts, 0x1000};
+    struct cgs_rec_free f = {{CGS_REC_FREE, 0, sizeof f}, ts, 0x1000, 0};
     ck_assert_int_eq(reorder_push(r, tid, ts, (const uint8_t *)&f, sizeof f), 0);
 }
 

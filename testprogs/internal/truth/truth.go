@@ -55,8 +55,28 @@ type CallSite struct {
 	AtLeast  bool   `json:"at_least,omitempty"`
 }
 
+// LifetimeError is an expected double or invalid free (docs/lifetime.md): its kind
+// ("double_free", "invalid_free"), the block's size (0: unknown, as for Go memory), for an
+// interior pointer its offset into the block, and frames that must appear in the bad free's
+// stack, the allocation's and the first free's.
+type LifetimeError struct {
+	Kind      string  `json:"kind"`
+	Size      int64   `json:"size"`
+	Offset    int64   `json:"offset,omitempty"`
+	Free      []Frame `json:"free"`
+	Alloc     []Frame `json:"alloc,omitempty"`
+	FirstFree []Frame `json:"first_free,omitempty"`
+}
+
+// Kinds of LifetimeError.
+const (
+	DoubleFree  = "double_free"
+	InvalidFree = "invalid_free"
+)
+
 var (
 	mu        sync.Mutex
+	lifetime  []LifetimeError
 	sites     = map[key]*Site{}
 	absent    []string
 	calls     = map[string]*CallSite{}
@@ -185,6 +205,33 @@ func HeldC(cFunc string, bytes int64) {
 	add(key{cfn: cFunc, kind: Reachable}, []Frame{{Function: cFunc}}, bytes)
 }
 
+// Next is the caller's function, file and the line after the caller's: put it on the line
+// before a call whose Go line the report must name.
+func Next() Frame {
+	f := caller(1)
+	f.Line++
+	return f
+}
+
+// Lifetime records an expected double or invalid free. A program that makes one usually dies
+// in it (glibc aborts): call Write before.
+func Lifetime(e LifetimeError) {
+	mu.Lock()
+	lifetime = append(lifetime, e)
+	mu.Unlock()
+}
+
+// LifetimeNext records e, with the caller's next line added to the frames of the bad free's
+// stack, and writes the expectations: put it, on one line, on the line before the bad free,
+// which usually kills the program.
+func LifetimeNext(e LifetimeError) {
+	f := caller(1)
+	f.Line++
+	e.Free = append(e.Free, f)
+	Lifetime(e)
+	Write()
+}
+
 // Absent names a function that must appear in no leak's stack.
 func Absent(function string) {
 	mu.Lock()
@@ -205,11 +252,12 @@ func WriteTo(path string) {
 	mu.Lock()
 	defer mu.Unlock()
 	out := struct {
-		Leaks     []*Site     `json:"leaks"`
-		Absent    []string    `json:"absent"`
-		Calls     []*CallSite `json:"calls"`
-		Callbacks []*CallSite `json:"callbacks"`
-	}{Absent: absent}
+		Leaks     []*Site         `json:"leaks"`
+		Absent    []string        `json:"absent"`
+		Calls     []*CallSite     `json:"calls"`
+		Callbacks []*CallSite     `json:"callbacks"`
+		Errors    []LifetimeError `json:"errors"`
+	}{Absent: absent, Errors: lifetime}
 	for _, s := range sites {
 		out.Leaks = append(out.Leaks, s)
 	}
