@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "gate.h"
@@ -92,8 +94,15 @@ int cmd_report(int argc, char **argv)
                      "valgrind, or CGOSCOPE_REACHABILITY=0)");
             continue;
         }
-        char image[PATH_MAX];
+        char image[PATH_MAX], part[PATH_MAX + 8];
         snprintf(image, sizeof image, "%s.%u.mem", argv[optind], p->helper_pid);
+        snprintf(part, sizeof part, "%s.part", image);
+        /* A report run right after the program may find the helper still writing: wait for it
+         * (up to 10 s) while it is there or its image is in progress. */
+        for (int ms = 0; ms < 10000 && access(image, F_OK) != 0 &&
+                         (access(part, F_OK) == 0 || kill((pid_t)p->helper_pid, 0) == 0);
+             ms += 20)
+            usleep(20000);
         reach_scan_image(p, image);
     }
     struct process *flat = procset_flat(&ps);

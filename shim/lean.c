@@ -254,9 +254,17 @@ __attribute__((no_stack_protector)) static void dump_memory(long self)
     for (int i = 0; tail[i]; i++)
         path[n++] = tail[i];
     path[n] = 0;
+    /* Written under "<name>.part", renamed when complete: a report never reads half an image. */
+    char part[4210];
+    for (int i = 0; i <= n; i++)
+        part[i] = path[i];
+    const char *ptail = ".part";
+    for (int i = 0; ptail[i]; i++)
+        part[n + i] = ptail[i];
+    part[n + 5] = 0;
     long mf = raw5(SYS_open, (long)"/proc/self/maps", 0, 0, 0, 0);
     long pm = raw5(SYS_open, (long)"/proc/self/pagemap", 0, 0, 0, 0);
-    long fd = raw5(SYS_open, (long)path, 01 | 0100 | 0200 | 02000000 /* O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC */, 0600, 0, 0);
+    long fd = raw5(SYS_open, (long)part, 01 | 0100 | 0200 | 02000000 /* O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC */, 0600, 0, 0);
     unsigned long len = 0;
     for (long r; mf >= 0 && len < sizeof maps_buf - 1 &&
                  (r = raw5(SYS_read, mf, (long)(maps_buf + len), (long)(sizeof maps_buf - 1 - len), 0, 0)) > 0;)
@@ -317,8 +325,12 @@ __attribute__((no_stack_protector)) static void dump_memory(long self)
     }
     static const uint64_t end[2] = {0, 0};
     if (!bad)
-        put(fd, end, 16);
+        bad = put(fd, end, 16);
     raw5(SYS_close, fd, 0, 0, 0, 0);
+    if (!bad)
+        raw5(SYS_rename, (long)part, (long)path, 0, 0, 0);
+    else
+        raw5(SYS_unlink, (long)part, 0, 0, 0, 0);
     raw5(SYS_close, pm, 0, 0, 0, 0);
 }
 
@@ -343,13 +355,16 @@ __attribute__((no_stack_protector)) static int helper_main(void *arg)
     long k = helper_no_kcmp ? -1 : raw5(SYS_kcmp, self, helper_target, 1 /* KCMP_VM */, 0, 0);
     int use_kcmp = k == 0;
     unsigned long stack0 = use_kcmp ? 0 : start_stack(0);
-    if ((k != 0 && k != -1 /* EPERM */ && k != -38 /* ENOSYS */) || (!use_kcmp && (!stack0 || start_stack(helper_target) != stack0))) {
+    /* A short-lived program may be gone before its helper first runs: its memory is still here. */
+    int gone = k == -3 /* ESRCH */ || k > 0 /* a zombie, or exec already: not the space it was */;
+    if (!gone && ((k != 0 && k != -1 /* EPERM */ && k != -38 /* ENOSYS */) ||
+                  (!use_kcmp && (!stack0 || start_stack(helper_target) != stack0)))) {
         atomic_store(&helper_state, -1); /* cannot tell when the program ends or runs exec */
         raw5(SYS_exit, 0, 0, 0, 0, 0);
     }
-    long pidfd = raw5(434 /* SYS_pidfd_open */, helper_target, 0, 0, 0, 0);
+    long pidfd = gone ? -1 : raw5(434 /* SYS_pidfd_open */, helper_target, 0, 0, 0, 0);
     atomic_store(&helper_state, 2);
-    for (;;) {
+    while (!gone) {
         if (pidfd >= 0) {
             struct {
                 int fd;
