@@ -41,7 +41,6 @@ import (
 	"cgoscope.test/testprogs/internal/truth"
 )
 
-
 func makeNames(fixed bool) {
 	for _, name := range []string{"ada", "bob", "cy"} {
 		if fixed {

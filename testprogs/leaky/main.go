@@ -34,7 +34,6 @@ import "C"
 
 import (
 	"fmt"
-	"sync"
 	"unsafe"
 
 	"cgoscope.test/testprogs/internal/truth"
@@ -77,22 +76,21 @@ func churn() {
 	}
 }
 
-func leakAll(wg *sync.WaitGroup) {
+func leakAll(done chan struct{}) {
 	leakNames()
 	leakGreeting()
 	holdConfig()
 	leakBuffers()
 	leakLabel()
-	wg.Done()
+	close(done) // not a WaitGroup: its inlined Done makes frames gopclntab and DWARF tell apart
 }
 
 func main() {
 	truth.Absent("main.churn")
 	truth.Absent("churn_once")
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go leakAll(&wg) // on a goroutine of its own: see truth.Go
-	wg.Wait()
+	done := make(chan struct{})
+	go leakAll(done) // on a goroutine of its own: see truth.Go
+	<-done
 	churn()
 	fmt.Println("leaky: done")
 	truth.Write()
