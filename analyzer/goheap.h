@@ -21,9 +21,14 @@ struct go_heap_layout {
     uint32_t mheap_allspans; /* []*mspan */
     uint32_t span_start, span_npages, span_state;
     uint32_t g_stack_lo, g_stack_hi, g_sched_sp, g_syscallsp, g_status;
+    int from_code; /* no DWARF: offsets from the table of Go releases, addresses from the code */
+    /* With from_code (load bias added): the executable's .text, and the Go code in it; the rest
+     * is C code, where threadentry lies (then unknown: reach.c finds it in the threads' TLS). */
+    uint64_t text_lo, text_hi, gotext_lo, gotext_hi;
 };
 
-/* 0 when everything was found in path's DWARF; -1 otherwise. bias: the executable's load bias. */
+/* 0 when everything was found: in path's DWARF, or, in an executable without DWARF by a Go
+ * release goheap.c knows, in its code; -1 otherwise. bias: the executable's load bias. */
 int go_heap_layout_read(const char *path, uint64_t bias, struct go_heap_layout *out);
 
 #define GO_PAGE_SIZE 8192u /* runtime._PageSize, the same on every platform */

@@ -352,3 +352,27 @@ size_t gopclntab_lookup(const struct gopclntab *t, uint64_t addr, struct go_fram
     position(t, &fn, pc, &out[n]);
     return n + 1;
 }
+
+int gopclntab_func(const struct gopclntab *t, const char *name, uint64_t *entry, uint64_t *end)
+{
+    const uint8_t *ftab = t->pcln.p;
+    for (uint64_t i = 0; i < t->nfunc; i++) {
+        uint32_t funcoff = u32(ftab + i * 8 + 4);
+        if (funcoff >= t->pcln.n || t->pcln.n - funcoff < 8)
+            continue;
+        const char *n = string_at(t->funcnames, u32(t->pcln.p + funcoff + 4));
+        if (n && strcmp(n, name) == 0) {
+            *entry = t->text + u32(ftab + i * 8);
+            *end = t->text + u32(ftab + (i + 1) * 8);
+            return *end > *entry ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail)
+{
+    struct span s = at_vaddr(elf, addr);
+    *avail = s.n;
+    return s.p;
+}

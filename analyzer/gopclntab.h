@@ -28,5 +28,11 @@ void gopclntab_text(const struct gopclntab *t, uint64_t *lo, uint64_t *hi);
 /* Frames for the link-time address addr, innermost (inlined) first, at most max; 0 when addr
  * is not in Go code. */
 size_t gopclntab_lookup(const struct gopclntab *t, uint64_t addr, struct go_frame *out, size_t max);
+/* The link-time bounds [entry, end) of the Go function called name (a linear search); 0 when
+ * found. */
+int gopclntab_func(const struct gopclntab *t, const char *name, uint64_t *entry, uint64_t *end);
+/* The bytes of the ELF's loaded section that holds link-time address addr, from addr on
+ * (*avail of them); NULL when no section holds it. */
+const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail);
 
 #endif

@@ -74,7 +74,10 @@ struct rblock {
     uint64_t root_addr;
     uint64_t snap; /* offset of its contents in the snapshot, or UINT64_MAX: read when needed */
     uint8_t state, root;
+    uint8_t len64; /* LEN64_*: whether the block starts with its length, as SQLite's do */
 };
+
+enum { LEN64_UNKNOWN = 0, LEN64_YES, LEN64_NO };
 
 struct region {
     uint64_t lo, hi;
@@ -223,6 +226,25 @@ static inline uint64_t glibc_next_chunk(const struct rblock *b)
     return b->addr - 16 + (chunk < 32 ? 32 : chunk);
 }
 
+/* memcheck's length64 heuristic (on by default in valgrind): an allocator built on malloc that
+ * keeps the length of what it hands out in the block's first 8 bytes (SQLite's sqlite3Malloc
+ * does) and gives its callers block+8. A pointer to block+8 is then the block's real handle,
+ * when the first word is the block's size less those 8 bytes. */
+static int length_prefixed(struct scan *s, struct rblock *b)
+{
+    if (b->len64 == LEN64_UNKNOWN) {
+        uint64_t size = b->end - b->addr, first = 0;
+        if (size > 8) {
+            if (b->snap != UINT64_MAX)
+                memcpy(&first, s->snap + b->snap, sizeof first);
+            else
+                read_mem(s, b->addr, &first, sizeof first);
+        }
+        b->len64 = size > 8 && first == size - 8 ? LEN64_YES : LEN64_NO;
+    }
+    return b->len64 == LEN64_YES;
+}
+
 /* memcheck's rule for a pointer found on the way from a root: a pointer to a block's start
  * makes it reachable if everything before it on the way was; any other pointer makes it
  * possibly lost, unless it is reachable already. */
@@ -236,7 +258,7 @@ static inline void mark(struct scan *s, uint64_t w, int definite, uint8_t root, 
         return;
     if (w != b->addr && w == glibc_next_chunk(b))
         return; /* malloc's own pointer to the chunk after this one, not into this block */
-    if (w == b->addr && definite) {
+    if ((w == b->addr || (w == b->addr + 8 && length_prefixed(s, b))) && definite) {
         b->state = ST_REACHABLE;
         b->root = root;
         b->root_addr = root_addr;
@@ -308,6 +330,68 @@ static void forget_thread_arg(struct scan *s, uint64_t base, size_t len)
         if (w == s->threadentry)
             memset(s->buf + off + 8, 0, 8);
     }
+}
+
+/* Whether code address w follows a call instruction (CALL rel32, or CALL through a register):
+ * a return address left by the top frames of a thread's stack, not a function's start. */
+static int after_call(struct scan *s, uint64_t w)
+{
+    uint8_t c[5];
+    read_mem(s, w - 5, c, sizeof c);
+    return c[0] == 0xe8 || (c[3] == 0xff && (c[4] & 0xf8) == 0xd0) ||
+           (c[2] == 0x41 && c[3] == 0xff && (c[4] & 0xf8) == 0xd0);
+}
+
+/* runtime/cgo's threadentry in an executable without symbols: the start routine glibc keeps in
+ * the descriptor of every thread the Go runtime created, so the address of C code (in .text,
+ * outside the Go code, not a return address) found in the most threads' TLS. 0 when no single
+ * one is. */
+static uint64_t guess_threadentry(struct scan *s, const struct region *regs, size_t nregs,
+                                  const struct go_heap_layout *gl)
+{
+    enum { MAXC = 64 };
+    uint64_t cand[MAXC] = {0}, in_region[MAXC];
+    unsigned count[MAXC] = {0};
+    size_t nc = 0;
+    for (size_t i = 0; i < nregs; i++) {
+        if (regs[i].root != ROOT_TLS || regs[i].hi - regs[i].lo > READ_PIECE)
+            continue;
+        size_t len = (size_t)(regs[i].hi - regs[i].lo), nin = 0;
+        read_mem(s, regs[i].lo, s->buf, len);
+        for (size_t off = (size_t)((8 - (regs[i].lo & 7)) & 7); off + 8 <= len; off += 8) {
+            uint64_t w;
+            memcpy(&w, s->buf + off, sizeof w);
+            if (w < gl->text_lo || w >= gl->text_hi || (w >= gl->gotext_lo && w < gl->gotext_hi))
+                continue;
+            size_t k = 0;
+            while (k < nin && in_region[k] != w)
+                k++;
+            if (k < nin || nin == MAXC)
+                continue; /* once per thread */
+            in_region[nin++] = w;
+            if (after_call(s, w))
+                continue;
+            size_t c = 0;
+            while (c < nc && cand[c] != w)
+                c++;
+            if (c == nc && nc < MAXC)
+                cand[nc++] = w;
+            if (c < nc)
+                count[c]++;
+        }
+    }
+    uint64_t best = 0;
+    unsigned most = 0, ties = 0;
+    for (size_t c = 0; c < nc; c++) {
+        if (count[c] > most) {
+            most = count[c];
+            best = cand[c];
+            ties = 0;
+        } else if (count[c] == most) {
+            ties++;
+        }
+    }
+    return ties ? 0 : best;
 }
 
 /* Pages never touched read as zeros: they hold no pointer, and memory of the Go runtime and of
@@ -450,7 +534,7 @@ static int read_slice(struct scan *s, uint64_t addr, uint64_t **out, uint64_t *l
 static int go_heap(struct scan *s, const struct go_heap_layout *gl)
 {
     uint64_t *spans = NULL, *gs = NULL, n, ng;
-    size_t capspans = 0, capgo = 0;
+    size_t capspans = 0, capgo = 0, nheap = 0, nstacks = 0, nms = 0;
     if (read_slice(s, gl->mheap + gl->mheap_allspans, &spans, &n) != 0)
         return -1;
     uint32_t hi_off = gl->span_start > gl->span_npages ? gl->span_start : gl->span_npages;
@@ -469,6 +553,7 @@ static int go_heap(struct scan *s, const struct go_heap_layout *gl)
         if (!start || !npages || npages > (1u << 24))
             continue;
         uint64_t end = start + npages * GO_PAGE_SIZE;
+        nheap += state == GO_SPAN_IN_USE;
         if (add_range(&s->spans, &s->nspans, &capspans, start, end, ROOT_NONE) != 0 ||
             (state == GO_SPAN_IN_USE && add_range(&s->goroots, &s->ngoroots, &capgo, start, end, ROOT_GO_HEAP) != 0))
             rc = -1;
@@ -493,6 +578,7 @@ static int go_heap(struct scan *s, const struct go_heap_layout *gl)
             uint64_t from = st == GO_G_RUNNING ? lo : st == GO_G_SYSCALL && ssp ? ssp : sp;
             if (from < lo || from > hi)
                 from = lo;
+            nstacks++;
             if (add_range(&s->goroots, &s->ngoroots, &capgo, from, hi, ROOT_GO_STACK) != 0)
                 rc = -1;
         }
@@ -528,10 +614,16 @@ static int go_heap(struct scan *s, const struct go_heap_layout *gl)
             sp = lo;
         else
             sp = hi;
-        if (lo && hi > lo && add_range(&s->g0s, &s->ng0s, &capg0, lo, hi, 0) == 0)
+        if (lo && hi > lo && add_range(&s->g0s, &s->ng0s, &capg0, lo, hi, 0) == 0) {
             s->g0s[s->ng0s - 1].root = (int)(sp - lo); /* the offset of the live part */
+            nms++;
+        }
         m = next;
     }
+    /* A layout from the table of releases and the code (no DWARF) is trusted only when what it
+     * reads looks like a Go runtime: spans in use, goroutines with stacks, Ms. */
+    if (gl->from_code && (!nheap || !nstacks || !nms))
+        rc = -1;
     if (rc != 0) {
         free(s->spans);
         free(s->goroots);
@@ -815,9 +907,8 @@ static int scan_with(struct process *p, struct scan s)
          * freed goroutine stacks included, where stale copies of pointers to lost blocks abound
          * (a test's goroutine ends, its stack stays). Calling lost blocks held would let a CI
          * gate pass a leak: leave them unclassified, counted as leaked. */
-        snprintf(r->why, sizeof r->why, "the executable has no DWARF (stripped: -ldflags=-s or -w, as `go test` "
-                 "builds the test binaries it runs), so the Go heap's spans and stacks cannot be read; keep it with "
-                 "-ldflags='-s=false -w=false'");
+        snprintf(r->why, sizeof r->why, "no DWARF (stripped, as `go test` builds what it runs) and a runtime layout "
+                 "cgoscope does not know (it knows Go 1.21 to 1.26): keep DWARF with -ldflags='-s=false -w=false'");
         if (s.pagemap >= 0)
             close(s.pagemap);
         free(s.runs);
@@ -827,6 +918,8 @@ static int scan_with(struct process *p, struct scan s)
     }
     s.threadentry = r->go_heap_precise ? gl.threadentry : 0;
     if (read_maps(&s, p, &regs, &nregs, r->why, sizeof r->why) == 0) {
+        if (r->go_heap_precise && !s.threadentry && gl.from_code)
+            s.threadentry = guess_threadentry(&s, regs, nregs, &gl);
         snapshot(&s);
         for (size_t i = 0; i < nregs && !s.oom; i++)
             if (regs[i].root != ROOT_NONE)

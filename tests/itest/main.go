@@ -44,8 +44,8 @@ type leak struct {
 	Origin     string   `json:"origin"`
 	Kind       string   `json:"kind"`
 	HeldBy     []heldBy `json:"held_by"`
-	Suppressed bool    `json:"suppressed"`
-	Stack      []frame `json:"stack"`
+	Suppressed bool     `json:"suppressed"`
+	Stack      []frame  `json:"stack"`
 }
 
 type process struct {
@@ -55,8 +55,8 @@ type process struct {
 	Exit       map[string]int `json:"exit"`
 	EventsLost int64          `json:"events_lost"`
 	Totals     struct {
-		Allocations  int64 `json:"allocations"`
-		Frees        int64 `json:"frees"`
+		Allocations     int64 `json:"allocations"`
+		Frees           int64 `json:"frees"`
 		LeakedBlocks    int64 `json:"leaked_blocks"`
 		LeakedBytes     int64 `json:"leaked_bytes"`
 		PossiblyBlocks  int64 `json:"possibly_lost_blocks"`

@@ -100,6 +100,40 @@ START_TEST(memcheck_classes)
 }
 END_TEST
 
+/* memcheck's length64 heuristic: a pointer to block+8 holds the block when its first word is its
+ * size less 8 (SQLite's allocator), and only then. */
+START_TEST(length_prefixed_blocks)
+{
+    enum { J = 0x10, K = 0x100, L = 0x200, M = 0x300 };
+    static uint8_t heap[4096], roots[4096];
+    memset(heap, 0, sizeof heap);
+    memset(roots, 0, sizeof roots);
+    put64(heap, HEAP, HEAP + J, 40);           /* J: 48 bytes, its length 40 first */
+    put64(heap, HEAP, HEAP + J + 16, HEAP + M); /* J -> M */
+    put64(heap, HEAP, HEAP + K, 7);            /* K: a first word that is not its length */
+    put64(heap, HEAP, HEAP + L, 40);           /* L: its length first, but held by L+16 */
+    put64(roots, ROOTS, ROOTS, HEAP + J + 8);
+    put64(roots, ROOTS, ROOTS + 8, HEAP + K + 8);
+    put64(roots, ROOTS, ROOTS + 16, HEAP + L + 16);
+    char path[] = "/tmp/cgoscope-reach-XXXXXX";
+    close(mkstemp(path));
+    write_image(path, heap, roots);
+
+    struct process p;
+    process_init(&p);
+    const uint64_t blocks[][2] = {{J, 48}, {K, 48}, {L, 48}, {M, 32}};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+        ck_assert_int_eq(liveset_alloc(&p.live, HEAP + blocks[i][0], blocks[i][1], 1, i + 1), 0);
+    ck_assert_int_eq(reach_scan_image(&p, path), 0);
+    ck_assert_int_eq(kind_of(&p, HEAP + J), REACH_REACHABLE);
+    ck_assert_int_eq(kind_of(&p, HEAP + M), REACH_REACHABLE);
+    ck_assert_int_eq(kind_of(&p, HEAP + K), REACH_POSSIBLE);
+    ck_assert_int_eq(kind_of(&p, HEAP + L), REACH_POSSIBLE);
+    process_free(&p);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(damaged_image)
 {
     char path[] = "/tmp/cgoscope-reach-XXXXXX";
@@ -122,6 +156,7 @@ Suite *reach_suite(void)
     Suite *s = suite_create("reach");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, memcheck_classes);
+    tcase_add_test(tc, length_prefixed_blocks);
     tcase_add_test(tc, damaged_image);
     suite_add_tcase(s, tc);
     return s;

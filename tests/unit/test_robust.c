@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "goheap.h"
 #include "gopclntab.h"
 #include "images.h"
 #include "recbuf.h"
@@ -271,6 +272,44 @@ START_TEST(gopclntab_agrees_with_symbols_and_dwarf)
 }
 END_TEST
 
+/* Without DWARF (strip(1) of the same binary), the Go heap's layout comes from the table of Go
+ * releases and the runtime's code: it must be what DWARF says, field by field. */
+START_TEST(stripped_heap_layout_agrees_with_dwarf)
+{
+    const char *dir = getenv("CGOSCOPE_TESTPROGS");
+    if (!dir)
+        return; /* built without the Go test programs */
+    char path[4096], cmd[8400], stripped[] = "/tmp/cgoscope-stripped-XXXXXX";
+    snprintf(path, sizeof path, "%s/leaky", dir);
+    close(mkstemp(stripped));
+    snprintf(cmd, sizeof cmd, "strip -o '%s' '%s'", stripped, path);
+    ck_assert_int_eq(system(cmd), 0);
+    struct go_heap_layout d, c;
+    ck_assert_int_eq(go_heap_layout_read(path, 0x1000, &d), 0);
+    ck_assert_int_eq(d.from_code, 0);
+    ck_assert_int_eq(go_heap_layout_read(stripped, 0x1000, &c), 0);
+    ck_assert_int_eq(c.from_code, 1);
+    ck_assert_uint_eq(c.mheap, d.mheap);
+    ck_assert_uint_eq(c.allgs, d.allgs);
+    ck_assert_uint_eq(c.allm, d.allm);
+    ck_assert_uint_eq(c.m_g0, d.m_g0);
+    ck_assert_uint_eq(c.m_curg, d.m_curg);
+    ck_assert_uint_eq(c.m_alllink, d.m_alllink);
+    ck_assert_uint_eq(c.mheap_allspans, d.mheap_allspans);
+    ck_assert_uint_eq(c.span_start, d.span_start);
+    ck_assert_uint_eq(c.span_npages, d.span_npages);
+    ck_assert_uint_eq(c.span_state, d.span_state);
+    ck_assert_uint_eq(c.g_stack_lo, d.g_stack_lo);
+    ck_assert_uint_eq(c.g_stack_hi, d.g_stack_hi);
+    ck_assert_uint_eq(c.g_sched_sp, d.g_sched_sp);
+    ck_assert_uint_eq(c.g_syscallsp, d.g_syscallsp);
+    ck_assert_uint_eq(c.g_status, d.g_status);
+    ck_assert(d.threadentry >= c.text_lo && d.threadentry < c.text_hi); /* C code in .text, */
+    ck_assert(d.threadentry < c.gotext_lo || d.threadentry >= c.gotext_hi); /* not Go code */
+    unlink(stripped);
+}
+END_TEST
+
 Suite *robust_suite(void)
 {
     Suite *s = suite_create("robust");
@@ -280,6 +319,7 @@ Suite *robust_suite(void)
     tcase_add_test(tc, shim_file_images_and_statistics);
     tcase_add_test(tc, shim_file_bad_headers);
     tcase_add_test(tc, gopclntab_agrees_with_symbols_and_dwarf);
+    tcase_add_test(tc, stripped_heap_layout_agrees_with_dwarf);
     suite_add_tcase(s, tc);
     return s;
 }
