@@ -130,18 +130,34 @@ static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
     }
 }
 
-/* realloc of a block: the record's room is reserved and the free's stamp read before the block
- * is handed back (see record_free); the record is completed and committed after. */
+/* realloc of a block. The REALLOC_BEGIN record (the old address, the free's stamp, the stack) is
+ * committed before the real realloc, which aborts on an address that is not a live block: the
+ * record survives the abort, and the error is reported with the realloc's stack
+ * (docs/lifetime.md). Room for the record that ends it is reserved with it, in the same chunk, so
+ * that the REALLOC record (ordered by that stamp) lands where it did when it was the only one. */
 static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n, struct cgs_caller c)
 {
     int saved = errno;
     uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
-    struct cgs_rec_realloc *r = cgs_reserve(t, sizeof *r);
-    uint64_t ts_free = r ? cgs_stamp_free() : 0;
+    struct cgs_rec_realloc_begin *b = cgs_reserve(t, sizeof *b + sizeof(struct cgs_rec_realloc));
+    uint64_t ts_free = 0;
+    if (b) {
+        b->h.type = CGS_REC_REALLOC_BEGIN;
+        b->h.aux = (uint16_t)fn;
+        b->h.size = sizeof *b;
+        b->ts_free = ts_free = cgs_stamp_free();
+        b->old_addr = (uintptr_t)old;
+        b->stack = stack;
+        cgs_commit(t, sizeof *b);
+    }
     errno = saved;
     void *p = real_realloc(old, n);
     saved = errno;
-    if (r && p) {
+    /* The rest of the room reserved above: nothing else records on this thread meanwhile (its
+     * guard is held), so this is the same room, found again without a new chunk. */
+    void *room = b ? cgs_reserve(t, sizeof(struct cgs_rec_realloc)) : NULL;
+    if (room && p) {
+        struct cgs_rec_realloc *r = room;
         r->h.type = CGS_REC_REALLOC;
         r->h.aux = (uint16_t)fn;
         r->h.size = sizeof *r;
@@ -152,9 +168,9 @@ static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n,
         r->size = n;
         r->stack = stack;
         cgs_commit(t, sizeof *r);
-    } else if (r && n == 0) {
-        /* glibc frees the block and returns NULL: the reserved room takes a FREE record */
-        struct cgs_rec_free *f = (struct cgs_rec_free *)(void *)r;
+    } else if (room && n == 0) {
+        /* glibc frees the block and returns NULL */
+        struct cgs_rec_free *f = room;
         f->h.type = CGS_REC_FREE;
         f->h.aux = 0;
         f->h.size = sizeof *f;
@@ -163,6 +179,14 @@ static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n,
         f->stack = stack;
         cgs_commit(t, sizeof *f);
         t->last_free_stack = stack;
+    } else if (room) {
+        /* NULL: out of memory, and the block is still the program's */
+        struct cgs_rec_realloc_fail *f = room;
+        f->h.type = CGS_REC_REALLOC_FAIL;
+        f->h.aux = 0;
+        f->h.size = sizeof *f;
+        f->old_addr = (uintptr_t)old;
+        cgs_commit(t, sizeof *f);
     }
     errno = saved;
     return p;

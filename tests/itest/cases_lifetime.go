@@ -6,12 +6,15 @@ import (
 	"reflect"
 )
 
-// Lifetime errors (docs/lifetime.md): testprogs/lifetime makes one double or invalid free per
-// run and states the kind, the size and the Go lines of the allocation, the first free and the
-// bad free; the report must name exactly those, and the program must end as it does untraced.
+// Lifetime errors (docs/lifetime.md): testprogs/lifetime makes one double or invalid free (or
+// realloc) per run and states the kind, the function, the size and the Go lines of the
+// allocation, the first free and the bad free; the report must name exactly those, and the
+// program must end as it does untraced (the realloc cases die inside glibc's realloc, so their
+// error comes from the record the shim commits before calling it).
 
 type lifetimeError struct {
 	Kind           string  `json:"kind"`
+	Function       string  `json:"function"`
 	Address        string  `json:"address"`
 	Size           *int64  `json:"size"`
 	Offset         int64   `json:"offset"`
@@ -23,6 +26,7 @@ type lifetimeError struct {
 
 type expectError struct {
 	Kind      string  `json:"kind"`
+	Function  string  `json:"function"`
 	Size      int64   `json:"size"`
 	Offset    int64   `json:"offset"`
 	Free      []frame `json:"free"`
@@ -31,7 +35,7 @@ type expectError struct {
 }
 
 func init() {
-	for _, c := range []string{"double", "owner", "gomem", "interior"} {
+	for _, c := range []string{"double", "owner", "gomem", "interior", "realloc", "regomem"} {
 		c := c
 		cases["lifetime-"+c] = func() { caseLifetime(c) }
 	}
@@ -57,9 +61,13 @@ func checkErrors(p process, want []expectError) {
 		if g.Size != nil {
 			size = *g.Size
 		}
-		if g.Kind != w.Kind || size != w.Size || g.Offset != w.Offset {
-			failf("error %d: %s of %d bytes (offset %d), want %s of %d bytes (offset %d)", i, g.Kind, size, g.Offset,
-				w.Kind, w.Size, w.Offset)
+		fn := w.Function
+		if fn == "" {
+			fn = "free"
+		}
+		if g.Kind != w.Kind || size != w.Size || g.Offset != w.Offset || g.Function != fn {
+			failf("error %d: %s of %d bytes (offset %d) by %s, want %s of %d bytes (offset %d) by %s", i, g.Kind, size,
+				g.Offset, g.Function, w.Kind, w.Size, w.Offset, fn)
 		}
 		for _, s := range []struct {
 			name      string
