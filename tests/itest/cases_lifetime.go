@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 )
 
 // Lifetime errors (docs/lifetime.md): testprogs/lifetime makes one double or invalid free (or
@@ -85,12 +87,14 @@ func checkErrors(p process, want []expectError) {
 func caseLifetime(c string) {
 	plain := run(nil, filepath.Join(*progs, "lifetime"), c)
 	trace := filepath.Join(*work, "lifetime-"+c+".cgs")
-	r, rep, e := traced("lifetime", []string{"-o", trace}, c)
+	sarif := filepath.Join(*work, "lifetime-"+c+".sarif")
+	r, rep, e := traced("lifetime", []string{"-o", trace, "--sarif", sarif}, c)
 	p := rep.Processes[0]
 	if len(e.Errors) != 1 {
 		failf("the program expects %d errors, want 1: this case could not fail", len(e.Errors))
 	}
 	checkErrors(p, e.Errors)
+	checkErrorsSarif(sarif, e.Errors)
 	if p.EventsLost != 0 {
 		failf("events_lost is %d, want 0", p.EventsLost)
 	}
@@ -111,6 +115,46 @@ func caseLifetime(c string) {
 	}
 	if rep2 := readReport(again, rr); !reflect.DeepEqual(rep2.Processes[0].Errors, p.Errors) {
 		failf("the errors from the saved trace differ from the live run's")
+	}
+}
+
+// checkErrorsSarif: the SARIF file holds one result per expected error (and nothing else), of the
+// kind's rule, located at the bad free: its innermost expected frame (a C function of the
+// program, or the Go line of the cgo call), with a stack for each stack the error has.
+func checkErrorsSarif(path string, want []expectError) {
+	data, err := os.ReadFile(path)
+	var raw any
+	var log sarifLog
+	if err != nil || json.Unmarshal(data, &raw) != nil || json.Unmarshal(data, &log) != nil || len(log.Runs) != 1 {
+		failf("SARIF file %s: %v", path, err)
+		return
+	}
+	checkSarif("log", "$", raw)
+	res := log.Runs[0].Results
+	if len(res) != len(want) {
+		failf("SARIF: %d results, want %d (one per lifetime error)", len(res), len(want))
+		return
+	}
+	for i, w := range want {
+		g := res[i]
+		rule := "cgo-" + strings.ReplaceAll(w.Kind, "_", "-")
+		stacks := 1
+		if w.Kind == "double_free" {
+			stacks = 3
+		} else if len(w.Alloc) > 0 {
+			stacks = 2
+		}
+		if g.RuleID != rule || len(g.Stacks) != stacks || len(g.Suppressions) != 0 {
+			failf("SARIF result %d: rule %q with %d stacks, %d suppressions; want %q with %d, none", i, g.RuleID,
+				len(g.Stacks), len(g.Suppressions), rule, stacks)
+		}
+		// The Go line may be named after the closure cgo wraps the call in (main.f.funcN, same line).
+		at := w.Free[0]
+		if len(g.Locations) != 1 || len(g.Locations[0].Logical) == 0 ||
+			(g.Locations[0].Logical[0].Name != at.Function && !strings.HasPrefix(g.Locations[0].Logical[0].Name, at.Function+".func")) ||
+			(at.Line != 0 && g.Locations[0].Physical.Region.StartLine != at.Line) {
+			failf("SARIF result %d: located at %+v, want %s line %d", i, g.Locations, at.Function, at.Line)
+		}
 	}
 }
 
