@@ -100,6 +100,22 @@ static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, str
 static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
 {
     cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_SHALLOW);
+#ifdef CGS_BENCH_NO_FREE_STACK
+    /* Only in libcgoscope-nofreestack.so, which bench/run.sh measures against: the free without
+     * its stack (format 1's record, read as stack 0), so that the cost of the stack is measured
+     * within one run (bench/README.md, "The free's stack"). */
+    (void)c;
+    struct cgs_rec_free *r1 = cgs_reserve(t, CGS_REC_FREE_V1_SIZE);
+    if (r1) {
+        r1->h.type = CGS_REC_FREE;
+        r1->h.aux = 0;
+        r1->h.size = CGS_REC_FREE_V1_SIZE;
+        r1->ts = cgs_stamp_free();
+        r1->addr = (uintptr_t)p;
+        cgs_commit(t, CGS_REC_FREE_V1_SIZE);
+    }
+    return;
+#endif
     /* The free's stack, so that a double or invalid free names its Go line (docs/lifetime.md).
      * The same capture as an allocation's: a free repeated from one place within one cgo call
      * costs a check of the unwind cache and of the call's last ids. */
