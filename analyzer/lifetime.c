@@ -41,6 +41,8 @@ void lifetime_free(struct lifetime *lt)
     u64map_free(&lt->free_stack_of);
     free(lt->pend);
     free(lt->errors);
+    free(lt->open);
+    free(lt->checks);
     memset(lt, 0, sizeof *lt);
 }
 
@@ -193,6 +195,75 @@ int lifetime_free_block(struct lifetime *lt, struct liveset *live, uint64_t addr
     return rc;
 }
 
+/* ---- Reallocs that may not have returned --------------------------------------------------- */
+
+static int push_realloc(struct lt_realloc **v, size_t *n, size_t *cap, const struct lt_realloc *e)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        struct lt_realloc *nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = *e;
+    return 0;
+}
+
+static struct lt_realloc *open_of(struct lifetime *lt, uint32_t tid)
+{
+    for (size_t i = 0; i < lt->nopen; i++)
+        if (lt->open[i].tid == tid)
+            return &lt->open[i];
+    return NULL;
+}
+
+int lifetime_realloc_begin(struct lifetime *lt, uint32_t tid, uint64_t addr, uint64_t ts, uint64_t stack)
+{
+    struct lt_realloc e = {tid, addr, ts, stack};
+    struct lt_realloc *o = open_of(lt, tid);
+    if (o) { /* one at a time per thread: a stream that says otherwise keeps the newest */
+        *o = e;
+        return 0;
+    }
+    return push_realloc(&lt->open, &lt->nopen, &lt->capopen, &e);
+}
+
+void lifetime_realloc_end(struct lifetime *lt, uint32_t tid, int failed, uint64_t addr)
+{
+    struct lt_realloc *o = open_of(lt, tid);
+    if (!o)
+        return;
+    struct lt_realloc e = *o;
+    *o = lt->open[--lt->nopen];
+    if (!failed || e.addr != addr)
+        return;
+    if (lt->nchecks == LIFETIME_MAX_CHECKS || push_realloc(&lt->checks, &lt->nchecks, &lt->capchecks, &e) != 0)
+        lt->checks_dropped++;
+}
+
+/* Was something at addr freed after ts, or may it have been (the ring no longer reaches back to
+ * ts, or may not be searched again)? Then a block may have been live there at ts. */
+static int freed_since(struct lifetime *lt, uint64_t addr, uint64_t ts)
+{
+    if (!lt->nseq)
+        return 0;
+    if (lt->scans >= SCAN_BUDGET)
+        return 1;
+    lt->scans++;
+    uint64_t n = lt->nseq < lt->ring_cap ? lt->nseq : lt->ring_cap;
+    uint64_t oldest_ts = UINT64_MAX;
+    for (uint64_t k = 1; k <= n; k++) {
+        const struct lt_recent *r = &lt->ring[(lt->nseq - k) % lt->ring_cap];
+        if (r->addr == addr && r->free_ts > ts)
+            return 1;
+        if (r->free_ts < oldest_ts)
+            oldest_ts = r->free_ts;
+    }
+    return lt->nseq > lt->ring_cap && oldest_ts > ts; /* frees before the ring's oldest are gone */
+}
+
 /* ---- At the end ------------------------------------------------------------------------- */
 
 static void add_error(struct lifetime *lt, const struct lifetime_error *e)
@@ -253,32 +324,53 @@ static void interior_of(const struct live_block *b, void *arg)
     }
 }
 
+/* A free (or realloc) of addr, which was not a live block: a double free when first is the free
+ * that ended the block there, else an invalid one. */
+static void bad_free(struct lifetime *lt, uint64_t addr, uint64_t ts, uint64_t stack, int is_realloc,
+                     const struct lt_recent *first)
+{
+    /* In a fork() child, an unknown address may be a block of its parent's. */
+    if (!first && lt->forked) {
+        lt->unknown++;
+        return;
+    }
+    struct lifetime_error e = {.kind = first ? LT_DOUBLE_FREE : LT_INVALID_FREE,
+                               .realloc = is_realloc,
+                               .addr = addr,
+                               .stack = stack,
+                               .ts = ts};
+    if (first) {
+        e.size = first->size;
+        e.alloc_stack = first->alloc_stack;
+        e.first_free_stack = first->free_stack;
+    }
+    add_error(lt, &e);
+}
+
 void lifetime_finish(struct lifetime *lt, const struct liveset *live)
 {
     if (lt->finished)
         return;
     lt->finished = 1;
+    /* The reallocs the process died in, and those that failed: the address must have been a live
+     * block when the realloc began. It was, if a block is live there now (that block, or one that
+     * took its address after a realloc that moved it and did not get to say so), or if something
+     * was freed there since. Otherwise it was not: an error, told apart like a pending free's. */
+    for (size_t i = 0; i < lt->nopen; i++)
+        if (lt->nchecks == LIFETIME_MAX_CHECKS ||
+            push_realloc(&lt->checks, &lt->nchecks, &lt->capchecks, &lt->open[i]) != 0)
+            lt->checks_dropped++;
+    lt->nopen = 0;
+    for (size_t i = 0; i < lt->nchecks; i++) {
+        const struct lt_realloc *c = &lt->checks[i];
+        if (!liveset_has(live, c->addr) && !freed_since(lt, c->addr, c->ts))
+            bad_free(lt, c->addr, c->ts, c->stack, 1, recent_before(lt, c->addr, c->ts));
+    }
     for (size_t i = 0; i < lt->npend; i++) {
         const struct lt_pending *pe = &lt->pend[i];
-        if (!pe->addr)
-            continue;
-        const struct lt_recent *first = pe->have_first ? &pe->first : recent_before(lt, pe->addr, pe->ts);
-        /* In a fork() child, an unknown address may be a block of its parent's. */
-        if (!first && lt->forked) {
-            lt->unknown++;
-            continue;
-        }
-        struct lifetime_error e = {.kind = first ? LT_DOUBLE_FREE : LT_INVALID_FREE,
-                                   .realloc = pe->realloc,
-                                   .addr = pe->addr,
-                                   .stack = pe->stack,
-                                   .ts = pe->ts};
-        if (first) {
-            e.size = first->size;
-            e.alloc_stack = first->alloc_stack;
-            e.first_free_stack = first->free_stack;
-        }
-        add_error(lt, &e);
+        if (pe->addr)
+            bad_free(lt, pe->addr, pe->ts, pe->stack, pe->realloc,
+                     pe->have_first ? &pe->first : recent_before(lt, pe->addr, pe->ts));
     }
     if (!lt->nerrors)
         return;

@@ -49,6 +49,16 @@ struct lt_pending {
     struct lt_recent first;
 };
 
+/* A realloc seen begin (REALLOC_BEGIN) and not end, or one that failed: the old address, the
+ * stamp before the real realloc, the realloc's stack. */
+struct lt_realloc {
+    uint32_t tid;
+    uint64_t addr, ts, stack;
+};
+
+/* Reallocs to check when the process ends (failed ones, and those it died in), at most. */
+#define LIFETIME_MAX_CHECKS 65536u
+
 struct lifetime_error {
     int kind;    /* enum lifetime_kind */
     int realloc; /* the bad free was a realloc's */
@@ -77,6 +87,11 @@ struct lifetime {
     int finished;
     int forked; /* a fork() child: a free of an unknown address may be of its parent's block */
     uint64_t unknown; /* frees of unknown addresses not reported (a fork() child's) */
+    struct lt_realloc *open; /* reallocs begun and not ended yet: one per thread at most */
+    size_t nopen, capopen;
+    struct lt_realloc *checks; /* reallocs that failed or never returned, checked at the end */
+    size_t nchecks, capchecks;
+    uint64_t checks_dropped; /* past LIFETIME_MAX_CHECKS */
 };
 
 void lifetime_init(struct lifetime *lt);
@@ -88,9 +103,20 @@ int lifetime_alloc(struct lifetime *lt, struct liveset *live, uint64_t addr, uin
 int lifetime_free_block(struct lifetime *lt, struct liveset *live, uint64_t addr, uint64_t ts, uint64_t stack,
                         int is_realloc);
 
-/* After the last cut: the frees still pending become errors. Idempotent. (Records lost make
- * them unreliable: an unknown address may be a block whose allocation was lost; the report
- * leaves them out then, docs/lifetime.md.) */
+/* A realloc of addr began on thread tid (a REALLOC_BEGIN record; docs/lifetime.md). -1: out of
+ * memory. */
+int lifetime_realloc_begin(struct lifetime *lt, uint32_t tid, uint64_t addr, uint64_t ts, uint64_t stack);
+/* The next allocation event of thread tid after a REALLOC_BEGIN ends that realloc: failed (a
+ * REALLOC_FAIL record of addr: the block was not touched, so whether it was one is checked at the
+ * end), or not (a REALLOC or FREE record, which the live set takes as every other). Call only when
+ * lt->nopen. */
+void lifetime_realloc_end(struct lifetime *lt, uint32_t tid, int failed, uint64_t addr);
+
+/* After the last cut: the frees still pending become errors. Idempotent. A realloc still open
+ * (the process died in it) or one that failed is an error when its address was not a live block
+ * then: not live at the end, and nothing freed at that address since (else it is left out).
+ * (Records lost make them unreliable: an unknown address may be a block whose allocation was
+ * lost; the report leaves them out then, docs/lifetime.md.) */
 void lifetime_finish(struct lifetime *lt, const struct liveset *live);
 
 /* The stack of a FREE record read from thread tid, in the thread's order: full (the record has a

@@ -321,6 +321,8 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         r.stack = lifetime_free_stack(&p->life, tid, size >= sizeof r, r.h.aux & CGS_FREE_SAME_STACK, r.stack);
         if (!r.addr)
             return corrupt(p, "free of address 0");
+        if (p->life.nopen) /* it may end a realloc (realloc(p, 0) frees p) */
+            lifetime_realloc_end(&p->life, tid, 0, r.addr);
         p->frees++;
         return event(p, tid, r.ts, (const uint8_t *)&r, sizeof r);
     }
@@ -330,10 +332,30 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
         const struct cgs_rec_realloc *r = (const void *)rec;
         if (!r->addr || !r->old_addr)
             return corrupt(p, "realloc of address 0");
+        if (p->life.nopen)
+            lifetime_realloc_end(&p->life, tid, 0, r->old_addr);
         p->frees++;
         p->allocations++;
         /* Ordered by its free's stamp: the new block is nobody else's before realloc returns. */
         return event(p, tid, r->ts_free, rec, sizeof *r);
+    }
+    case CGS_REC_REALLOC_BEGIN: {
+        /* Not an event: the REALLOC (or FREE) record that ends it is. Only a realloc that failed,
+         * or that the process died in, is checked, at the end (lifetime.h). */
+        if (size < sizeof(struct cgs_rec_realloc_begin))
+            return corrupt(p, "short realloc record");
+        const struct cgs_rec_realloc_begin *r = (const void *)rec;
+        if (!r->old_addr)
+            return corrupt(p, "realloc of address 0");
+        return lifetime_realloc_begin(&p->life, tid, r->old_addr, r->ts_free, r->stack);
+    }
+    case CGS_REC_REALLOC_FAIL: {
+        if (size < sizeof(struct cgs_rec_realloc_fail))
+            return corrupt(p, "short realloc record");
+        const struct cgs_rec_realloc_fail *r = (const void *)rec;
+        if (p->life.nopen)
+            lifetime_realloc_end(&p->life, tid, 1, r->old_addr);
+        return 0;
     }
     case CGS_REC_CALL: {
         if (size < sizeof(struct cgs_rec_call))

@@ -972,6 +972,12 @@ struct saved_hdr {
 };
 #define SAVED_MAGIC 0x48434552u /* "REACH" */
 
+uint64_t reach_saved_max(uint64_t nblocks)
+{
+    struct reach r;
+    return sizeof(struct saved_hdr) + nblocks * sizeof *r.v;
+}
+
 void *reach_serialize(const struct reach *r, size_t *len)
 {
     size_t n = r->state == REACH_SCANNED ? r->n : 0;

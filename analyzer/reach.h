@@ -84,5 +84,7 @@ const char *reach_root_name(int root);
 int reach_set_saved(struct reach *r, const void *data, size_t len);
 /* The bytes a trace keeps of it; *len set. Caller frees. */
 void *reach_serialize(const struct reach *r, size_t *len);
+/* The largest reach_serialize gives for a process of nblocks blocks unfreed (a bound for readers). */
+uint64_t reach_saved_max(uint64_t nblocks);
 
 #endif

@@ -165,7 +165,8 @@ uint64_t reorder_first_stamp(const uint8_t *recs, size_t len)
         memcpy(&h, recs + off, sizeof h);
         if (h.size < sizeof h || (h.size & 7) || h.size > len - off)
             break;
-        if (h.type == CGS_REC_ALLOC || h.type == CGS_REC_FREE || h.type == CGS_REC_REALLOC) {
+        if (h.type == CGS_REC_ALLOC || h.type == CGS_REC_FREE || h.type == CGS_REC_REALLOC ||
+            h.type == CGS_REC_REALLOC_BEGIN) { /* BEGIN: the stamp of the REALLOC that ends it */
             uint64_t ts;
             memcpy(&ts, recs + off + sizeof h, sizeof ts);
             return ts;

@@ -52,7 +52,7 @@ struct reorder {
 typedef int (*reorder_apply_fn)(void *arg, uint32_t tid, const uint8_t *rec, size_t size);
 
 /* The stamp of the first allocation event (ALLOC, FREE, REALLOC: the field after the header,
- * REALLOC's being its free's) in len bytes of records, or UINT64_MAX: what bounds a cut for a chunk
+ * REALLOC's being its free's, as REALLOC_BEGIN's, which the REALLOC record follows) in len bytes of records, or UINT64_MAX: what bounds a cut for a chunk
  * not read yet. Stops at a record that does not fit. */
 uint64_t reorder_first_stamp(const uint8_t *recs, size_t len);
 

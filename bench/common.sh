@@ -12,6 +12,7 @@ scratch=$out/scratch
 bin=$build/bench
 CGOSCOPE=$build/bin/cgoscope
 MEASURE=$bin/measure
+NOFS_SHIM=$build/bench-shims/libcgoscope-nofreestack.so # frees without their stack (bench/README.md)
 
 # Which cgoscope is measured: the commit, marked when shim/, analyzer/ or include/ differ from it;
 # for a tree outside git (CGOSCOPE_BENCH_SRC), CGOSCOPE_BENCH_REV or the directory's name.
@@ -79,6 +80,10 @@ bench_setup() {
   cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target cgoscope cgoscope_shim >>"$logs/cmake.log" 2>&1 ||
     { tail -30 "$logs/cmake.log" >&2; die "building cgoscope failed (see $logs/cmake.log)"; }
   [ -x "$CGOSCOPE" ] || die "no $CGOSCOPE after the build"
+  # The baseline of the free's cost; a source tree from before it has none (its rows are n/a).
+  rm -f "$NOFS_SHIM"
+  cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target cgoscope_shim_nofreestack >>"$logs/cmake.log" 2>&1 ||
+    say "no shim without free stacks in this source tree: its rows are n/a"
 
   say "building the workloads"
   ${CC:-cc} -O2 -Wall -Wextra -o "$MEASURE" "$here/tools/measure.c" || die "building tools/measure.c failed"

@@ -52,6 +52,8 @@ raw=$out/raw
 ALLOC_ARGS=(-calls 2000 -pairs 1000)      # 2M malloc/free pairs, 1,000 per cgo call
 ALLOC_EMPTY_ARGS=(-calls 0)               # same program, no pairs: start-up and exit only
 ALLOC_SHORT_ARGS=(-calls 100 -pairs 1000) # /20, for valgrind
+GOFREE_ARGS=(-calls 0 -gopairs 500000)    # C.malloc/C.free pairs from Go, one cgo call each
+GOFREE_PAIRS=500000
 ALLOC_PAIRS=2000000
 ALLOC_SHORT_PAIRS=100000
 CALLS_ARGS=(-n 20000000)
@@ -95,6 +97,10 @@ run() {
     cgoscope) cmd=("$CGOSCOPE" run -q -- "$@") ;;
     cgoscope-full) cmd=("$CGOSCOPE" run -q --timing=full -- "$@") ;;
     cgoscope-off) cmd=("$CGOSCOPE" run -q --timing=off -- "$@") ;;
+    # The same cgoscope with the shim whose frees carry no stack: the baseline of the free's cost.
+    cgoscope-nofs)
+      [ -f "$NOFS_SHIM" ] || return 0
+      cmd=(env CGOSCOPE_SHIM="$NOFS_SHIM" "$CGOSCOPE" run -q -- "$@") ;;
     heaptrack) cmd=(heaptrack -o "$scratch/heaptrack.$key" "$@") ;;
     valgrind) cmd=(valgrind --tool=memcheck "$@") ;;
     uftrace) cmd=(uftrace record -d "$scratch/uftrace.$key" -P "$UFTRACE_PATTERN" "$@") ;;
@@ -123,6 +129,10 @@ for ((r = 1; r <= runs; r++)); do
   say "run $r of $runs: alloc"
   run alloc.plain plain "$A" "${ALLOC_ARGS[@]}"
   run alloc.cgoscope cgoscope "$A" "${ALLOC_ARGS[@]}"
+  run alloc.cgnofs cgoscope-nofs "$A" "${ALLOC_ARGS[@]}"
+  run gofree.plain plain "$A" "${GOFREE_ARGS[@]}"
+  run gofree.cgoscope cgoscope "$A" "${GOFREE_ARGS[@]}"
+  run gofree.cgnofs cgoscope-nofs "$A" "${GOFREE_ARGS[@]}"
   run alloc.heaptrack heaptrack "$A" "${ALLOC_ARGS[@]}"
   run alloc0.plain plain "$A" "${ALLOC_EMPTY_ARGS[@]}"
   run alloc0.cgoscope cgoscope "$A" "${ALLOC_EMPTY_ARGS[@]}"
@@ -142,6 +152,7 @@ for ((r = 1; r <= runs; r++)); do
   say "run $r of $runs: mixed"
   run mixed.plain plain "$M" "${MIXED_ARGS[@]}"
   run mixed.cgoscope cgoscope "$M" "${MIXED_ARGS[@]}"
+  run mixed.cgnofs cgoscope-nofs "$M" "${MIXED_ARGS[@]}"
   run mixed.heaptrack heaptrack "$M" "${MIXED_ARGS[@]}"
   if [ "$r" -le "$vg_runs" ]; then
     say "run $r of $vg_runs: valgrind (short variants)"
@@ -198,6 +209,7 @@ done
 "$CGOSCOPE" run -q --json "$scratch/mixed.json" -- "$M" "${MIXED_ARGS[@]}" >>"$logs/trace.log" 2>&1 || true
 mixed_allocs=$(json_total "$scratch/mixed.json" allocations)
 mixed_leaked=$(json_total "$scratch/mixed.json" leaked_blocks)
+mixed_frees=$(json_total "$scratch/mixed.json" frees)
 mixed_lost=$(json_total "$scratch/mixed.json" events_lost)
 
 # What one store costs inside a cgo call here, without cgoscope: the floor under any exact count.
@@ -211,7 +223,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 rev=$(source_rev)
 # What the table needs besides the raw files, for --report-only.
 for v in runs vg_runs mode now elapsed load_start load_end rev trace_allocs trace_frees trace_lost \
-  trace_events trace_bytes keep_leaked free_leaked mixed_allocs mixed_leaked mixed_lost uftrace_seen; do
+  trace_events trace_bytes keep_leaked free_leaked mixed_allocs mixed_leaked mixed_lost mixed_frees uftrace_seen; do
   printf '%s=%q\n' "$v" "${!v}"
 done >"$raw/facts.sh"
 fi # report_only
@@ -270,6 +282,14 @@ for c in W CPU; do
   eval "rep_$c=\$(med report.alloc $col)"
   eval "c_full_added_$c=\$(added calls.cgfull calls.plain $CALLS_N $col)"
   eval "c_off_ratio_$c=\$(ratio calls.cgoff calls.plain $col)"
+  # The free's stack (docs/lifetime.md): cgoscope against the same analyzer with the shim whose
+  # frees carry no stack, run back to back.
+  eval "a_fs_ratio_$c=\$(ratio alloc.cgoscope alloc.cgnofs $col)"
+  eval "a_fs_added_$c=\$(added alloc.cgoscope alloc.cgnofs $ALLOC_PAIRS $col)"
+  eval "g_fs_ratio_$c=\$(ratio gofree.cgoscope gofree.cgnofs $col)"
+  eval "g_fs_added_$c=\$(added gofree.cgoscope gofree.cgnofs $GOFREE_PAIRS $col)"
+  eval "m_fs_ratio_$c=\$(ratio mixed.cgoscope mixed.cgnofs $col)"
+  eval "m_fs_added_$c=\$(added mixed.cgoscope mixed.cgnofs ${mixed_frees:-0} $col)"
 done
 a_vs_ht_W=$(div "$a_cg_marg_W" "$a_ht_marg_W") a_vs_ht_CPU=$(div "$a_cg_marg_CPU" "$a_ht_marg_CPU")
 a_whole_W=$(div "$a_cg_added_W" "$a_ht_added_W") a_whole_CPU=$(div "$a_cg_added_CPU" "$a_ht_added_CPU")
@@ -367,6 +387,10 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
   row alloc.plain plain "alloc: 2M malloc/free pairs"
   row alloc.cgoscope cgoscope "alloc" alloc.plain "$ALLOC_PAIRS" " /alloc"
   row alloc.heaptrack heaptrack "alloc" alloc.plain "$ALLOC_PAIRS" " /alloc"
+  row alloc.cgnofs "cgoscope, frees without their stack" "alloc" alloc.plain "$ALLOC_PAIRS" " /alloc"
+  row gofree.plain plain "gofree: 500k C.malloc/C.free pairs from Go"
+  row gofree.cgoscope cgoscope "gofree" gofree.plain "$GOFREE_PAIRS" " /pair"
+  row gofree.cgnofs "cgoscope, frees without their stack" "gofree" gofree.plain "$GOFREE_PAIRS" " /pair"
   row alloc0.plain plain "alloc, 0 calls (start-up and exit only)"
   row alloc0.cgoscope cgoscope "alloc, 0 calls" alloc0.plain
   row alloc0.heaptrack heaptrack "alloc, 0 calls" alloc0.plain
@@ -388,6 +412,7 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
   row mixed.plain plain "mixed: $MIXED_G goroutines, $m_allocs allocs"
   row mixed.cgoscope cgoscope "mixed" mixed.plain "$m_allocs" " /alloc"
   row mixed.heaptrack heaptrack "mixed" mixed.plain "$m_allocs" " /alloc"
+  row mixed.cgnofs "cgoscope, frees without their stack" "mixed" mixed.plain "$m_allocs" " /alloc"
   row mixed_s.plain plain "mixed /20"
   row mixed_s.valgrind "valgrind memcheck" "mixed /20" mixed_s.plain
   row report.alloc "cgoscope report -q" "analyzer: the alloc trace"
@@ -398,6 +423,14 @@ target() { # TEXT LIMIT-TEXT LIMIT le|ge WALL-VALUE WALL-TEXT CPU-VALUE CPU-TEXT
   echo "- Marginal cost per allocation in alloc (full minus 0-call run, each minus plain):" \
        "cgoscope $(fmt "$a_cg_marg_W" "%.0f") ns wall, $(fmt "$a_cg_marg_CPU" "%.0f") ns CPU;" \
        "heaptrack $(fmt "$a_ht_marg_W" "%.0f") ns wall, $(fmt "$a_ht_marg_CPU" "%.0f") ns CPU."
+  echo "- The free's stack (its cgo context, for lifetime errors): cgoscope / the same cgoscope with its frees" \
+       "recorded without their stack (\`bench-shims/libcgoscope-nofreestack.so\`, run back to back):" \
+       "alloc $(fmt "$a_fs_ratio_W" "%.3fx") wall, $(fmt "$a_fs_ratio_CPU" "%.3fx") CPU" \
+       "($(fmt "$a_fs_added_W" "%.1f") / $(fmt "$a_fs_added_CPU" "%.1f") ns per free, one stack for all frees);" \
+       "gofree $(fmt "$g_fs_ratio_W" "%.3fx") wall, $(fmt "$g_fs_ratio_CPU" "%.3fx") CPU" \
+       "($(fmt "$g_fs_added_W" "%.1f") / $(fmt "$g_fs_added_CPU" "%.1f") ns per C.free from Go);" \
+       "mixed $(fmt "$m_fs_ratio_W" "%.3fx") wall, $(fmt "$m_fs_ratio_CPU" "%.3fx") CPU" \
+       "($(fmt "$m_fs_added_W" "%.1f") / $(fmt "$m_fs_added_CPU" "%.1f") ns per free, ${mixed_frees:-?} frees from C and Go)."
   echo "- Trace of alloc: $trace_allocs allocations + $trace_frees frees = $trace_events events," \
        "$trace_bytes bytes, events lost: ${trace_lost:-?}."
   echo "- mixed under cgoscope: ${mixed_leaked:-?} user blocks reported leaked ($MIXED_TRUE_LEAKS leaked by the program), events lost: ${mixed_lost:-?}."

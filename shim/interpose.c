@@ -100,6 +100,22 @@ static void record_alloc(struct cgs_thread *t, int fn, void *p, size_t size, str
 static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
 {
     cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_SHALLOW);
+#ifdef CGS_BENCH_NO_FREE_STACK
+    /* Only in libcgoscope-nofreestack.so, which bench/run.sh measures against: the free without
+     * its stack (format 1's record, read as stack 0), so that the cost of the stack is measured
+     * within one run (bench/README.md, "The free's stack"). */
+    (void)c;
+    struct cgs_rec_free *r1 = cgs_reserve(t, CGS_REC_FREE_V1_SIZE);
+    if (r1) {
+        r1->h.type = CGS_REC_FREE;
+        r1->h.aux = 0;
+        r1->h.size = CGS_REC_FREE_V1_SIZE;
+        r1->ts = cgs_stamp_free();
+        r1->addr = (uintptr_t)p;
+        cgs_commit(t, CGS_REC_FREE_V1_SIZE);
+    }
+    return;
+#endif
     /* The free's stack, so that a double or invalid free names its Go line (docs/lifetime.md).
      * The same capture as an allocation's: a free repeated from one place within one cgo call
      * costs a check of the unwind cache and of the call's last ids. */
@@ -130,18 +146,34 @@ static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
     }
 }
 
-/* realloc of a block: the record's room is reserved and the free's stamp read before the block
- * is handed back (see record_free); the record is completed and committed after. */
+/* realloc of a block. The REALLOC_BEGIN record (the old address, the free's stamp, the stack) is
+ * committed before the real realloc, which aborts on an address that is not a live block: the
+ * record survives the abort, and the error is reported with the realloc's stack
+ * (docs/lifetime.md). Room for the record that ends it is reserved with it, in the same chunk, so
+ * that the REALLOC record (ordered by that stamp) lands where it did when it was the only one. */
 static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n, struct cgs_caller c)
 {
     int saved = errno;
     uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
-    struct cgs_rec_realloc *r = cgs_reserve(t, sizeof *r);
-    uint64_t ts_free = r ? cgs_stamp_free() : 0;
+    struct cgs_rec_realloc_begin *b = cgs_reserve(t, sizeof *b + sizeof(struct cgs_rec_realloc));
+    uint64_t ts_free = 0;
+    if (b) {
+        b->h.type = CGS_REC_REALLOC_BEGIN;
+        b->h.aux = (uint16_t)fn;
+        b->h.size = sizeof *b;
+        b->ts_free = ts_free = cgs_stamp_free();
+        b->old_addr = (uintptr_t)old;
+        b->stack = stack;
+        cgs_commit(t, sizeof *b);
+    }
     errno = saved;
     void *p = real_realloc(old, n);
     saved = errno;
-    if (r && p) {
+    /* The rest of the room reserved above: nothing else records on this thread meanwhile (its
+     * guard is held), so this is the same room, found again without a new chunk. */
+    void *room = b ? cgs_reserve(t, sizeof(struct cgs_rec_realloc)) : NULL;
+    if (room && p) {
+        struct cgs_rec_realloc *r = room;
         r->h.type = CGS_REC_REALLOC;
         r->h.aux = (uint16_t)fn;
         r->h.size = sizeof *r;
@@ -152,9 +184,9 @@ static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n,
         r->size = n;
         r->stack = stack;
         cgs_commit(t, sizeof *r);
-    } else if (r && n == 0) {
-        /* glibc frees the block and returns NULL: the reserved room takes a FREE record */
-        struct cgs_rec_free *f = (struct cgs_rec_free *)(void *)r;
+    } else if (room && n == 0) {
+        /* glibc frees the block and returns NULL */
+        struct cgs_rec_free *f = room;
         f->h.type = CGS_REC_FREE;
         f->h.aux = 0;
         f->h.size = sizeof *f;
@@ -163,6 +195,14 @@ static void *realloc_recorded(struct cgs_thread *t, int fn, void *old, size_t n,
         f->stack = stack;
         cgs_commit(t, sizeof *f);
         t->last_free_stack = stack;
+    } else if (room) {
+        /* NULL: out of memory, and the block is still the program's */
+        struct cgs_rec_realloc_fail *f = room;
+        f->h.type = CGS_REC_REALLOC_FAIL;
+        f->h.aux = 0;
+        f->h.size = sizeof *f;
+        f->old_addr = (uintptr_t)old;
+        cgs_commit(t, sizeof *f);
     }
     errno = saved;
     return p;

@@ -330,6 +330,11 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
             return e->n;
         }
     }
+    /* Called straight from the cgo hook or from Go: no C frames, so nothing to unwind or cache
+     * (the unwind would stop at ra). cgo's wrapper for C.free tail-calls free, so every C.free
+     * from Go comes here: it took a full unwind, and evicted a cached chain, each time. */
+    if (stop_here(ra))
+        return 0;
     struct uc_entry *e = &ways[t->ucache->next[set]++ % UC_WAYS];
     cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_UNWIND);
     uintptr_t slots[CGS_MAX_C_FRAMES];

@@ -211,7 +211,9 @@ enum cgs_rec_type {
     CGS_REC_FREE = 6,    /* a block stopped being live */
     CGS_REC_REALLOC = 7, /* a block moved or changed size */
     CGS_REC_CALL = 8,    /* a timed cgo call, for --timeline */
-    CGS_REC_TYPE_MAX = 8,
+    CGS_REC_REALLOC_BEGIN = 9, /* a realloc of a block begins: committed before the real realloc */
+    CGS_REC_REALLOC_FAIL = 10, /* the realloc the thread began returned NULL: the block is unchanged */
+    CGS_REC_TYPE_MAX = 10,
 };
 
 /* aux of CGS_REC_ALLOC and CGS_REC_REALLOC: which function made the block. */
@@ -312,6 +314,26 @@ struct cgs_rec_realloc {
     uint64_t addr;
     uint64_t size;
     uint64_t stack;
+};
+
+/* A realloc of a block writes REALLOC_BEGIN and commits it before it calls the real realloc, which
+ * may abort on an address that is not a live block ("realloc(): invalid pointer", "double free or
+ * corruption"): the record is the evidence that survives (docs/lifetime.md). The same thread's
+ * next allocation event ends it, written when the real realloc returns: the REALLOC record (moved
+ * or resized; its ts_free and stack are this record's), a FREE of old_addr (realloc(p, 0) freed
+ * it), or REALLOC_FAIL (NULL returned, nothing changed). A BEGIN still open when the process ends
+ * is a realloc the process died in. A reader that knows neither type skips both by their size and
+ * sees the REALLOC record as before. */
+struct cgs_rec_realloc_begin {
+    struct cgs_rec_hdr h; /* aux: enum cgs_alloc_fn */
+    uint64_t ts_free;     /* read before the real realloc: the REALLOC record's ts_free */
+    uint64_t old_addr;
+    uint64_t stack;
+};
+
+struct cgs_rec_realloc_fail {
+    struct cgs_rec_hdr h;
+    uint64_t old_addr;
 };
 
 struct cgs_rec_call {

@@ -6,6 +6,8 @@
 //	          free as its destructor (owner_new / owner_destroy), and the Go code frees it too
 //	gomem     Go memory passed to C.free
 //	interior  C.free of a pointer 8 bytes into a C.malloc'd block
+//	realloc   C.realloc of a C.malloc'd block freed before (glibc: "double free or corruption")
+//	regomem   Go memory passed to C.realloc (glibc: "realloc(): invalid pointer")
 //	clean     the same calls without the error: no error may be reported
 //
 // Before the bad free it writes its ground truth (truth.Lifetime), with the Go lines of the
@@ -113,11 +115,36 @@ func interior() {
 	C.free(p)
 }
 
+// reallocFreed frees a block that glibc keeps in a bin (too large for its per-thread cache), with
+// a block in use after it, then reallocs it larger: glibc copies it and frees it again, finds the
+// next block's "previous in use" bit clear, and aborts. No other block is 1600 bytes.
+func reallocFreed() {
+	alloc := truth.Next()
+	p := C.malloc(1600)
+	guard := C.malloc(64)
+	first := truth.Next()
+	C.free(p)
+	e := truth.LifetimeError{Kind: truth.DoubleFree, Function: "realloc", Size: 1600, Alloc: []truth.Frame{alloc},
+		FirstFree: []truth.Frame{first}}
+	truth.LifetimeNext(e)
+	p = C.realloc(p, 4000)
+	C.free(p)
+	C.free(guard)
+}
+
+func reallocGoMemory() {
+	p := unsafe.Pointer(&goBuf[64])
+	truth.LifetimeNext(truth.LifetimeError{Kind: truth.InvalidFree, Function: "realloc"})
+	C.realloc(p, 16)
+}
+
 func clean() {
 	cs := C.CString("hello")
 	C.free(unsafe.Pointer(cs))
 	owner(false)
 	p := C.malloc(32)
+	p = C.realloc(p, 1600)
+	p = C.realloc(p, 64)
 	C.free(p)
 	truth.Write()
 }
@@ -129,7 +156,7 @@ func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: lifetime double|owner|gomem|interior|clean")
+		fmt.Fprintln(os.Stderr, "usage: lifetime double|owner|gomem|interior|realloc|regomem|clean")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -141,6 +168,10 @@ func main() {
 		goMemory()
 	case "interior":
 		interior()
+	case "realloc":
+		reallocFreed()
+	case "regomem":
+		reallocGoMemory()
 	case "clean":
 		clean()
 	default:

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 )
 
-// Lifetime errors (docs/lifetime.md): testprogs/lifetime makes one double or invalid free per
-// run and states the kind, the size and the Go lines of the allocation, the first free and the
-// bad free; the report must name exactly those, and the program must end as it does untraced.
+// Lifetime errors (docs/lifetime.md): testprogs/lifetime makes one double or invalid free (or
+// realloc) per run and states the kind, the function, the size and the Go lines of the
+// allocation, the first free and the bad free; the report must name exactly those, and the
+// program must end as it does untraced (the realloc cases die inside glibc's realloc, so their
+// error comes from the record the shim commits before calling it).
 
 type lifetimeError struct {
 	Kind           string  `json:"kind"`
+	Function       string  `json:"function"`
 	Address        string  `json:"address"`
 	Size           *int64  `json:"size"`
 	Offset         int64   `json:"offset"`
@@ -23,6 +28,7 @@ type lifetimeError struct {
 
 type expectError struct {
 	Kind      string  `json:"kind"`
+	Function  string  `json:"function"`
 	Size      int64   `json:"size"`
 	Offset    int64   `json:"offset"`
 	Free      []frame `json:"free"`
@@ -31,7 +37,7 @@ type expectError struct {
 }
 
 func init() {
-	for _, c := range []string{"double", "owner", "gomem", "interior"} {
+	for _, c := range []string{"double", "owner", "gomem", "interior", "realloc", "regomem"} {
 		c := c
 		cases["lifetime-"+c] = func() { caseLifetime(c) }
 	}
@@ -57,9 +63,13 @@ func checkErrors(p process, want []expectError) {
 		if g.Size != nil {
 			size = *g.Size
 		}
-		if g.Kind != w.Kind || size != w.Size || g.Offset != w.Offset {
-			failf("error %d: %s of %d bytes (offset %d), want %s of %d bytes (offset %d)", i, g.Kind, size, g.Offset,
-				w.Kind, w.Size, w.Offset)
+		fn := w.Function
+		if fn == "" {
+			fn = "free"
+		}
+		if g.Kind != w.Kind || size != w.Size || g.Offset != w.Offset || g.Function != fn {
+			failf("error %d: %s of %d bytes (offset %d) by %s, want %s of %d bytes (offset %d) by %s", i, g.Kind, size,
+				g.Offset, g.Function, w.Kind, w.Size, w.Offset, fn)
 		}
 		for _, s := range []struct {
 			name      string
@@ -77,12 +87,14 @@ func checkErrors(p process, want []expectError) {
 func caseLifetime(c string) {
 	plain := run(nil, filepath.Join(*progs, "lifetime"), c)
 	trace := filepath.Join(*work, "lifetime-"+c+".cgs")
-	r, rep, e := traced("lifetime", []string{"-o", trace}, c)
+	sarif := filepath.Join(*work, "lifetime-"+c+".sarif")
+	r, rep, e := traced("lifetime", []string{"-o", trace, "--sarif", sarif}, c)
 	p := rep.Processes[0]
 	if len(e.Errors) != 1 {
 		failf("the program expects %d errors, want 1: this case could not fail", len(e.Errors))
 	}
 	checkErrors(p, e.Errors)
+	checkErrorsSarif(sarif, e.Errors)
 	if p.EventsLost != 0 {
 		failf("events_lost is %d, want 0", p.EventsLost)
 	}
@@ -103,6 +115,46 @@ func caseLifetime(c string) {
 	}
 	if rep2 := readReport(again, rr); !reflect.DeepEqual(rep2.Processes[0].Errors, p.Errors) {
 		failf("the errors from the saved trace differ from the live run's")
+	}
+}
+
+// checkErrorsSarif: the SARIF file holds one result per expected error (and nothing else), of the
+// kind's rule, located at the bad free: its innermost expected frame (a C function of the
+// program, or the Go line of the cgo call), with a stack for each stack the error has.
+func checkErrorsSarif(path string, want []expectError) {
+	data, err := os.ReadFile(path)
+	var raw any
+	var log sarifLog
+	if err != nil || json.Unmarshal(data, &raw) != nil || json.Unmarshal(data, &log) != nil || len(log.Runs) != 1 {
+		failf("SARIF file %s: %v", path, err)
+		return
+	}
+	checkSarif("log", "$", raw)
+	res := log.Runs[0].Results
+	if len(res) != len(want) {
+		failf("SARIF: %d results, want %d (one per lifetime error)", len(res), len(want))
+		return
+	}
+	for i, w := range want {
+		g := res[i]
+		rule := "cgo-" + strings.ReplaceAll(w.Kind, "_", "-")
+		stacks := 1
+		if w.Kind == "double_free" {
+			stacks = 3
+		} else if len(w.Alloc) > 0 {
+			stacks = 2
+		}
+		if g.RuleID != rule || len(g.Stacks) != stacks || len(g.Suppressions) != 0 {
+			failf("SARIF result %d: rule %q with %d stacks, %d suppressions; want %q with %d, none", i, g.RuleID,
+				len(g.Stacks), len(g.Suppressions), rule, stacks)
+		}
+		// The Go line may be named after the closure cgo wraps the call in (main.f.funcN, same line).
+		at := w.Free[0]
+		if len(g.Locations) != 1 || len(g.Locations[0].Logical) == 0 ||
+			(g.Locations[0].Logical[0].Name != at.Function && !strings.HasPrefix(g.Locations[0].Logical[0].Name, at.Function+".func")) ||
+			(at.Line != 0 && g.Locations[0].Physical.Region.StartLine != at.Line) {
+			failf("SARIF result %d: located at %+v, want %s line %d", i, g.Locations, at.Function, at.Line)
+		}
 	}
 }
 

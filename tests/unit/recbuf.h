@@ -85,4 +85,18 @@ static inline void rb_realloc(struct recbuf *b, uint64_t old, uint64_t addr, uin
     r->ts = ts;
 }
 
+static inline void rb_realloc_begin(struct recbuf *b, uint64_t old, uint64_t stack, uint64_t ts_free)
+{
+    struct cgs_rec_realloc_begin *r = rb_take(b, CGS_REC_REALLOC_BEGIN, CGS_FN_REALLOC, sizeof *r);
+    r->old_addr = old;
+    r->stack = stack;
+    r->ts_free = ts_free;
+}
+
+static inline void rb_realloc_fail(struct recbuf *b, uint64_t old)
+{
+    struct cgs_rec_realloc_fail *r = rb_take(b, CGS_REC_REALLOC_FAIL, 0, sizeof *r);
+    r->old_addr = old;
+}
+
 #endif

@@ -174,6 +174,68 @@ START_TEST(suppression_types)
 }
 END_TEST
 
+/* Reallocs that did not return (a REALLOC_BEGIN still open at the end) or that failed: an error
+ * only when nothing was live at the address then, and nothing since says it may have been. */
+START_TEST(realloc_not_returned)
+{
+    struct lt_fixture f;
+    setup(&f);
+    /* 0x1000: allocated (11), freed (22), then a realloc (33) the process died in: double free. */
+    ck_assert_int_eq(lifetime_alloc(&f.lt, &f.live, 0x1000, 1600, 11, 1), 0);
+    ck_assert_int_eq(lifetime_free_block(&f.lt, &f.live, 0x1000, 2, 22, 0), 1);
+    ck_assert_int_eq(lifetime_realloc_begin(&f.lt, 7, 0x1000, 3, 33), 0);
+    /* 0x2000: live, its realloc (44) on thread 8 never returned (the process was killed): fine. */
+    ck_assert_int_eq(lifetime_alloc(&f.lt, &f.live, 0x2000, 16, 11, 4), 0);
+    ck_assert_int_eq(lifetime_realloc_begin(&f.lt, 8, 0x2000, 5, 44), 0);
+    /* 0x3000: Go memory, a realloc (55) on thread 9 that failed: invalid free. */
+    ck_assert_int_eq(lifetime_realloc_begin(&f.lt, 9, 0x3000, 6, 55), 0);
+    lifetime_realloc_end(&f.lt, 9, 1, 0x3000);
+    /* 0x4000: live, a realloc (66) on thread 9 that failed, then freed: fine. */
+    ck_assert_int_eq(lifetime_alloc(&f.lt, &f.live, 0x4000, 16, 11, 7), 0);
+    ck_assert_int_eq(lifetime_realloc_begin(&f.lt, 9, 0x4000, 8, 66), 0);
+    lifetime_realloc_end(&f.lt, 9, 1, 0x4000);
+    ck_assert_int_eq(lifetime_free_block(&f.lt, &f.live, 0x4000, 9, 22, 0), 1);
+    /* 0x5000: a realloc (77) on thread 10 that returned (its REALLOC record took over): nothing. */
+    ck_assert_int_eq(lifetime_realloc_begin(&f.lt, 10, 0x5000, 10, 77), 0);
+    lifetime_realloc_end(&f.lt, 10, 0, 0x5000);
+    ck_assert_uint_eq(f.lt.nopen, 2);
+    lifetime_finish(&f.lt, &f.live);
+    ck_assert_uint_eq(f.lt.nerrors, 2);
+    const struct lifetime_error *e = &f.lt.errors[0];
+    ck_assert_int_eq(e->kind, LT_DOUBLE_FREE);
+    ck_assert_int_eq(e->realloc, 1);
+    ck_assert_uint_eq(e->addr, 0x1000);
+    ck_assert_uint_eq(e->size, 1600);
+    ck_assert_uint_eq(e->stack, 33);
+    ck_assert_uint_eq(e->alloc_stack, 11);
+    ck_assert_uint_eq(e->first_free_stack, 22);
+    e = &f.lt.errors[1];
+    ck_assert_int_eq(e->kind, LT_INVALID_FREE);
+    ck_assert_int_eq(e->realloc, 1);
+    ck_assert_uint_eq(e->addr, 0x3000);
+    ck_assert_uint_eq(e->stack, 55);
+    ck_assert_uint_eq(e->alloc_stack, 0);
+    teardown(&f);
+}
+END_TEST
+
+/* A realloc that moved a block and freed it, then the process died before it could say so: the
+ * old address, taken by another block since and freed again, is no error. */
+START_TEST(realloc_not_returned_address_reused)
+{
+    struct lt_fixture f;
+    setup(&f);
+    ck_assert_int_eq(lifetime_alloc(&f.lt, &f.live, 0x1000, 16, 11, 1), 0);
+    ck_assert_int_eq(lifetime_realloc_begin(&f.lt, 7, 0x1000, 2, 33), 0);
+    /* the record of 0x1000's end never came; another thread got the address and freed it */
+    ck_assert_int_eq(lifetime_alloc(&f.lt, &f.live, 0x1000, 32, 12, 3), 0);
+    ck_assert_int_eq(lifetime_free_block(&f.lt, &f.live, 0x1000, 4, 22, 0), 1);
+    lifetime_finish(&f.lt, &f.live);
+    ck_assert_uint_eq(f.lt.nerrors, 0);
+    teardown(&f);
+}
+END_TEST
+
 Suite *lifetime_suite(void)
 {
     Suite *s = suite_create("lifetime");
@@ -186,6 +248,8 @@ Suite *lifetime_suite(void)
     tcase_add_test(tc, fork_child_reports_no_invalid_free);
     tcase_add_test(tc, free_stack_per_thread);
     tcase_add_test(tc, suppression_types);
+    tcase_add_test(tc, realloc_not_returned);
+    tcase_add_test(tc, realloc_not_returned_address_reused);
     suite_add_tcase(s, tc);
     return s;
 }

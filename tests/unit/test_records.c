@@ -44,6 +44,44 @@ START_TEST(stream_builds_state)
 }
 END_TEST
 
+/* A realloc announced by REALLOC_BEGIN: the REALLOC (or FREE) that follows on the thread ends it
+ * and alone changes the live set; one left open when the process ends (it died in glibc's
+ * realloc) is an error when its address was no block. */
+START_TEST(realloc_begin_records)
+{
+    static struct recbuf b;
+    b.len = 0;
+    rb_proc(&b, 77, "/bin/prog");
+    rb_alloc(&b, 0x1000, 100, 0xabc, 1);
+    rb_realloc_begin(&b, 0x1000, 0xdef, 2);
+    rb_realloc(&b, 0x1000, 0x2000, 200, 0xdef, 2, 3); /* moved */
+    rb_alloc(&b, 0x3000, 10, 0xabc, 4);
+    rb_realloc_begin(&b, 0x3000, 0xdef, 5);
+    rb_realloc_fail(&b, 0x3000); /* out of memory: 0x3000 stays */
+    rb_realloc_begin(&b, 0x1000, 0xdef, 6); /* the old address again: the process dies in it */
+
+    struct process p;
+    process_init(&p);
+    ck_assert_int_eq(process_feed(&p, 1, b.data, b.len), 0);
+    ck_assert_uint_eq(p.corrupt_records, 0);
+    ck_assert_uint_eq(p.allocations, 3);
+    ck_assert_uint_eq(p.frees, 1);
+    ck_assert_uint_eq(p.life.nopen, 1);
+    ck_assert_uint_eq(p.life.nchecks, 1);
+    process_finish(&p);
+    ck_assert_uint_eq(p.live.live_count, 2);
+    ck_assert_uint_eq(p.live.live_bytes, 210);
+    ck_assert_uint_eq(p.life.nerrors, 1);
+    ck_assert_int_eq(p.life.errors[0].kind, LT_DOUBLE_FREE);
+    ck_assert_int_eq(p.life.errors[0].realloc, 1);
+    ck_assert_uint_eq(p.life.errors[0].addr, 0x1000);
+    ck_assert_uint_eq(p.life.errors[0].size, 100);
+    ck_assert_uint_eq(p.life.errors[0].alloc_stack, 0xabc);
+    ck_assert_uint_eq(p.life.errors[0].first_free_stack, 0xdef);
+    process_free(&p);
+}
+END_TEST
+
 START_TEST(package_path_with_dots_and_slashes)
 {
     static struct recbuf b;
@@ -156,6 +194,7 @@ Suite *records_suite(void)
     Suite *s = suite_create("records");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, stream_builds_state);
+    tcase_add_test(tc, realloc_begin_records);
     tcase_add_test(tc, package_path_with_dots_and_slashes);
     tcase_add_test(tc, unknown_type_is_skipped);
     tcase_add_test(tc, corrupt_records_are_refused);

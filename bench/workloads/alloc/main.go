@@ -7,6 +7,10 @@
 // -leak N adds N blocks of 32 bytes allocated from 4 stacks at the end; -leakmode keep leaves
 // them live (leaked), -leakmode free frees each one right after allocating it. The bench uses
 // the pair to measure the analyzer's memory per live allocation.
+//
+// -gopairs N adds N pairs of C.malloc and C.free called from Go, one cgo call each: the way Go
+// code frees C memory (cgo's wrapper for C.free tail-calls free, so free is called from the cgo
+// call itself, with no C frame between).
 package main
 
 /*
@@ -68,6 +72,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"unsafe"
 )
 
 func main() {
@@ -76,6 +81,7 @@ func main() {
 	nleak := flag.Int("leak", 0, "extra blocks allocated at the end")
 	mode := flag.String("leakmode", "keep", "keep: leave the extra blocks live; free: free each at once")
 	goexit := flag.Bool("goexit", false, "end by returning from main instead of C exit(0)")
+	gopairs := flag.Int("gopairs", 0, "C.malloc/C.free pairs called from Go")
 	flag.Parse()
 	if *mode != "keep" && *mode != "free" {
 		fmt.Fprintln(os.Stderr, "alloc: -leakmode is keep or free")
@@ -83,6 +89,10 @@ func main() {
 	}
 	for i := 0; i < *calls; i++ {
 		C.churn(C.int(*pairs))
+	}
+	for i := 0; i < *gopairs; i++ {
+		p := C.malloc(C.size_t(16 + (i&127)*8))
+		C.free(unsafe.Pointer(p))
 	}
 	// In slices of 1,000 so that the leak is made by many cgo calls, like the churn.
 	keep := C.int(0)

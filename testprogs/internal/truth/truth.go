@@ -59,9 +59,11 @@ type CallSite struct {
 // LifetimeError is an expected double or invalid free (docs/lifetime.md): its kind
 // ("double_free", "invalid_free"), the block's size (0: unknown, as for Go memory), for an
 // interior pointer its offset into the block, and frames that must appear in the bad free's
-// stack, the allocation's and the first free's.
+// stack, the allocation's and the first free's. Function is what was called on the address:
+// "free" (also when empty) or "realloc".
 type LifetimeError struct {
 	Kind      string  `json:"kind"`
+	Function  string  `json:"function,omitempty"`
 	Size      int64   `json:"size"`
 	Offset    int64   `json:"offset,omitempty"`
 	Free      []Frame `json:"free"`
