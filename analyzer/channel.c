@@ -15,7 +15,7 @@
 
 #define REAP_EVERY_NS 100000000ull /* look for processes that ended at most every 100 ms */
 
-int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, char *err, size_t errlen)
+int channel_create(struct channel *c, uint32_t nchunks, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
     c->fd = -1;
@@ -26,13 +26,11 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
      * which they inherit, take no more than an eighth of it (but not under 2,048 chunks). */
     struct rlimit as;
     if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
-        uint64_t fit = (uint64_t)as.rlim_cur / 8 / chunk_size;
+        uint64_t fit = (uint64_t)as.rlim_cur / 8 / CGS_CHUNK_SIZE;
         if (fit < nchunks)
             nchunks = fit > 2048 ? (uint32_t)fit : (nchunks < 2048 ? nchunks : 2048);
     }
-    size_t header = 4096;
-    size_t descs = ((size_t)nchunks * sizeof(struct cgs_chunk_desc) + 4095) & ~(size_t)4095;
-    c->size = header + descs + (size_t)nchunks * chunk_size;
+    c->size = (size_t)cgs_channel_size(nchunks);
     /* A memfd: nobody outside this process tree can open it (docs/architecture.md, invariant 7). */
     c->fd = memfd_create("cgoscope-channel", MFD_CLOEXEC);
     if (c->fd < 0 || ftruncate(c->fd, (off_t)c->size) != 0) {
@@ -42,7 +40,7 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     }
     void *m = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
     c->consumed = calloc(nchunks, sizeof *c->consumed);
-    c->copy = malloc(chunk_size);
+    c->copy = malloc(CGS_CHUNK_SIZE);
     c->order = malloc(nchunks * sizeof *c->order);
     c->retired = malloc(nchunks * sizeof *c->retired);
     c->bounds = malloc((nchunks + 1) * sizeof *c->bounds);
@@ -58,15 +56,11 @@ int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, cha
     if (getrandom(&c->token, sizeof c->token, 0) != sizeof c->token)
         c->token = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)m;
     c->h->magic = CGS_SHM_MAGIC;
-    c->h->version = CGS_FORMAT_VERSION;
-    c->h->header_size = (uint32_t)header;
+    cgs_header_init(c->h, nchunks, 0);
     c->h->token = c->token;
-    c->h->nchunks = nchunks;
-    c->h->chunk_size = chunk_size;
-    c->h->chunks_offset = header + descs;
     c->h->analyzer_pid = (uint32_t)getpid();
-    c->desc = (struct cgs_chunk_desc *)((uint8_t *)m + header);
-    c->chunks = (uint8_t *)m + header + descs;
+    c->desc = (struct cgs_chunk_desc *)((uint8_t *)m + c->h->header_size);
+    c->chunks = (uint8_t *)m + c->h->chunks_offset;
     u64map_init(&c->images);
     u64map_init(&c->liveness);
     return 0;

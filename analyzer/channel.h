@@ -41,7 +41,9 @@ struct channel {
 /* Called with each run of new records, in claim order per thread. */
 typedef void (*channel_sink)(void *arg, uint32_t pid, uint32_t tid, const uint8_t *data, size_t len);
 
-int channel_create(struct channel *c, uint32_t nchunks, uint32_t chunk_size, char *err, size_t errlen);
+/* A launcher's channel of nchunks chunks of CGS_CHUNK_SIZE (fewer under CGOSCOPE_CHANNEL_CHUNKS or
+ * an address-space limit), its header laid out by cgs_header_init. */
+int channel_create(struct channel *c, uint32_t nchunks, char *err, size_t errlen);
 /* The CGOSCOPE_CHANNEL value for a program that inherits the descriptor as fd. */
 void channel_spec(const struct channel *c, int fd, char *out, size_t outlen);
 /* Hands every committed, unread record to sink and frees drained chunks. Returns bytes read.

@@ -450,7 +450,7 @@ int cmd_run(int argc, char **argv)
 
     struct channel ch;
     char err[512];
-    if (channel_create(&ch, CGS_CHANNEL_CHUNKS, CGS_CHANNEL_CHUNK_SIZE, err, sizeof err) != 0) {
+    if (channel_create(&ch, CGS_CHANNEL_CHUNKS, err, sizeof err) != 0) {
         fprintf(stderr, "cgoscope: %s\n", err);
         return EXIT_TOOL_FAILED;
     }

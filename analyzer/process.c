@@ -450,7 +450,7 @@ int process_add_stats(struct process *p, const struct cgs_stats_chunk *c)
     for (uint32_t i = 0; i < c->nsites; i++) {
         const struct cgs_site_stats *s = &c->sites[i];
         if (s->kind == CGS_STATS_CALL) {
-            if (s->site >= 4096)
+            if (s->site >= CGS_NSTUBS)
                 return corrupt(p, "statistics for an impossible cgo site");
             if (s->site >= p->ncalls) {
                 size_t n = (size_t)s->site + 1;

@@ -392,20 +392,20 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
     }
     const struct cgs_shm_header *h = (const void *)m;
     int rc = 0;
-    if ((h->version != CGS_FORMAT_VERSION && h->version != 1) || !(h->flags & CGS_HF_FILE)) { /* 1: FREE without a stack */
+    switch (cgs_header_check(h, fsize, CGS_CHECK_FILE)) {
+    case CGS_HEADER_OK: break;
+    case CGS_HEADER_NOT_OURS: /* not reached: the magic was looked at first */
+    case CGS_HEADER_FORMAT:
         snprintf(err, errlen, "%s is a trace of format %u; this cgoscope reads format %u: use the cgoscope that wrote it",
                  path, h->version, CGS_FORMAT_VERSION);
         return -1;
-    }
-    uint64_t desc_end = (uint64_t)h->header_size + (uint64_t)h->nchunks * sizeof(struct cgs_chunk_desc);
-    if (h->header_size < sizeof *h || (h->header_size & 7) || h->chunk_size < sizeof(struct cgs_stats_chunk) ||
-        h->chunk_size > MAX_BLOCK || (h->chunk_size & 7) || (h->chunks_offset & 7) || desc_end > h->chunks_offset) {
+    case CGS_HEADER_CORRUPT:
         snprintf(err, errlen, "%s: corrupt header", path);
         return -1;
-    }
-    if (desc_end > fsize) {
+    case CGS_HEADER_CUT_SHORT:
         snprintf(err, errlen, "%s: cut short (the chunk descriptors end at byte %llu, the file at %llu)", path,
-                 (unsigned long long)desc_end, (unsigned long long)fsize);
+                 (unsigned long long)h->header_size + (unsigned long long)h->nchunks * sizeof(struct cgs_chunk_desc),
+                 (unsigned long long)fsize);
         return -1;
     }
     const struct cgs_chunk_desc *d = (const void *)(m + h->header_size);
