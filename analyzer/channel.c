@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "channel.h"
+#include "clock.h"
 #include "reorder.h"
 
 #include <errno.h>
@@ -163,13 +164,6 @@ static int process_gone(uint32_t pid)
     return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_sink sink, void *arg, int with_cuts);
 
 static void note_ended(struct channel *c, uint32_t pid)
@@ -190,7 +184,7 @@ static void note_ended(struct channel *c, uint32_t pid)
 
 static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
 {
-    uint64_t now = mono_ns();
+    uint64_t now = clock_mono_ns();
     if (now - c->last_reap_ns < REAP_EVERY_NS)
         return 0;
     c->last_reap_ns = now;

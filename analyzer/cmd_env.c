@@ -9,6 +9,7 @@
 
 #include "cgoscope/record.h"
 #include "commands.h"
+#include "launch.h"
 
 static void env_usage(FILE *out)
 {

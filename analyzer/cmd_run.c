@@ -1,7 +1,6 @@
 /* `cgoscope run`: start the program with the shim, drain its records while it runs, report. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -9,46 +8,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
 
 #include "channel.h"
+#include "clock.h"
 #include "commands.h"
 #include "descendants.h"
 #include "gate.h"
 #include "golayout.h"
 #include "images.h"
+#include "launch.h"
 #include "live_table.h"
 #include "output.h"
 #include "preflight.h"
 #include "process.h"
 #include "reach.h"
 #include "trace.h"
-#include "version.h"
 
-#define EXIT_TOOL_FAILED 125
+#define EXIT_TOOL_FAILED LAUNCH_EXIT_TOOL_FAILED
 #define EXIT_CANNOT_TRACE 120
-
-static volatile sig_atomic_t child_pid;
-static volatile sig_atomic_t stop_requested; /* Ctrl-C: stop the program, then report */
-
-static void request_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void forward_signal(int sig)
-{
-    if (child_pid > 0)
-        kill((pid_t)child_pid, sig);
-}
+#define RUN_GO_ON (-1) /* a step of the session returns this, or the exit status to end with */
 
 static void run_usage(FILE *out)
 {
@@ -193,15 +174,9 @@ static size_t drain_pass(void *arg)
 {
     struct run_sink *s = arg;
     struct cut c = {0, 0};
-    struct timespec ts;
-#if defined(__x86_64__)
-    _mm_lfence();
-    uint64_t tsc = __rdtsc();
-    _mm_lfence(); /* read before any descriptor of this pass */
+    uint64_t tsc = clock_tsc_fenced(); /* read before any descriptor of this pass */
     c.tsc = tsc > CUT_MARGIN_TICKS ? tsc - CUT_MARGIN_TICKS : 0;
-#endif
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t mono = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t mono = clock_mono_ns();
     c.mono = mono > CUT_MARGIN_NS ? mono - CUT_MARGIN_NS : 0;
     s->pass = c;
     uint64_t bound;
@@ -234,61 +209,13 @@ static void reached(void *arg, uint64_t bound)
     procset_cut(s->procs, c);
 }
 
-/* The shim's clock now, next to CLOCK_MONOTONIC: with the pair it sent at start-up, this gives
- * the TSC's rate. */
-static void clock_sample(uint64_t *ticks, uint64_t *ns)
-{
-    struct timespec ts;
-#if defined(__x86_64__)
-    unsigned aux;
-    *ticks = __rdtscp(&aux);
-#else
-    *ticks = 0;
-#endif
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-int cgoscope_find_shim(char *out, size_t outlen)
-{
-    const char *env = getenv("CGOSCOPE_SHIM");
-    if (env && *env) {
-        snprintf(out, outlen, "%s", env);
-    } else {
-        char self[PATH_MAX - 64];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-            return -1;
-        self[n] = 0;
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = 0;
-        snprintf(out, outlen, "%s/%s/libcgoscope.so", self, CGOSCOPE_BIN_TO_SHIM);
-    }
-    char *real = realpath(out, NULL);
-    if (!real)
-        return -1;
-    snprintf(out, outlen, "%s", real);
-    free(real);
-    return access(out, R_OK) == 0 ? 0 : -1;
-}
-
-static void nap(long us);
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Ticks of the shim's clock per nanosecond, measured over 2 ms: snapshots of live memory are
  * spaced with it until the exact rate over the whole run is known. */
 static double measure_tick_rate(void)
 {
     uint64_t t0, n0, t1, n1;
     clock_sample(&t0, &n0);
-    nap(2000); /* only spaces snapshots: the exact rate comes from the whole run */
+    clock_sleep_us(2000); /* only spaces snapshots: the exact rate comes from the whole run */
     clock_sample(&t1, &n1);
     return n1 > n0 && t1 > t0 ? (double)(t1 - t0) / (double)(n1 - n0) : 1.0;
 }
@@ -304,56 +231,50 @@ static int valid_timing(const char *m)
     return end != m + 8 && *end == 0 && n >= 1 && n <= 1u << 20;
 }
 
-static const char *child_timing, *child_timeline;
+/* What the command line asked for. */
+struct run_options {
+    struct output_options out;
+    struct gate gate;
+    const char *trace_path; /* -o */
+    const char *timing;     /* --timing, for the shim */
+    double duration, kill_after, interval;
+    int follow;
+    char **prog; /* PROGRAM ARGS..., NULL-terminated */
+    int nprog;
+};
 
-static int child_follow = 1;
+/* One run, from the options to the report. Every resource it holds is released by run_cleanup
+ * alone, whichever step ended the run. */
+struct run_session {
+    struct run_options o;
+    struct preflight pf;
+    char shim[PATH_MAX];
+    struct channel ch; /* destroyed once the program is gone (the shim sees analyzer_gone) */
+    struct trace_writer tw;
+    struct procset procs;
+    struct run_sink sink; /* what each pass over the channel feeds */
+    struct descendants desc;
+    struct live_table lt;
+    pid_t pid;
+    int exec_errno;     /* the program could not be executed: why */
+    struct process *main_proc;
+    int status;         /* from waitpid */
+    double term_sent_at; /* SIGTERM sent (--duration or Ctrl-C), or 0 */
+};
 
-static void exec_child(char **argv, const char *shim, const struct channel *ch, int errpipe)
+static void run_session_init(struct run_session *s)
 {
-    char val[128];
-    if (!child_follow)
-        setenv(CGS_ENV_FOLLOW, "0", 1);
-    unsetenv(CGS_ENV_TRACE);
-    if (child_timing)
-        setenv(CGS_ENV_TIMING, child_timing, 1);
-    if (child_timeline)
-        setenv(CGS_ENV_TIMELINE, child_timeline, 1);
-    /* The shim maps the channel and closes this descriptor at start-up. */
-    int fd = fcntl(ch->fd, F_DUPFD, 3);
-    channel_spec(ch, fd, val, sizeof val);
-    setenv(CGS_ENV_CHANNEL, val, 1);
-    const char *old = getenv("LD_PRELOAD");
-    char *pre;
-    if (old && strstr(old, shim)) {
-        pre = (char *)old; /* already there (after `eval "$(cgoscope env)"`) */
-    } else if (old && *old) {
-        if (asprintf(&pre, "%s:%s", shim, old) < 0)
-            _exit(EXIT_TOOL_FAILED);
-    } else {
-        pre = (char *)shim;
-    }
-    setenv("LD_PRELOAD", pre, 1);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGQUIT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execvp(argv[0], argv);
-    int e = errno;
-    if (write(errpipe, &e, sizeof e) != sizeof e)
-        _exit(127);
-    _exit(e == ENOENT ? 127 : 126);
+    memset(s, 0, sizeof *s);
+    s->ch.fd = -1;
+    gate_init(&s->o.gate);
+    s->o.out.gate = &s->o.gate;
+    s->o.kill_after = 5;
+    s->o.follow = 1;
+    procset_init(&s->procs);
 }
 
-static void nap(long us)
-{
-    struct timespec d = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&d, NULL);
-}
-
-int cmd_run(int argc, char **argv)
+/* The command line into s->o. */
+static int run_parse(struct run_session *s, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
@@ -365,31 +286,25 @@ int cmd_run(int argc, char **argv)
         GATE_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    struct output_options out = {0};
-    struct gate gate;
-    gate_init(&gate);
-    out.gate = &gate;
-    const char *trace_path = NULL;
-    const char *timing = NULL;
-    double duration = 0, kill_after = 5, interval = 0;
+    struct run_options *o = &s->o;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': out.json_path = optarg; break;
-        case 'o': trace_path = optarg; break;
-        case 'r': out.show_runtime = 1; break;
-        case 'F': out.full_stacks = 1; break;
-        case 'q': out.quiet = 1; break;
+        case 'j': o->out.json_path = optarg; break;
+        case 'o': o->trace_path = optarg; break;
+        case 'r': o->out.show_runtime = 1; break;
+        case 'F': o->out.full_stacks = 1; break;
+        case 'q': o->out.quiet = 1; break;
         case 't':
             if (!valid_timing(optarg)) {
                 fprintf(stderr, "cgoscope run: --timing takes full, off or sampled:N (N from 1 to 1048576), not '%s'\n", optarg);
                 return 2;
             }
-            timing = optarg;
+            o->timing = optarg;
             break;
-        case 'T': out.timeline_path = optarg; break;
-        case 'N': child_follow = 0; break;
+        case 'T': o->out.timeline_path = optarg; break;
+        case 'N': o->follow = 0; break;
         case 'D':
         case 'K':
         case 'I': {
@@ -400,13 +315,13 @@ int cmd_run(int argc, char **argv)
                         c == 'D' ? "duration" : c == 'K' ? "kill-after" : "interval", optarg);
                 return 2;
             }
-            *(c == 'D' ? &duration : c == 'K' ? &kill_after : &interval) = v;
+            *(c == 'D' ? &o->duration : c == 'K' ? &o->kill_after : &o->interval) = v;
             break;
         }
-        case 'P': out.plot_path = optarg; break;
+        case 'P': o->out.plot_path = optarg; break;
         case 'h': run_usage(stdout); return 0;
         default: {
-            int g = gate_option(&gate, c, optarg);
+            int g = gate_option(&o->gate, c, optarg);
             if (g == GATE_OK)
                 break;
             if (g == GATE_NOT_MINE)
@@ -420,197 +335,206 @@ int cmd_run(int argc, char **argv)
         run_usage(stderr);
         return 2;
     }
-    char **prog = argv + optind;
-    if (gate_prepare(&gate) != 0)
+    o->prog = argv + optind;
+    o->nprog = argc - optind;
+    if (gate_prepare(&o->gate) != 0)
         return 2;
+    return RUN_GO_ON;
+}
 
-    struct preflight pf;
-    preflight_check(prog[0], &pf);
-    if (pf.found && pf.is_static) {
-        int untraced = gate_run_untraced(&gate, prog, pf.path);
+/* Checks the program, sets up the channel and the trace, and starts the program. */
+static int run_start(struct run_session *s)
+{
+    struct run_options *o = &s->o;
+    preflight_check(o->prog[0], &s->pf);
+    if (s->pf.found && s->pf.is_static) {
+        int untraced = gate_run_untraced(&o->gate, o->prog, s->pf.path);
         if (untraced >= 0)
             return untraced;
         fprintf(stderr,
                 "cgoscope: %s is a static binary: LD_PRELOAD cannot load into it, so nothing could be traced.\n"
                 "  Rebuild it dynamically linked (drop -extldflags=-static / -static from the link flags;\n"
                 "  cgo programs are dynamic by default) and run cgoscope again.\n",
-                pf.path);
+                s->pf.path);
         return EXIT_CANNOT_TRACE;
     }
-    if (pf.found && pf.is_setid)
+    if (s->pf.found && s->pf.is_setid)
         fprintf(stderr, "cgoscope: %s is setuid/setgid: the loader ignores LD_PRELOAD for it, so it runs untraced.\n",
-                pf.path);
+                s->pf.path);
 
-    char shim[PATH_MAX];
-    if (cgoscope_find_shim(shim, sizeof shim) != 0) {
+    if (cgoscope_find_shim(s->shim, sizeof s->shim) != 0) {
         fprintf(stderr, "cgoscope: cannot find the shim libcgoscope.so (looked at %s); "
-                        "set CGOSCOPE_SHIM to its path or reinstall cgoscope\n", shim);
+                        "set CGOSCOPE_SHIM to its path or reinstall cgoscope\n", s->shim);
         return EXIT_TOOL_FAILED;
     }
 
-    struct channel ch;
     char err[512];
-    if (channel_create(&ch, CGS_CHANNEL_CHUNKS, err, sizeof err) != 0) {
+    if (channel_create(&s->ch, CGS_CHANNEL_CHUNKS, err, sizeof err) != 0) {
         fprintf(stderr, "cgoscope: %s\n", err);
         return EXIT_TOOL_FAILED;
     }
-    struct trace_writer tw, *twp = NULL;
-    if (trace_path) {
-        if (trace_writer_open(&tw, trace_path) != 0) {
-            fprintf(stderr, "cgoscope: cannot create the trace %s: %s\n", trace_path, strerror(errno));
-            channel_destroy(&ch);
+    if (o->trace_path) {
+        if (trace_writer_open(&s->tw, o->trace_path) != 0) {
+            fprintf(stderr, "cgoscope: cannot create the trace %s: %s\n", o->trace_path, strerror(errno));
             return EXIT_TOOL_FAILED;
         }
-        twp = &tw;
+        s->sink.trace = &s->tw;
     }
+    s->procs.reorder = 1; /* events applied in time order, at each pass's cut (reorder.h) */
+    launch_prepare_parent();
 
-    struct procset procs;
-    procset_init(&procs);
-    procs.reorder = 1; /* events applied in time order, at each pass's cut (reorder.h) */
-    int errpipe[2];
-    if (pipe2(errpipe, O_CLOEXEC) != 0) {
-        fprintf(stderr, "cgoscope: pipe: %s\n", strerror(errno));
+    s->procs.ticks_per_ns = measure_tick_rate();
+    if (s->sink.trace)
+        trace_write_block(s->sink.trace, TRACE_RATE, 0, 0, &s->procs.ticks_per_ns, sizeof s->procs.ticks_per_ns);
+    publish_go_layout(&s->ch, s->pf.found ? s->pf.path : NULL); /* before the program runs: its shim finds it */
+    struct launch l = {s->shim, o->follow, o->timing, o->out.timeline_path ? "1" : NULL};
+    s->pid = launch_program(&l, o->prog, &s->ch, &s->exec_errno, err, sizeof err);
+    if (s->pid < 0) {
+        fprintf(stderr, "cgoscope: %s\n", err);
         return EXIT_TOOL_FAILED;
     }
-    /* The terminal's Ctrl-C and Ctrl-\ go to the program too; cgoscope stays to report. Ctrl-C
-     * is also a request to stop (as --duration is): SIGTERM to the program, SIGKILL after
-     * --kill-after, and exit 0 when it ended because of it. SIGTERM and SIGHUP are passed on. */
-    struct sigaction stop = {0};
-    stop.sa_handler = request_stop;
-    sigaction(SIGINT, &stop, NULL);
-    signal(SIGQUIT, SIG_IGN);
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    struct sigaction sa = {0};
-    sa.sa_handler = forward_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-
-    child_timing = timing;
-    child_timeline = out.timeline_path ? "1" : NULL;
-    procs.ticks_per_ns = measure_tick_rate();
-    if (twp)
-        trace_write_block(twp, TRACE_RATE, 0, 0, &procs.ticks_per_ns, sizeof procs.ticks_per_ns);
-    publish_go_layout(&ch, pf.found ? pf.path : NULL); /* before the program runs: its shim finds it */
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "cgoscope: fork: %s\n", strerror(errno));
-        return EXIT_TOOL_FAILED;
-    }
-    if (pid == 0) {
-        close(errpipe[0]);
-        exec_child(prog, shim, &ch, errpipe[1]);
-    }
-    child_pid = pid;
-    close(errpipe[1]);
-    int exec_errno = 0;
-    ssize_t got = read(errpipe[0], &exec_errno, sizeof exec_errno);
-    close(errpipe[0]);
 
     /* The program's own record: its argv as given, its exit status from waitpid. */
-    struct process *main_proc = procset_get(&procs, (uint32_t)pid, NULL);
-    if (main_proc) {
-        main_proc->argc = argc - optind;
-        main_proc->argv = calloc((size_t)main_proc->argc + 1, sizeof *main_proc->argv);
-        for (int i = 0; main_proc->argv && i < main_proc->argc; i++)
-            main_proc->argv[i] = strdup(prog[i]);
+    s->main_proc = procset_get(&s->procs, (uint32_t)s->pid, NULL);
+    if (s->main_proc) {
+        s->main_proc->argc = o->nprog;
+        s->main_proc->argv = calloc((size_t)s->main_proc->argc + 1, sizeof *s->main_proc->argv);
+        for (int i = 0; s->main_proc->argv && i < s->main_proc->argc; i++)
+            s->main_proc->argv[i] = strdup(o->prog[i]);
     }
 
-    struct run_sink s = {&procs, twp, &ch, {0, 0}};
-    channel_on_dead_stats(&ch, stats_sink, &s);
-    ch.reached = reached; /* a cut after every chunk a pass hands over */
-    ch.reached_arg = &s;
-    struct descendants desc;
-    descendants_init(&desc, pid);
-    int status = 0;
+    s->sink.procs = &s->procs;
+    s->sink.ch = &s->ch;
+    channel_on_dead_stats(&s->ch, stats_sink, &s->sink);
+    s->ch.reached = reached; /* a cut after every chunk a pass hands over */
+    s->ch.reached_arg = &s->sink;
+    descendants_init(&s->desc, s->pid);
+    return RUN_GO_ON;
+}
+
+/* While the program runs: drain, look for what it started, stop it when asked, print the live
+ * table. Returns when the program has ended. */
+static void run_loop(struct run_session *s)
+{
+    const struct run_options *o = &s->o;
     long idle = 50;
-    double started = now_s(), term_sent_at = 0, next_table = interval > 0 ? started + interval : 0;
-    int killed = 0, tables = 0;
-    struct live_table lt;
-    live_table_init(&lt, isatty(2));
+    double started = clock_mono_s(), next_table = o->interval > 0 ? started + o->interval : 0;
+    int killed = 0;
+    live_table_init(&s->lt, isatty(2));
     for (;;) {
-        size_t n = drain_pass(&s);
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid || (w < 0 && errno == ECHILD))
+        size_t n = drain_pass(&s->sink);
+        pid_t w = waitpid(s->pid, &s->status, WNOHANG);
+        if (w == s->pid || (w < 0 && errno == ECHILD))
             break;
-        reap_orphans(&procs, pid);
-        if (child_follow)
-            descendants_scan(&desc, &procs);
-        double t = now_s();
-        if ((duration > 0 && t - started >= duration) || stop_requested) {
-            if (!term_sent_at) {
-                kill(pid, SIGTERM);
-                term_sent_at = t;
-            } else if (!killed && t - term_sent_at >= kill_after) {
-                kill(pid, SIGKILL);
+        reap_orphans(&s->procs, s->pid);
+        if (o->follow)
+            descendants_scan(&s->desc, &s->procs);
+        double t = clock_mono_s();
+        if ((o->duration > 0 && t - started >= o->duration) || launch_stop_requested) {
+            if (!s->term_sent_at) {
+                kill(s->pid, SIGTERM);
+                s->term_sent_at = t;
+            } else if (!killed && t - s->term_sent_at >= o->kill_after) {
+                kill(s->pid, SIGKILL);
                 killed = 1;
             }
         }
-        if (next_table && t >= next_table && main_proc) {
-            live_table_print(&lt, stderr, main_proc, t - started);
-            tables++;
-            next_table += interval;
+        if (next_table && t >= next_table && s->main_proc) {
+            live_table_print(&s->lt, stderr, s->main_proc, t - started);
+            next_table += o->interval;
         }
         if (n) {
             idle = 50;
         } else {
-            nap(idle);
+            clock_sleep_us(idle);
             if (idle < 5000)
                 idle *= 2;
         }
     }
-    live_table_free(&lt);
-    if (child_follow) /* a daemon it started is traced too: wait for it */
-        descendants_wait(&desc, drain_pass, &s, &procs, &stop_requested);
-    descendants_free(&desc);
-    main_proc = procset_get(&procs, (uint32_t)pid, NULL); /* the newest image, after an exec */
+    live_table_free(&s->lt);
+}
+
+/* The program has ended: what it left running, the rest of the channel, the reachability scan,
+ * the trace's end and the reports. Returns the exit status of cgoscope. */
+static int run_finish(struct run_session *s)
+{
+    struct run_options *o = &s->o;
+    char err[512];
+    if (o->follow) /* a daemon it started is traced too: wait for it */
+        descendants_wait(&s->desc, drain_pass, &s->sink, &s->procs, &launch_stop_requested);
+    s->main_proc = procset_get(&s->procs, (uint32_t)s->pid, NULL); /* the newest image, after an exec */
     /* The program is gone; everything it committed is still in the channel. */
-    while (drain_pass(&s)) /* with cuts, as while it ran: what waits stays small */
+    while (drain_pass(&s->sink)) /* with cuts, as while it ran: what waits stays small */
         ;
-    for (size_t i = 0; i < procs.n; i++)
-        process_finish(procs.v[i]);
-    channel_each_stats(&ch, stats_sink, &s);
-    reap_orphans(&procs, pid);
+    for (size_t i = 0; i < s->procs.n; i++)
+        process_finish(s->procs.v[i]);
+    channel_each_stats(&s->ch, stats_sink, &s->sink);
+    reap_orphans(&s->procs, s->pid);
     uint64_t end_ticks, end_ns;
     clock_sample(&end_ticks, &end_ns);
-    for (size_t i = 0; i < procs.n; i++) {
-        procs.v[i]->end_ticks = end_ticks;
-        procs.v[i]->end_ns = end_ns;
+    for (size_t i = 0; i < s->procs.n; i++) {
+        s->procs.v[i]->end_ticks = end_ticks;
+        s->procs.v[i]->end_ns = end_ns;
     }
-    if (main_proc)
-        main_proc->events_lost = ch.h->events_lost;
-    channel_destroy(&ch);
-    child_pid = 0;
+    if (s->main_proc)
+        s->main_proc->events_lost = s->ch.h->events_lost;
+    channel_destroy(&s->ch);
+    launch_done();
 
-    int rc;
-    if (got == (ssize_t)sizeof exec_errno) {
-        fprintf(stderr, "cgoscope: cannot run %s: %s\n", prog[0], strerror(exec_errno));
-        rc = exec_errno == ENOENT ? 127 : 126;
-        if (twp)
-            trace_writer_close(twp, err, sizeof err);
-        procset_free(&procs);
-        return rc;
+    if (s->exec_errno) {
+        fprintf(stderr, "cgoscope: cannot run %s: %s\n", o->prog[0], strerror(s->exec_errno));
+        return s->exec_errno == ENOENT ? 127 : 126;
     }
-    rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-    if (main_proc)
-        process_set_exit(main_proc, status);
-    if (term_sent_at)
+    int rc = WIFSIGNALED(s->status) ? 128 + WTERMSIG(s->status) : WEXITSTATUS(s->status);
+    if (s->main_proc)
+        process_set_exit(s->main_proc, s->status);
+    if (s->term_sent_at)
         rc = 0; /* it ended because we asked it to (--duration or Ctrl-C), however it ended */
 
-    procset_drop_unseen(&procs, (uint32_t)pid);
-    reach_scan_procset(&procs); /* lost or held: what still points to each unfreed block */
-    if (twp) {
-        for (size_t i = 0; i < procs.n; i++)
-            trace_write_end(twp, procs.v[i]);
-        if (trace_writer_close(twp, err, sizeof err) != 0)
+    procset_drop_unseen(&s->procs, (uint32_t)s->pid);
+    reach_scan_procset(&s->procs); /* lost or held: what still points to each unfreed block */
+    if (s->sink.trace) {
+        for (size_t i = 0; i < s->procs.n; i++)
+            trace_write_end(s->sink.trace, s->procs.v[i]);
+        s->sink.trace = NULL;
+        if (trace_writer_close(&s->tw, err, sizeof err) != 0)
             fprintf(stderr, "cgoscope: %s\n", err);
     }
-    struct process *flat = procset_flat(&procs);
+    struct process *flat = procset_flat(&s->procs);
     if (flat)
-        output_reports(flat, procs.n, &out);
+        output_reports(flat, s->procs.n, &o->out);
     free(flat);
-    procset_free(&procs);
-    rc = gate_exit_status(&gate, rc);
-    gate_free(&gate);
+    return gate_exit_status(&o->gate, rc);
+}
+
+/* Releases whatever the session holds, however far it got. */
+static void run_cleanup(struct run_session *s)
+{
+    char err[512];
+    live_table_free(&s->lt);
+    descendants_free(&s->desc);
+    channel_destroy(&s->ch);
+    trace_writer_close(&s->tw, err, sizeof err); /* only when a step failed: the trace is incomplete */
+    procset_free(&s->procs);
+    gate_free(&s->o.gate);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct run_session *s = malloc(sizeof *s);
+    if (!s) {
+        fprintf(stderr, "cgoscope: out of memory\n");
+        return EXIT_TOOL_FAILED;
+    }
+    run_session_init(s);
+    int rc = run_parse(s, argc, argv);
+    if (rc == RUN_GO_ON)
+        rc = run_start(s);
+    if (rc == RUN_GO_ON) {
+        run_loop(s);
+        rc = run_finish(s);
+    }
+    run_cleanup(s);
+    free(s);
     return rc;
 }

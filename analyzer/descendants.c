@@ -11,16 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "preflight.h"
 
 #define SCAN_EVERY_S 0.05
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void descendants_init(struct descendants *d, pid_t main_pid)
 {
@@ -186,7 +180,7 @@ static int is_zombie(pid_t pid)
 
 void descendants_scan(struct descendants *d, struct procset *ps)
 {
-    double t = now_s();
+    double t = clock_mono_s();
     if (t - d->last_scan < SCAN_EVERY_S)
         return;
     d->last_scan = t;
@@ -262,11 +256,7 @@ static void note_exit(struct procset *ps, pid_t pid, int status)
         process_set_exit(p, status);
 }
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+static void nap_ms(long ms) { clock_sleep_us(ms * 1000); }
 
 void descendants_wait(struct descendants *d, size_t (*drain)(void *arg), void *arg, struct procset *ps,
                       volatile sig_atomic_t *stop)

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "gobuild.h"
 #include "goheap.h"
 #include "liveset.h"
@@ -699,13 +700,6 @@ static void cliques(struct scan *s)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int scan_with(struct process *p, struct scan s);
 
 int reach_scan(struct process *p, pid_t task)
@@ -785,7 +779,7 @@ static int scan_with(struct process *p, struct scan s)
 {
     struct reach *r = &p->reach;
     reach_free(r);
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     s.b = malloc((p->live.live_count + p->live.ndups + 1) * sizeof *s.b);
     s.buf = malloc(READ_PIECE);
     if (!s.b || !s.buf) {
@@ -854,7 +848,7 @@ static int scan_with(struct process *p, struct scan s)
         }
     }
     r->scanned_bytes = s.bytes_read;
-    r->seconds = now_s() - t0;
+    r->seconds = clock_mono_s() - t0;
     if (s.pagemap >= 0)
         close(s.pagemap);
     free(s.runs);

@@ -11,10 +11,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "clock.h"
 #include "images.h"
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
 
 static const char magic[8] = {'C', 'G', 'S', 'T', 'R', 'A', 'C', 'E'};
 
@@ -427,14 +425,8 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
         if (d[i].state == CGS_CHUNK_WRITING || d[i].state == CGS_CHUNK_FULL)
             refs[nrefs++] = (struct chunk_ref){d[i].seq, i, 0};
     qsort(refs, nrefs, sizeof *refs, by_seq);
-    uint64_t ticks = 0, ns;
-    struct timespec ts;
-#if defined(__x86_64__)
-    unsigned aux;
-    ticks = __rdtscp(&aux);
-#endif
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t ticks, ns;
+    clock_sample(&ticks, &ns);
     if (h->clock != CGS_CLOCK_TSC)
         ticks = ns;
     if (ticks > h->start_ticks && ns > h->start_ns)
