@@ -204,7 +204,7 @@ __attribute__((no_stack_protector)) static int same_space(long self, int use_kcm
 }
 
 /* ---- The memory image of file mode ----------------------------------------------------------
- * The format (read by analyzer/reach.c): "CGSMEM01", u64 length of /proc/self/maps' text, the
+ * The format (read by analyzer/analysis/reach.c): "CGSMEM01", u64 length of /proc/self/maps' text, the
  * text padded to 8, then runs: u64 address, u64 length, the bytes (length is a multiple of 4096),
  * and a run of length 0 at the end. Only private writable mappings, only pages present or
  * swapped out: a page never touched reads as zeros anyway. */

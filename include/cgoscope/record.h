@@ -203,7 +203,7 @@ static inline uint64_t cgs_hist_lower(unsigned b)
 }
 
 /* ---- Setting up and checking a channel's header ------------------------------------------ */
-/* One definition for both sides: the launcher (analyzer/channel.c) and the shim's trace file
+/* One definition for both sides: the launcher (analyzer/ingest/channel.c) and the shim's trace file
  * (shim/channel.c) lay a header out with cgs_header_init; the shim, before writing into a channel,
  * and the analyzer, before reading a trace file, check it with cgs_header_check. */
 

@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gopclntab.h"
-#include "images.h"
+#include "gobin/gopclntab.h"
+#include "ingest/images.h"
 #include "recbuf.h"
 #include "suites.h"
-#include "symbolize.h"
-#include "trace.h"
+#include "output/symbolize.h"
+#include "ingest/trace.h"
 
 static void one_image(struct recbuf *b, uint32_t pid, const char *exe, uint64_t addr, uint64_t size)
 {
