@@ -21,7 +21,7 @@
 #include "output/exports.h"
 #include "output/report.h"
 
-static double quantile_ticks(const struct call_stats *s, double q)
+double crossings_quantile_ticks(const struct call_stats *s, double q)
 {
     if (!s->timed)
         return 0;
@@ -156,9 +156,9 @@ int crossings_build(struct crossings *x, const struct process *p, struct symboli
         cs->calls = st->calls;
         cs->timed = st->timed;
         cs->c_time_ns = process_ticks_to_ns(p, total_ticks(st));
-        cs->p50_ns = process_ticks_to_ns(p, quantile_ticks(st, 0.50));
-        cs->p90_ns = process_ticks_to_ns(p, quantile_ticks(st, 0.90));
-        cs->p99_ns = process_ticks_to_ns(p, quantile_ticks(st, 0.99));
+        cs->p50_ns = process_ticks_to_ns(p, crossings_quantile_ticks(st, 0.50));
+        cs->p90_ns = process_ticks_to_ns(p, crossings_quantile_ticks(st, 0.90));
+        cs->p99_ns = process_ticks_to_ns(p, crossings_quantile_ticks(st, 0.99));
         cs->max_ns = process_ticks_to_ns(p, (double)st->ticks_max);
         cs->min_ns = st->timed ? process_ticks_to_ns(p, (double)st->ticks_min) : 0;
         cs->crossing_ns = x->per_call_ns >= 0 ? x->per_call_ns * (double)st->calls : -1;
@@ -178,7 +178,7 @@ int crossings_build(struct crossings *x, const struct process *p, struct symboli
         cb->calls = st->calls;
         cb->timed = st->timed;
         cb->time_ns = process_ticks_to_ns(p, total_ticks(st));
-        cb->p50_ns = process_ticks_to_ns(p, quantile_ticks(st, 0.5));
+        cb->p50_ns = process_ticks_to_ns(p, crossings_quantile_ticks(st, 0.5));
         cb->max_ns = process_ticks_to_ns(p, (double)st->ticks_max);
     }
     return 0;

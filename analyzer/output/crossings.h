@@ -48,6 +48,9 @@ struct crossings {
 };
 
 int crossings_build(struct crossings *x, const struct process *p, struct symbolizer *sym);
+/* Quantile q (0 to 1) of the timed calls' durations in ticks, from the histogram: the middle of
+ * the bucket it falls in, held within the least and largest times seen; 0 with nothing timed. */
+double crossings_quantile_ticks(const struct call_stats *s, double q);
 /* "812 ns", "3.4 us", "1.2 ms", "2.05 s"; "?" when negative (unknown). */
 const char *crossings_human_ns(double ns, char *buf, size_t len);
 void crossings_free(struct crossings *x);
