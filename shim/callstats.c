@@ -169,7 +169,7 @@ static struct cgs_site_stats *new_entry(struct cgs_thread *t, uint32_t kind)
 
 struct cgs_site_stats *cgs_site_stats_slow(struct cgs_thread *t, uint32_t site)
 {
-    if (site >= 4096)
+    if (site >= CGS_NSTUBS)
         return NULL;
     if (t->index && t->index->site[site])
         return t->index->site[site];

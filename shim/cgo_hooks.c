@@ -19,7 +19,6 @@
 
 #include "shim.h"
 
-#define CGS_NSTUBS 4096
 #define WRAPPER_TABLE 16384
 
 extern const char cgs_stubs[] __attribute__((visibility("hidden")));

@@ -31,8 +31,6 @@
 
 #include "shim.h"
 
-#define FILE_CHUNK_SIZE (64u * 1024u)
-#define FILE_MAX_CHUNKS 65536u /* 4 GiB of records per trace file */
 #define RETRY_NS 50000000ull   /* 50 ms: a thread that found no chunk looks again after this */
 
 static struct cgs_shm_header *hdr;
@@ -89,15 +87,6 @@ static int parse_channel(const char *s, int *fd, uint64_t *token, long *apid, lo
     return 0;
 }
 
-static int valid_header(const struct cgs_shm_header *h, uint64_t size)
-{
-    uint64_t need = h->chunks_offset + (uint64_t)h->nchunks * h->chunk_size;
-    return h->magic == CGS_SHM_MAGIC && h->version == CGS_FORMAT_VERSION && h->chunk_size >= 4096 &&
-           !(h->chunk_size & 7) && h->header_size >= sizeof *h &&
-           h->header_size + (uint64_t)h->nchunks * sizeof(struct cgs_chunk_desc) <= h->chunks_offset &&
-           need <= size;
-}
-
 static int use_mapping(struct cgs_shm_header *h, size_t size)
 {
     hdr = h;
@@ -143,7 +132,7 @@ static struct cgs_shm_header *map_memfd(int fd, uint64_t token, size_t *size)
         debug("cannot map the channel", fd);
         return NULL;
     }
-    if (!valid_header(h, (uint64_t)st.st_size) || h->token != token || (h->flags & CGS_HF_FILE)) {
+    if (cgs_header_check(h, (uint64_t)st.st_size, CGS_CHECK_WRITE) != CGS_HEADER_OK || h->token != token) {
         debug("not our channel: header or token differs", fd);
         munmap(h, (size_t)st.st_size);
         return NULL;
@@ -213,16 +202,12 @@ static int file_reserve_header(int fd, size_t chunks_off)
     int rc = fallocate(fd, 0, 0, (off_t)chunks_off);
     if (rc == 0 || errno == EOPNOTSUPP)
         return 1;
-    if (ftruncate(fd, 4096) != 0 || fallocate(fd, 0, 0, 4096) != 0)
+    if (ftruncate(fd, CGS_HEADER_SIZE) != 0 || fallocate(fd, 0, 0, CGS_HEADER_SIZE) != 0)
         return 0;
     struct cgs_shm_header h;
     memset(&h, 0, sizeof h);
+    cgs_header_init(&h, 0, CGS_HF_FILE); /* no chunks: the header alone, saying why */
     h.magic = CGS_SHM_MAGIC;
-    h.version = CGS_FORMAT_VERSION;
-    h.header_size = 4096;
-    h.chunk_size = FILE_CHUNK_SIZE;
-    h.chunks_offset = 4096;
-    h.flags = CGS_HF_FILE;
     h.disk_full = 1;
     h.clock = (uint32_t)cgs_clock_kind;
     ssize_t written = pwrite(fd, &h, sizeof h, 0);
@@ -232,9 +217,8 @@ static int file_reserve_header(int fd, size_t chunks_off)
 
 static int attach_file(const char *path)
 {
-    size_t descs_bytes = ((size_t)FILE_MAX_CHUNKS * sizeof(struct cgs_chunk_desc) + 4095) & ~(size_t)4095;
-    size_t chunks_off = 4096 + descs_bytes;
-    size_t size = chunks_off + (size_t)FILE_MAX_CHUNKS * FILE_CHUNK_SIZE;
+    size_t chunks_off = (size_t)cgs_chunks_offset(CGS_FILE_MAX_CHUNKS);
+    size_t size = (size_t)cgs_channel_size(CGS_FILE_MAX_CHUNKS);
     int created = 1;
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) {
@@ -261,21 +245,16 @@ static int attach_file(const char *path)
         return -1;
     }
     if (created) {
-        h->version = CGS_FORMAT_VERSION;
-        h->header_size = 4096;
-        h->nchunks = FILE_MAX_CHUNKS;
-        h->chunk_size = FILE_CHUNK_SIZE;
-        h->chunks_offset = chunks_off;
-        h->flags = CGS_HF_FILE;
+        cgs_header_init(h, CGS_FILE_MAX_CHUNKS, CGS_HF_FILE);
         h->clock = (uint32_t)cgs_clock_kind;
         h->start_ticks = cgs_now_after();
         h->start_ns = cgs_mono_ns();
         atomic_store_explicit((_Atomic uint64_t *)&h->magic, CGS_SHM_MAGIC, memory_order_release);
     } else {
         struct stat st;
-        if (wait_for_header(h) != 0 || fstat(fd, &st) != 0 || !(h->flags & CGS_HF_FILE) ||
-            h->nchunks != FILE_MAX_CHUNKS || h->chunk_size != FILE_CHUNK_SIZE || h->chunks_offset != chunks_off ||
-            !valid_header(h, size)) {
+        if (wait_for_header(h) != 0 || fstat(fd, &st) != 0 ||
+            cgs_header_check(h, size, CGS_CHECK_WRITE | CGS_CHECK_FILE) != CGS_HEADER_OK ||
+            h->nchunks != CGS_FILE_MAX_CHUNKS || h->chunk_size != CGS_CHUNK_SIZE || h->chunks_offset != chunks_off) {
             munmap(h, size);
             close(fd);
             return -1; /* not a cgoscope trace file: leave it alone */

@@ -204,7 +204,7 @@ __attribute__((no_stack_protector)) static int same_space(long self, int use_kcm
 }
 
 /* ---- The memory image of file mode ----------------------------------------------------------
- * The format (read by analyzer/reach.c): "CGSMEM01", u64 length of /proc/self/maps' text, the
+ * The format (read by analyzer/analysis/reach.c): "CGSMEM01", u64 length of /proc/self/maps' text, the
  * text padded to 8, then runs: u64 address, u64 length, the bytes (length is a multiple of 4096),
  * and a run of length 0 at the end. Only private writable mappings, only pages present or
  * swapped out: a page never touched reads as zeros anyway. */
@@ -562,7 +562,7 @@ static void not_now(struct cgs_thread *t) { t->lean_streak = -LEAN_BACKOFF; }
 
 void cgs_lean_after(struct cgs_thread *t, uint32_t site, struct cgs_site_stats *s, int clean)
 {
-    if (!t->index || site >= 4096)
+    if (!t->index || site >= CGS_NSTUBS)
         return;
     uint16_t *c = &t->index->clean[site];
     if (!clean) {
@@ -634,7 +634,7 @@ void cgs_lean_break(struct cgs_thread *t, uintptr_t slot, uintptr_t ip, uintptr_
     uintptr_t m = current_m();
     /* A call in progress on this M is the run's (or it would have ended the run on entry). */
     close_run(t, m == r->m ? ncgocall(m) : ncgocall(r->m));
-    if (t->index && site < 4096)
+    if (t->index && site < CGS_NSTUBS)
         t->index->clean[site] = LEAN_BLOCKED;
     uint32_t d = t->depth;
     if (!slot || d >= CGS_LEAN_RET || *(const uintptr_t *)slot != ip)

@@ -99,12 +99,12 @@ struct cgs_lean_run {
 
 /* Private to the thread (not shared with the analyzer): where its statistics live. */
 struct cgs_thread_index {
-    struct cgs_site_stats *site[4096];
+    struct cgs_site_stats *site[CGS_NSTUBS];
     struct {
         uint64_t pc;
         struct cgs_site_stats *stats;
     } callback[64];
-    uint16_t clean[4096]; /* calls in a row that needed no call context (lean.c) */
+    uint16_t clean[CGS_NSTUBS]; /* calls in a row that needed no call context (lean.c) */
 };
 
 extern CGS_HIDDEN __thread struct cgs_thread cgs_tls __attribute__((tls_model("initial-exec")));

@@ -4,7 +4,7 @@
  * hook, which therefore returns straight into asmcgocall and leaves the frame-pointer chain
  * into the goroutine intact.
  */
-#define CGS_NSTUBS 4096
+#include "cgoscope/sites.h"
 
     .text
     .globl cgs_stubs

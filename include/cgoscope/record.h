@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "cgoscope/sites.h"
+
 #define CGS_SHM_MAGIC 0x4d48535343474f43ull /* "COGCSSHM" little-endian */
 /* 2: FREE records carry the free's stack, PROC's aux says whether the process is a fork() child.
  * A trace file of format 1 is still read (docs/record-format.md). */
@@ -89,10 +91,17 @@ _Static_assert(sizeof(struct cgs_shm_header) <= 4096, "the channel's header must
 
 #define CGS_HF_FILE 1u /* the channel is a trace file written by the shim alone */
 
+/* Every channel, memfd or trace file, is laid out the same way: a header page, the chunk
+ * descriptors (rounded up to whole pages), then the chunks, all of CGS_CHUNK_SIZE bytes. */
+#define CGS_HEADER_SIZE 4096u
+#define CGS_CHUNK_SIZE (64u * 1024u)
 /* The launcher's channel: chunks of a memfd, which holds memory only for pages once touched, and
  * producers claim the lowest free chunk, so a large count costs nothing until threads need it. */
 #define CGS_CHANNEL_CHUNKS 65536u
-#define CGS_CHANNEL_CHUNK_SIZE (64u * 1024u)
+/* A trace file (`cgoscope env`) grows a chunk at a time up to this many: 4 GiB of records. */
+#define CGS_FILE_MAX_CHUNKS 65536u
+/* Readers take a larger chunk size as a sign of a damaged header. */
+#define CGS_MAX_CHUNK_SIZE (16u << 20)
 #define CGS_EXHAUSTED_WAIT_MS 2000u
 
 enum cgs_chunk_kind {
@@ -171,7 +180,7 @@ struct cgs_stats_chunk {
 };
 
 /* A stats chunk must fit in one channel chunk (64 KiB): */
-_Static_assert(sizeof(struct cgs_stats_chunk) <= 64 * 1024, "stats chunk larger than a channel chunk");
+_Static_assert(sizeof(struct cgs_stats_chunk) <= CGS_CHUNK_SIZE, "stats chunk larger than a channel chunk");
 
 /* Histogram bucket of a duration in ticks: 4 buckets per power of two. */
 static inline unsigned cgs_hist_bucket(uint64_t ticks)
@@ -191,6 +200,81 @@ static inline uint64_t cgs_hist_lower(unsigned b)
         return b;
     unsigned lg = (b + 4u) / 4u, sub = (b + 4u) % 4u;
     return ((uint64_t)4 + sub) << (lg - 2);
+}
+
+/* ---- Setting up and checking a channel's header ------------------------------------------ */
+/* One definition for both sides: the launcher (analyzer/ingest/channel.c) and the shim's trace file
+ * (shim/channel.c) lay a header out with cgs_header_init; the shim, before writing into a channel,
+ * and the analyzer, before reading a trace file, check it with cgs_header_check. */
+
+/* Where the chunks of a channel of nchunks chunks begin: after the header page and the
+ * descriptors, rounded up to a page. */
+static inline uint64_t cgs_chunks_offset(uint32_t nchunks)
+{
+    uint64_t descs = ((uint64_t)nchunks * sizeof(struct cgs_chunk_desc) + 4095u) & ~(uint64_t)4095u;
+    return CGS_HEADER_SIZE + descs;
+}
+
+/* Bytes of a whole channel of nchunks chunks. */
+static inline uint64_t cgs_channel_size(uint32_t nchunks)
+{
+    return cgs_chunks_offset(nchunks) + (uint64_t)nchunks * CGS_CHUNK_SIZE;
+}
+
+/* Lays out the geometry of a new channel (flags: CGS_HF_*). The magic is left to the caller, who
+ * stores it last when others may already be looking (a trace file). */
+static inline void cgs_header_init(struct cgs_shm_header *h, uint32_t nchunks, uint32_t flags)
+{
+    h->version = CGS_FORMAT_VERSION;
+    h->header_size = CGS_HEADER_SIZE;
+    h->nchunks = nchunks;
+    h->chunk_size = CGS_CHUNK_SIZE;
+    h->chunks_offset = cgs_chunks_offset(nchunks);
+    h->flags = flags;
+}
+
+/* How cgs_header_check is asked. */
+#define CGS_CHECK_WRITE 1u /* the caller writes records into every chunk: the current format only,
+                            * and the chunks must all lie within size */
+#define CGS_CHECK_FILE 2u  /* a trace file's header (CGS_HF_FILE); without it, a launcher's memfd */
+/* The oldest format a reader still reads (1: FREE records without a stack). */
+#define CGS_FORMAT_VERSION_OLDEST 1u
+
+enum cgs_header_verdict {
+    CGS_HEADER_OK = 0,
+    CGS_HEADER_CUT_SHORT, /* size does not hold the header, its descriptors or (CGS_CHECK_WRITE) its chunks */
+    CGS_HEADER_NOT_OURS,  /* no cgoscope magic */
+    CGS_HEADER_FORMAT,    /* another format version, or the other kind of channel */
+    CGS_HEADER_CORRUPT,   /* sizes and offsets that do not fit together */
+};
+
+/* Checks a channel's header h, of a mapping or file of size bytes, before anything else of it
+ * is used. Whatever is in it was written inside the traced program (docs/architecture.md,
+ * invariant 7): nothing is taken on trust. */
+static inline enum cgs_header_verdict cgs_header_check(const struct cgs_shm_header *h, uint64_t size,
+                                                       unsigned how)
+{
+    if (size < sizeof *h)
+        return CGS_HEADER_CUT_SHORT;
+    if (h->magic != CGS_SHM_MAGIC)
+        return CGS_HEADER_NOT_OURS;
+    int file = (h->flags & CGS_HF_FILE) != 0;
+    if ((how & CGS_CHECK_WRITE) ? h->version != CGS_FORMAT_VERSION
+                                : h->version < CGS_FORMAT_VERSION_OLDEST || h->version > CGS_FORMAT_VERSION)
+        return CGS_HEADER_FORMAT;
+    if (file != ((how & CGS_CHECK_FILE) != 0))
+        return CGS_HEADER_FORMAT;
+    uint64_t desc_end = (uint64_t)h->header_size + (uint64_t)h->nchunks * sizeof(struct cgs_chunk_desc);
+    if (h->header_size < sizeof *h || (h->header_size & 7) || h->chunk_size < sizeof(struct cgs_stats_chunk) ||
+        h->chunk_size > CGS_MAX_CHUNK_SIZE || (h->chunk_size & 7) || (h->chunks_offset & 7) ||
+        desc_end > h->chunks_offset)
+        return CGS_HEADER_CORRUPT;
+    if (desc_end > size)
+        return CGS_HEADER_CUT_SHORT;
+    if ((how & CGS_CHECK_WRITE) &&
+        (h->chunks_offset > size || (uint64_t)h->nchunks * h->chunk_size > size - h->chunks_offset))
+        return CGS_HEADER_CUT_SHORT;
+    return CGS_HEADER_OK;
 }
 
 /* ---- Records -------------------------------------------------------------------------- */

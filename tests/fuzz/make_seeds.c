@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "../unit/recbuf.h"
-#include "trace.h"
+#include "ingest/trace.h"
 
 static void records(struct recbuf *b, uint32_t pid)
 {

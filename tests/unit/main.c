@@ -16,6 +16,7 @@ int main(void)
     srunner_add_suite(sr, reach_suite());
     srunner_add_suite(sr, reorder_suite());
     srunner_add_suite(sr, lifetime_suite());
+    srunner_add_suite(sr, rules_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -15,5 +15,6 @@ Suite *robust_suite(void);
 Suite *reorder_suite(void);
 Suite *reach_suite(void);
 Suite *lifetime_suite(void);
+Suite *rules_suite(void);
 
 #endif

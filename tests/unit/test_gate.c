@@ -9,14 +9,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "diff.h"
-#include "exports.h"
-#include "profile.pb-c.h"
-#include "gate.h"
-#include "leaksite.h"
+#include "diff/diff.h"
+#include "output/exports.h"
+#include "output/profile.pb-c.h"
+#include "output/gate.h"
+#include "output/leaksite.h"
 #include "suites.h"
-#include "suppress.h"
-#include "symbolize.h"
+#include "output/suppress.h"
+#include "output/symbolize.h"
 
 #define F(fn_, file_, line_, lang_, obj_) {.pc = 0, .function = (fn_), .file = (file_), .line = (line_), .lang = (lang_), .object = (obj_)}
 

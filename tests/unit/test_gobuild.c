@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gobuild.h"
+#include "gobin/gobuild.h"
 #include "suites.h"
 
 START_TEST(user_packages_with_build_info)

@@ -1,9 +1,9 @@
-/* Double and invalid frees found from the records (analyzer/lifetime.c, docs/lifetime.md). */
+/* Double and invalid frees found from the records (analyzer/analysis/lifetime.c, docs/lifetime.md). */
 #include <string.h>
 
-#include "lifetime.h"
+#include "analysis/lifetime.h"
 #include "suites.h"
-#include "suppress.h"
+#include "output/suppress.h"
 
 struct lt_fixture {
     struct liveset live;

@@ -1,4 +1,4 @@
-#include "liveset.h"
+#include "analysis/liveset.h"
 #include "suites.h"
 
 START_TEST(alloc_then_free)

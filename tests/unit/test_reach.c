@@ -1,4 +1,4 @@
-/* The reachability scan's classes (analyzer/reach.c), on a memory image made here: memcheck's
+/* The reachability scan's classes (analyzer/analysis/reach.c), on a memory image made here: memcheck's
  * rules, cycles, pointers into the middle, chains through possibly lost blocks, and malloc's own
  * pointers to the next chunk. */
 #include <stdio.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "process.h"
-#include "reach.h"
+#include "analysis/process.h"
+#include "analysis/reach.h"
 #include "suites.h"
 
 #define HEAP 0x10000000ull

@@ -1,6 +1,6 @@
 #include <stdlib.h>
 
-#include "process.h"
+#include "analysis/process.h"
 #include "recbuf.h"
 #include "suites.h"
 

@@ -1,9 +1,9 @@
 /* Allocation events of several threads, read thread by thread, applied in time order. */
 #include <stdlib.h>
 
-#include "process.h"
+#include "analysis/process.h"
 #include "recbuf.h"
-#include "reorder.h"
+#include "analysis/reorder.h"
 #include "suites.h"
 
 struct seen {

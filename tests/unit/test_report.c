@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "report.h"
+#include "output/report.h"
 #include "suites.h"
 
 volatile uintptr_t rep_sink;

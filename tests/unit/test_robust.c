@@ -8,13 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "goheap.h"
-#include "gopclntab.h"
-#include "images.h"
+#include "gobin/goheap.h"
+#include "gobin/gopclntab.h"
+#include "ingest/images.h"
 #include "recbuf.h"
 #include "suites.h"
-#include "symbolize.h"
-#include "trace.h"
+#include "output/symbolize.h"
+#include "ingest/trace.h"
 
 static void one_image(struct recbuf *b, uint32_t pid, const char *exe, uint64_t addr, uint64_t size)
 {
@@ -58,25 +58,19 @@ START_TEST(exec_starts_a_new_entry)
 }
 END_TEST
 
-#define CHUNK (64u * 1024u)
+#define CHUNK CGS_CHUNK_SIZE
 #define NCHUNKS 4u
 
 /* A shim trace file: two program images of pid 9 (records in chunks 0 and 1) and the first
  * image's statistics (chunk 2). */
 static uint8_t *shim_file(size_t *size)
 {
-    size_t descs = 4096;
-    *size = 4096 + descs + (size_t)NCHUNKS * CHUNK;
+    *size = (size_t)cgs_channel_size(NCHUNKS);
     uint8_t *m = aligned_alloc(4096, *size);
     memset(m, 0, *size);
     struct cgs_shm_header *h = (struct cgs_shm_header *)m;
     h->magic = CGS_SHM_MAGIC;
-    h->version = CGS_FORMAT_VERSION;
-    h->header_size = 4096;
-    h->nchunks = NCHUNKS;
-    h->chunk_size = CHUNK;
-    h->chunks_offset = 4096 + descs;
-    h->flags = CGS_HF_FILE;
+    cgs_header_init(h, NCHUNKS, CGS_HF_FILE);
     h->clock = CGS_CLOCK_MONO;
     h->next_chunk = 3;
     struct cgs_chunk_desc *d = (struct cgs_chunk_desc *)(m + 4096);
@@ -166,6 +160,53 @@ START_TEST(shim_file_bad_headers)
         }
         procset_free(&ps);
     }
+    free(m);
+}
+END_TEST
+
+/* The one check both sides make of a channel's header (record.h): the shim before writing into
+ * it, the analyzer before reading a trace file. */
+START_TEST(header_check_verdicts)
+{
+    size_t size;
+    uint8_t *m = shim_file(&size);
+    struct cgs_shm_header *h = (struct cgs_shm_header *)m;
+    struct cgs_shm_header saved = *h;
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE), CGS_HEADER_OK);
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE | CGS_CHECK_WRITE), CGS_HEADER_OK);
+    /* A launcher's channel is not a trace file, and the other way round. */
+    ck_assert_int_eq(cgs_header_check(h, size, 0), CGS_HEADER_FORMAT);
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_WRITE), CGS_HEADER_FORMAT);
+    /* A reader takes the older format; a writer only the current one. */
+    h->version = 1;
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE), CGS_HEADER_OK);
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE | CGS_CHECK_WRITE), CGS_HEADER_FORMAT);
+    h->version = CGS_FORMAT_VERSION + 1;
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE), CGS_HEADER_FORMAT);
+    *h = saved;
+    h->magic ^= 1;
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE), CGS_HEADER_NOT_OURS);
+    *h = saved;
+    h->chunk_size = 4096; /* smaller than a statistics chunk */
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE), CGS_HEADER_CORRUPT);
+    *h = saved;
+    h->chunks_offset = CGS_HEADER_SIZE; /* the descriptors would overlap the chunks */
+    ck_assert_int_eq(cgs_header_check(h, size, CGS_CHECK_FILE), CGS_HEADER_CORRUPT);
+    *h = saved;
+    /* Cut inside the descriptors: short for both; after them, short only for a writer. */
+    ck_assert_int_eq(cgs_header_check(h, sizeof *h - 1, CGS_CHECK_FILE), CGS_HEADER_CUT_SHORT);
+    ck_assert_int_eq(cgs_header_check(h, CGS_HEADER_SIZE + 8, CGS_CHECK_FILE), CGS_HEADER_CUT_SHORT);
+    ck_assert_int_eq(cgs_header_check(h, size - 1, CGS_CHECK_FILE), CGS_HEADER_OK);
+    ck_assert_int_eq(cgs_header_check(h, size - 1, CGS_CHECK_FILE | CGS_CHECK_WRITE), CGS_HEADER_CUT_SHORT);
+    /* An offset that would wrap around when added to the chunks' size. */
+    h->chunks_offset = 0xfffffffffff00000ull;
+    ck_assert_int_ne(cgs_header_check(h, size, CGS_CHECK_FILE | CGS_CHECK_WRITE), CGS_HEADER_OK);
+    /* The launcher's own layout passes the shim's check. */
+    memset(h, 0, sizeof *h);
+    h->magic = CGS_SHM_MAGIC;
+    cgs_header_init(h, NCHUNKS, 0);
+    ck_assert_uint_eq(h->chunks_offset, 2 * CGS_HEADER_SIZE);
+    ck_assert_int_eq(cgs_header_check(h, cgs_channel_size(NCHUNKS), CGS_CHECK_WRITE), CGS_HEADER_OK);
     free(m);
 }
 END_TEST
@@ -318,6 +359,7 @@ Suite *robust_suite(void)
     tcase_add_test(tc, exec_starts_a_new_entry);
     tcase_add_test(tc, shim_file_images_and_statistics);
     tcase_add_test(tc, shim_file_bad_headers);
+    tcase_add_test(tc, header_check_verdicts);
     tcase_add_test(tc, gopclntab_agrees_with_symbols_and_dwarf);
     tcase_add_test(tc, stripped_heap_layout_agrees_with_dwarf);
     suite_add_tcase(s, tc);

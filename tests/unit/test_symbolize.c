@@ -2,9 +2,9 @@
 
 #include <string.h>
 
-#include "process.h"
+#include "analysis/process.h"
 #include "suites.h"
-#include "symbolize.h"
+#include "output/symbolize.h"
 
 volatile uintptr_t sym_sink;
 

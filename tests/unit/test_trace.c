@@ -6,7 +6,7 @@
 
 #include "recbuf.h"
 #include "suites.h"
-#include "trace.h"
+#include "ingest/trace.h"
 
 static char dir[] = "/tmp/cgoscope-unit-XXXXXX";
 

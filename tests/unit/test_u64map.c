@@ -1,7 +1,7 @@
 #include <stdint.h>
 
 #include "suites.h"
-#include "u64map.h"
+#include "util/u64map.h"
 
 START_TEST(put_get_delete)
 {

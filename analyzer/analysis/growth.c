@@ -1,0 +1,178 @@
+#include "analysis/growth.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void growth_init(struct growth *g, uint64_t interval_ticks)
+{
+    memset(g, 0, sizeof *g);
+    g->interval = interval_ticks ? interval_ticks : 1;
+    u64map_init(&g->index);
+}
+
+void growth_free(struct growth *g)
+{
+    for (size_t i = 0; i < g->nseries; i++)
+        free(g->series[i]);
+    free(g->series);
+    u64map_free(&g->index);
+    memset(g, 0, sizeof *g);
+}
+
+/* Keeps every other snapshot (the even ones), in the time table and in every series. */
+static void thin(struct growth *g)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < g->n; i += 2, k++) {
+        g->times[k] = g->times[i];
+        g->total_bytes[k] = g->total_bytes[i];
+        g->total_blocks[k] = g->total_blocks[i];
+    }
+    g->n = k;
+    for (size_t s = 0; s < g->nseries; s++) {
+        struct growth_series *gs = g->series[s];
+        uint32_t out = 0, first = UINT32_MAX;
+        for (uint32_t j = 0; j < gs->n; j++) {
+            uint32_t global = gs->first + j;
+            if (global & 1)
+                continue;
+            if (first == UINT32_MAX)
+                first = global / 2;
+            gs->bytes[out] = gs->bytes[j];
+            gs->blocks[out] = gs->blocks[j];
+            out++;
+        }
+        gs->first = first == UINT32_MAX ? g->n : first;
+        gs->n = out;
+    }
+    g->interval *= 2;
+}
+
+static struct growth_series *series_for(struct growth *g, uint64_t stack, uint32_t at)
+{
+    uint64_t key = stack ? stack : 1;
+    uint64_t *v = u64map_get(&g->index, key);
+    if (v)
+        return g->series[*v - 1];
+    if (g->nseries >= GROWTH_MAX_SERIES) {
+        g->untracked_stacks++;
+        return NULL;
+    }
+    struct growth_series *gs = calloc(1, sizeof *gs);
+    struct growth_series **nv = realloc(g->series, (g->nseries + 1) * sizeof *nv);
+    if (!gs || !nv) {
+        free(gs);
+        if (nv)
+            g->series = nv;
+        return NULL;
+    }
+    g->series = nv;
+    uint64_t *slot = u64map_put(&g->index, key, NULL);
+    if (!slot) {
+        free(gs);
+        return NULL;
+    }
+    gs->stack = stack;
+    gs->first = at;
+    g->series[g->nseries++] = gs;
+    *slot = g->nseries;
+    return gs;
+}
+
+void growth_snapshot(struct growth *g, const struct liveset *live, uint64_t now)
+{
+    if (g->n == GROWTH_POINTS)
+        thin(g);
+    uint32_t at = g->n++;
+    g->times[at] = now;
+    g->total_bytes[at] = live->live_bytes;
+    g->total_blocks[at] = live->live_count;
+    for (size_t i = 0; i < live->nstacks; i++) {
+        const struct stack_live *sl = &live->per_stack[i];
+        uint64_t *v = u64map_get(&g->index, sl->stack ? sl->stack : 1);
+        if (!v && !sl->bytes)
+            continue; /* nothing live and never seen: not worth a series */
+        struct growth_series *gs = v ? g->series[*v - 1] : series_for(g, sl->stack, at);
+        if (!gs)
+            continue;
+        if (gs->first + gs->n < at) {
+            /* It had no snapshot for a while (nothing changed it): repeat its last value. */
+            uint64_t b = gs->n ? gs->bytes[gs->n - 1] : 0, k = gs->n ? gs->blocks[gs->n - 1] : 0;
+            while (gs->first + gs->n < at && gs->n < GROWTH_POINTS) {
+                gs->bytes[gs->n] = b;
+                gs->blocks[gs->n] = k;
+                gs->n++;
+            }
+        }
+        if (gs->first + gs->n == at && gs->n < GROWTH_POINTS) {
+            gs->bytes[gs->n] = sl->bytes;
+            gs->blocks[gs->n] = sl->blocks;
+            gs->n++;
+        }
+    }
+    g->next = now + g->interval;
+}
+
+void growth_tick(struct growth *g, const struct liveset *live, uint64_t now)
+{
+    if (g->next == 0 || now >= g->next)
+        growth_snapshot(g, live, now);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double growth_slope(const uint64_t *t_ns, const uint64_t *v, size_t n)
+{
+    if (n < 2)
+        return 0;
+    size_t cap = n * (n - 1) / 2, m = 0;
+    double *s = malloc(cap * sizeof *s);
+    if (!s)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (t_ns[j] > t_ns[i])
+                s[m++] = ((double)v[j] - (double)v[i]) / ((double)(t_ns[j] - t_ns[i]) / 1e9);
+    double r = 0;
+    if (m) {
+        qsort(s, m, sizeof *s, cmp_double);
+        r = m & 1 ? s[m / 2] : (s[m / 2 - 1] + s[m / 2]) / 2;
+    }
+    free(s);
+    return r;
+}
+
+static double median_u64(const uint64_t *v, size_t n)
+{
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    if (!d || !n) {
+        free(d);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        d[i] = (double)v[i];
+    qsort(d, n, sizeof *d, cmp_double);
+    double r = n & 1 ? d[n / 2] : (d[n / 2 - 1] + d[n / 2]) / 2;
+    free(d);
+    return r;
+}
+
+struct growth_verdict growth_judge(const uint64_t *t_ns, const uint64_t *bytes, const uint64_t *blocks, size_t n)
+{
+    struct growth_verdict v = {0, 0, 0};
+    if (n < 2)
+        return v;
+    v.bytes_per_s = growth_slope(t_ns, bytes, n);
+    v.blocks_per_s = growth_slope(t_ns, blocks, n);
+    double span = (double)(t_ns[n - 1] - t_ns[0]) / 1e9;
+    if (n < 5 || span < 1.0 || v.bytes_per_s <= 0)
+        return v;
+    double rise = v.bytes_per_s * span, end = (double)bytes[n - 1];
+    double early = median_u64(bytes, n / 2), late = median_u64(bytes + n - n / 2, n / 2);
+    v.growing = late > early && rise >= 4096 && rise >= end / 5;
+    return v;
+}

@@ -1,0 +1,100 @@
+#include "output/output.h"
+
+#include "output/growth_report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "output/gate.h"
+
+static int write_json(const char *path, json_object *doc)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "cgoscope: cannot write the JSON report to %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    const char *s = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t len = strlen(s), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, s + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            fprintf(stderr, "cgoscope: writing the JSON report to %s failed: %s%s\n", path, strerror(errno),
+                    errno == ENOSPC ? " (disk full)" : "");
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (write(fd, "\n", 1) != 1 || close(fd) != 0) {
+        fprintf(stderr, "cgoscope: writing the JSON report to %s failed: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Nothing asked for needs the report (run -q with no output file and no gate): skip building it,
+ * which for a Go binary is mostly decompressing its DWARF. */
+static int nothing_wanted(const struct output_options *o)
+{
+    const struct gate *g = o->gate;
+    return o->quiet && !o->json_path && !o->plot_path && !o->timeline_path &&
+           (!g || (!g->fail_on_leak && !g->fail_on_error && !g->pprof_path && !g->sarif_path && !g->folded_path));
+}
+
+int output_reports(struct process *procs, size_t n, const struct output_options *o)
+{
+    if (nothing_wanted(o))
+        return 0;
+    struct report *reports = calloc(n ? n : 1, sizeof *reports);
+    if (!reports) {
+        fprintf(stderr, "cgoscope: out of memory building the report\n");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (report_build(&reports[i], &procs[i]) != 0) {
+            fprintf(stderr, "cgoscope: out of memory building the report of process %u\n", procs[i].pid);
+            rc = -1;
+        }
+    }
+    gate_apply(o->gate, reports, n);
+    if (!o->quiet) {
+        struct report_options ro = {.show_runtime = o->show_runtime, .full_stacks = o->full_stacks,
+                                    .show_reachable = o->gate && o->gate->show_reachable};
+        for (size_t i = 0; i < n; i++)
+            report_print_text(stderr, &reports[i], &ro);
+        fflush(stderr);
+    }
+    if (o->plot_path) {
+        /* The first Go program of the run (the program itself, unless it is a wrapper). */
+        size_t k = 0;
+        while (k < n && !reports[k].is_go)
+            k++;
+        if (n && growth_write_svg(o->plot_path, &reports[k < n ? k : 0]) != 0)
+            rc = -1;
+    }
+    if (o->timeline_path) {
+        for (size_t i = 0; i < n; i++)
+            if (crossings_write_timeline(o->timeline_path, &procs[i]) != 0)
+                rc = -1;
+    }
+    if (o->json_path) {
+        json_object *doc = report_document(reports, n);
+        if (write_json(gate_path(o->gate, o->json_path, procs, n), doc) != 0)
+            rc = -1;
+        json_object_put(doc);
+    }
+    if (gate_export(o->gate, reports, n, o) != 0)
+        rc = -1;
+    for (size_t i = 0; i < n; i++)
+        report_free(&reports[i]);
+    free(reports);
+    return rc;
+}

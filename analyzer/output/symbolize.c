@@ -1,0 +1,478 @@
+/*
+ * Symbolization with elfutils. Two things need care (docs/cgo-facts.md §5):
+ *  - .debug_aranges of a Go executable covers only its C objects, so for Go code the
+ *    compilation unit is found through a table of every CU's address ranges instead;
+ *  - a static function of the cgo preamble is usually inlined into its wrapper, and Go inlines
+ *    too: inlined calls are expanded into frames of their own from DW_TAG_inlined_subroutine.
+ * Every address is a return address, so `pc - 1` is looked up: the line of the call.
+ */
+#include "output/symbolize.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gobin/gopclntab.h"
+#include "util/u64map.h"
+
+struct cu_range {
+    uint64_t lo, hi;
+    Dwarf_Off cu_off;
+};
+
+struct sym_module {
+    const struct module_info *info;
+    Dwfl_Module *mod;
+    Dwarf *dw;
+    Dwarf_Addr dwbias;
+    struct cu_range *cus;
+    size_t ncus;
+    int cus_built;
+    int system, ldso;
+    struct gopclntab *pcln; /* Go's own table: names and lines of Go code without symbols or DWARF */
+    int pcln_tried;
+};
+
+struct symbolizer {
+    Dwfl *dwfl;
+    struct sym_module *mods;
+    size_t nmods;
+    struct u64map cache; /* pc -> index+1 of first frame in frames, count in high bits */
+    struct frame *frames;
+    size_t nframes, capframes;
+    char **strings; /* owned copies of names */
+    size_t nstrings, capstrings;
+    char warnings[4096];
+};
+
+static const Dwfl_Callbacks offline_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+};
+
+int module_is_system(const char *path)
+{
+    static const char *const dirs[] = {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/local/lib/cgoscope/"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (strncmp(path, dirs[i], strlen(dirs[i])) == 0)
+            return 1;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "linux-vdso", 10) == 0 ||
+           strncmp(base, "libcgoscope", 11) == 0;
+}
+
+static void warn(struct symbolizer *s, const char *fmt, const char *arg)
+{
+    size_t used = strlen(s->warnings);
+    if (used + 200 > sizeof s->warnings)
+        return;
+    snprintf(s->warnings + used, sizeof s->warnings - used, fmt, arg);
+}
+
+/* Symbols and DWARF an executable lacks, and what the report loses with them. */
+static void warn_stripped(struct symbolizer *s, struct sym_module *sm)
+{
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(sm->mod, &bias);
+    size_t shstrndx;
+    if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return;
+    int symtab = 0, debug = 0, pcln = 0;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh))
+            continue;
+        const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+        symtab |= sh.sh_type == SHT_SYMTAB;
+        debug |= name && (strcmp(name, ".debug_info") == 0 || strcmp(name, ".zdebug_info") == 0);
+    }
+    if (symtab && debug)
+        return;
+    if (!sm->pcln_tried) { /* its own section, or (PIE, Go <= 1.21) inside .data.rel.ro */
+        sm->pcln_tried = 1;
+        sm->pcln = gopclntab_open(elf);
+    }
+    pcln = sm->pcln != NULL;
+    char msg[900];
+    size_t len = 0;
+    if (!symtab)
+        len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                "%s is stripped (no symbol table): cgo calls could not be hooked, so there are no cgo "
+                                "call counts or times and no callbacks, its own C functions are shown as addresses, "
+                                "and the Go frames of an allocation come only from walking out of its C frames (none "
+                                "when C code without unwind tables is in between)",
+                                sm->info->path);
+    if (!debug && len < sizeof msg)
+        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s has no DWARF: no file or line for its C functions",
+                                len ? "; " : "", len ? "it" : sm->info->path);
+    if (pcln && len < sizeof msg)
+        len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                "; Go functions, files and lines come from its .gopclntab");
+    if (len < sizeof msg)
+        snprintf(msg + len, sizeof msg - len, ". Build without -ldflags='-s -w' (and do not strip) for complete stacks.\n");
+    warn(s, "%s", msg);
+}
+
+struct symbolizer *symbolizer_new(const struct process *p)
+{
+    struct symbolizer *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    u64map_init(&s->cache);
+    s->dwfl = dwfl_begin(&offline_callbacks);
+    s->mods = calloc(p->nmodules ? p->nmodules : 1, sizeof *s->mods);
+    if (!s->dwfl || !s->mods) {
+        symbolizer_free(s);
+        return NULL;
+    }
+    dwfl_report_begin(s->dwfl);
+    for (size_t i = 0; i < p->nmodules; i++) {
+        const struct module_info *m = &p->modules[i];
+        struct sym_module *sm = &s->mods[s->nmods++];
+        sm->info = m;
+        const char *base = strrchr(m->path, '/');
+        base = base ? base + 1 : m->path;
+        sm->ldso = strncmp(base, "ld-linux", 8) == 0;
+        sm->system = module_is_system(m->path);
+        if (strncmp(base, "linux-vdso", 10) == 0 || access(m->path, R_OK) != 0) {
+            if (strncmp(base, "linux-vdso", 10) != 0)
+                warn(s, "cannot read %s: its frames are shown as addresses\n", m->path);
+            continue;
+        }
+        sm->mod = dwfl_report_elf(s->dwfl, base, m->path, -1, m->bias, false);
+        if (!sm->mod)
+            warn(s, "cannot load %s: its frames are shown as addresses\n", m->path);
+        else if (m->is_exe)
+            warn_stripped(s, sm);
+    }
+    dwfl_report_end(s->dwfl, NULL, NULL);
+    return s;
+}
+
+void symbolizer_free(struct symbolizer *s)
+{
+    if (!s)
+        return;
+    if (s->dwfl)
+        dwfl_end(s->dwfl);
+    for (size_t i = 0; i < s->nmods; i++) {
+        free(s->mods[i].cus);
+        gopclntab_free(s->mods[i].pcln);
+    }
+    free(s->mods);
+    free(s->frames);
+    for (size_t i = 0; i < s->nstrings; i++)
+        free(s->strings[i]);
+    free(s->strings);
+    u64map_free(&s->cache);
+    free(s);
+}
+
+const char *symbolizer_warnings(const struct symbolizer *s) { return s->warnings; }
+
+static const char *keep(struct symbolizer *s, const char *str)
+{
+    if (!str)
+        return NULL;
+    if (s->nstrings == s->capstrings) {
+        size_t nc = s->capstrings ? s->capstrings * 2 : 256;
+        char **nv = realloc(s->strings, nc * sizeof *nv);
+        if (!nv)
+            return NULL;
+        s->strings = nv;
+        s->capstrings = nc;
+    }
+    char *c = strdup(str);
+    if (c)
+        s->strings[s->nstrings++] = c;
+    return c;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const struct cu_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static void build_cu_table(struct sym_module *m)
+{
+    m->cus_built = 1;
+    if (!m->dw)
+        return;
+    size_t cap = 0;
+    Dwarf_Off off = 0, next;
+    size_t hsize;
+    while (dwarf_nextcu(m->dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+        Dwarf_Die cu;
+        if (dwarf_offdie(m->dw, off + hsize, &cu)) {
+            Dwarf_Addr base, start, end;
+            ptrdiff_t it = 0;
+            while ((it = dwarf_ranges(&cu, it, &base, &start, &end)) > 0) {
+                if (end <= start)
+                    continue;
+                if (m->ncus == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    struct cu_range *nv = realloc(m->cus, cap * sizeof *nv);
+                    if (!nv)
+                        return;
+                    m->cus = nv;
+                }
+                m->cus[m->ncus++] = (struct cu_range){start, end, off + hsize};
+            }
+        }
+        off = next;
+    }
+    qsort(m->cus, m->ncus, sizeof *m->cus, cmp_range);
+}
+
+static int find_cu(struct sym_module *m, Dwarf_Addr addr, Dwarf_Die *cu)
+{
+    if (dwarf_addrdie(m->dw, addr, cu) && dwarf_haspc(cu, addr) == 1)
+        return 1;
+    if (!m->cus_built)
+        build_cu_table(m);
+    size_t lo = 0, hi = m->ncus;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->cus[mid].lo <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Ranges may nest or overlap a little; look back over a few candidates. */
+    for (size_t i = lo; i > 0 && lo - i < 8; i--) {
+        const struct cu_range *r = &m->cus[i - 1];
+        if (addr >= r->lo && addr < r->hi && dwarf_offdie(m->dw, r->cu_off, cu))
+            return 1;
+    }
+    return 0;
+}
+
+static const char *die_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    const char *n = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_name, &attr))
+        n = dwarf_formstring(&attr);
+    return n;
+}
+
+static int push_frame(struct symbolizer *s, struct frame f)
+{
+    if (s->nframes == s->capframes) {
+        size_t nc = s->capframes ? s->capframes * 2 : 1024;
+        struct frame *nv = realloc(s->frames, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        s->frames = nv;
+        s->capframes = nc;
+    }
+    s->frames[s->nframes++] = f;
+    return 0;
+}
+
+static struct sym_module *module_for(struct symbolizer *s, uint64_t pc)
+{
+    for (size_t i = 0; i < s->nmods; i++)
+        if (pc >= s->mods[i].info->lo && pc < s->mods[i].info->hi)
+            return &s->mods[i];
+    return NULL;
+}
+
+/* Go code of an executable without DWARF: its .gopclntab names the function (and what was
+ * inlined into it), the file and the line. Returns the frames appended. */
+static size_t resolve_go_table(struct symbolizer *s, struct sym_module *m, uint64_t addr, struct frame base)
+{
+    if (!m->pcln_tried) {
+        m->pcln_tried = 1;
+        GElf_Addr bias;
+        m->pcln = gopclntab_open(dwfl_module_getelf(m->mod, &bias));
+    }
+    if (!m->pcln)
+        return 0;
+    struct go_frame fr[32];
+    size_t n = gopclntab_lookup(m->pcln, addr - m->info->bias, fr, sizeof fr / sizeof fr[0]);
+    for (size_t i = 0; i < n; i++) {
+        struct frame f = base;
+        f.lang = LANG_GO;
+        f.function = keep(s, fr[i].function);
+        f.file = keep(s, fr[i].file);
+        f.line = fr[i].line;
+        f.inlined = i + 1 < n;
+        push_frame(s, f);
+    }
+    return n;
+}
+
+/* Appends the frames for one address to s->frames; returns how many. */
+static size_t resolve(struct symbolizer *s, uint64_t pc)
+{
+    uint64_t addr = pc ? pc - 1 : 0;
+    struct sym_module *m = module_for(s, addr);
+    struct frame base = {.pc = pc, .lang = LANG_UNKNOWN};
+    if (m) {
+        base.module = m->info;
+        base.system = m->system;
+        base.ldso = m->ldso;
+    }
+    if (!m || !m->mod) {
+        push_frame(s, base);
+        return 1;
+    }
+
+    GElf_Off off;
+    GElf_Sym sym;
+    const char *symname = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
+    if (!m->dw && !m->cus_built)
+        m->dw = dwfl_module_getdwarf(m->mod, &m->dwbias);
+    if (!m->dw)
+        m->cus_built = 1;
+
+    Dwarf_Die cu;
+    if (m->dw && find_cu(m, addr - m->dwbias, &cu)) {
+        Dwarf_Addr a = addr - m->dwbias;
+        int lang = dwarf_srclang(&cu) == DW_LANG_Go ? LANG_GO : LANG_C;
+        const char *file = NULL;
+        int line = 0;
+        Dwarf_Line *dl = dwarf_getsrc_die(&cu, a);
+        if (dl) {
+            file = dwarf_linesrc(dl, NULL, NULL);
+            dwarf_lineno(dl, &line);
+        }
+        Dwarf_Files *files = NULL;
+        size_t nfiles = 0;
+        dwarf_getsrcfiles(&cu, &files, &nfiles);
+
+        /* The innermost function scope holding the address, then its physical nesting in the
+         * DIE tree: inlined bodies inside the function they were inlined into. */
+        Dwarf_Die *scopes = NULL;
+        int ns = dwarf_getscopes(&cu, a, &scopes);
+        for (int i = 0; i < ns; i++) {
+            int tag = dwarf_tag(&scopes[i]);
+            if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+                Dwarf_Die fn = scopes[i];
+                free(scopes);
+                scopes = NULL;
+                ns = dwarf_getscopes_die(&fn, &scopes);
+                break;
+            }
+        }
+        size_t made = 0;
+        for (int i = 0; i < ns; i++) {
+            int tag = dwarf_tag(&scopes[i]);
+            if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+                continue;
+            struct frame f = base;
+            f.lang = lang;
+            f.file = keep(s, file);
+            f.line = line;
+            const char *name = die_name(&scopes[i]);
+            if (!name)
+                name = symname; /* DWARF's name is the source's: no .constprop.0 clone suffixes */
+            f.function = keep(s, name);
+            f.inlined = tag == DW_TAG_inlined_subroutine;
+            push_frame(s, f);
+            made++;
+            if (tag == DW_TAG_subprogram)
+                break;
+            /* The next frame out is at the call site of this inlined body. */
+            Dwarf_Attribute attr;
+            Dwarf_Word cf = 0, cl = 0;
+            file = NULL;
+            line = 0;
+            if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) && dwarf_formudata(&attr, &cf) == 0 && files)
+                file = dwarf_filesrc(files, cf, NULL, NULL);
+            if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr) && dwarf_formudata(&attr, &cl) == 0)
+                line = (int)cl;
+        }
+        free(scopes);
+        if (made)
+            return made;
+        base.lang = lang;
+        base.file = keep(s, file);
+        base.line = line;
+    } else if (m->info->is_exe) {
+        size_t made = resolve_go_table(s, m, addr, base);
+        if (made)
+            return made;
+    }
+    base.function = keep(s, symname);
+    if (base.lang == LANG_UNKNOWN && symname)
+        base.lang = (m->info->is_exe && strchr(symname, '.') && strncmp(symname, "_cgo_", 5) != 0) ? LANG_GO : LANG_C;
+    push_frame(s, base);
+    return 1;
+}
+
+const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n)
+{
+    uint64_t key = pc ? pc : 1;
+    uint64_t *v = u64map_get(&s->cache, key);
+    if (v) {
+        *n = (size_t)(*v >> 48);
+        return &s->frames[(*v & ((1ull << 48) - 1))];
+    }
+    size_t first = s->nframes;
+    size_t made = resolve(s, pc);
+    if (s->nframes < first + made) { /* out of memory */
+        *n = 0;
+        return NULL;
+    }
+    uint64_t *slot = u64map_put(&s->cache, key, NULL);
+    if (slot)
+        *slot = ((uint64_t)made << 48) | first;
+    *n = made;
+    return &s->frames[first];
+}
+
+/* The export's Go function is "_cgoexp_<12 hex>_<name>", without a package prefix; the DWARF
+ * unit that holds it is named after its package. */
+const char *symbolizer_go_package_of(struct symbolizer *s, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < s->nmods; i++) {
+        struct sym_module *m = &s->mods[i];
+        if (!m->info->is_exe || !m->mod)
+            continue;
+        int n = dwfl_module_getsymtab(m->mod);
+        for (int k = 0; k < n; k++) {
+            GElf_Sym sym;
+            GElf_Addr addr;
+            const char *sn = dwfl_module_getsym_info(m->mod, k, &sym, &addr, NULL, NULL, NULL);
+            if (!sn || strncmp(sn, "_cgoexp_", 8) != 0 || strlen(sn) != 8 + 12 + 1 + nlen || sn[20] != '_' ||
+                strcmp(sn + 21, name) != 0)
+                continue;
+            if (!m->dw && !m->cus_built)
+                m->dw = dwfl_module_getdwarf(m->mod, &m->dwbias);
+            Dwarf_Die cu;
+            if (m->dw && find_cu(m, addr - m->dwbias, &cu)) {
+                const char *pkg = dwarf_diename(&cu);
+                if (pkg)
+                    return keep(s, pkg);
+            }
+        }
+    }
+    return NULL;
+}
+
+const char *symbolizer_data_symbol(struct symbolizer *s, uint64_t addr, const struct module_info **module)
+{
+    struct sym_module *m = module_for(s, addr);
+    if (module)
+        *module = m ? m->info : NULL;
+    if (!m || !m->mod)
+        return NULL;
+    GElf_Off off;
+    GElf_Sym sym;
+    const char *name = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
+    if (!name || (sym.st_size && off >= sym.st_size))
+        return NULL;
+    return keep(s, name);
+}

@@ -1,0 +1,49 @@
+#include "util/clock.h"
+
+#include <time.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+uint64_t clock_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double clock_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void clock_sample(uint64_t *ticks, uint64_t *ns)
+{
+#if defined(__x86_64__)
+    unsigned aux;
+    *ticks = __rdtscp(&aux);
+#else
+    *ticks = 0;
+#endif
+    *ns = clock_mono_ns();
+}
+
+uint64_t clock_tsc_fenced(void)
+{
+#if defined(__x86_64__)
+    _mm_lfence();
+    uint64_t tsc = __rdtsc();
+    _mm_lfence();
+    return tsc;
+#else
+    return 0;
+#endif
+}
+
+void clock_sleep_us(long us)
+{
+    struct timespec d = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&d, NULL);
+}
