@@ -60,6 +60,8 @@ int channel_create(struct channel *c, uint32_t nchunks, char *err, size_t errlen
     cgs_header_init(c->h, nchunks, 0);
     c->h->token = c->token;
     c->h->analyzer_pid = (uint32_t)getpid();
+    c->nchunks = nchunks;
+    c->chunk_size = CGS_CHUNK_SIZE;
     c->desc = (struct cgs_chunk_desc *)((uint8_t *)m + c->h->header_size);
     c->chunks = (uint8_t *)m + c->h->chunks_offset;
     u64map_init(&c->images);
@@ -77,7 +79,7 @@ void channel_on_dead_stats(struct channel *c, channel_stats_fn fn, void *arg)
 static uint32_t high_water(const struct channel *c)
 {
     uint32_t hw = atomic_load_explicit(&c->h->high_water, memory_order_acquire);
-    return hw < c->h->nchunks ? hw : c->h->nchunks;
+    return hw < c->nchunks ? hw : c->nchunks;
 }
 
 void channel_spec(const struct channel *c, int fd, char *out, size_t outlen)
@@ -120,7 +122,7 @@ static int by_seq(const void *a, const void *b)
 static size_t deliver(struct channel *c, uint32_t i, channel_sink sink, void *arg)
 {
     struct cgs_chunk_desc *d = &c->desc[i];
-    uint32_t chunk_size = c->h->chunk_size;
+    uint32_t chunk_size = c->chunk_size;
     uint32_t end = atomic_load_explicit(&d->committed, memory_order_acquire);
     if (end > chunk_size)
         end = chunk_size; /* a corrupt count: read no further than the chunk */
@@ -213,7 +215,7 @@ static size_t reap_dead(struct channel *c, channel_sink sink, void *arg)
 /* The stamp of the first allocation event in chunk i not handed over yet, or UINT64_MAX. */
 static uint64_t first_unread_stamp(const struct channel *c, uint32_t i)
 {
-    uint32_t chunk_size = c->h->chunk_size, off = c->consumed[i];
+    uint32_t chunk_size = c->chunk_size, off = c->consumed[i];
     uint32_t end = atomic_load_explicit(&c->desc[i].committed, memory_order_acquire);
     if (end > chunk_size)
         end = chunk_size;
@@ -228,7 +230,7 @@ static uint64_t first_unread_stamp(const struct channel *c, uint32_t i)
 #define LEAN_WAIT_MS 3000
 static void wait_lean(struct channel *c, uint32_t i, uint32_t pid)
 {
-    const struct cgs_stats_chunk *sc = (const struct cgs_stats_chunk *)(c->chunks + (size_t)i * c->h->chunk_size);
+    const struct cgs_stats_chunk *sc = (const struct cgs_stats_chunk *)(c->chunks + (size_t)i * c->chunk_size);
     for (int ms = 0; atomic_load_explicit(&sc->lean, memory_order_acquire) == CGS_LEAN_OPEN; ms++) {
         if (ms == LEAN_WAIT_MS) {
             fprintf(stderr, "cgoscope: process %u: the helper that counts its last cgo calls did not finish; "
@@ -253,9 +255,9 @@ static size_t retire(struct channel *c, uint32_t pid, uint32_t image, channel_si
             continue;
         if (d->kind == CGS_KIND_RECORDS) {
             c->retired[n++] = i;
-        } else if (d->kind == CGS_KIND_STATS && c->dead_stats && c->h->chunk_size >= sizeof(struct cgs_stats_chunk)) {
+        } else if (d->kind == CGS_KIND_STATS && c->dead_stats && c->chunk_size >= sizeof(struct cgs_stats_chunk)) {
             wait_lean(c, i, pid);
-            memcpy(c->copy, c->chunks + (size_t)i * c->h->chunk_size, sizeof(struct cgs_stats_chunk));
+            memcpy(c->copy, c->chunks + (size_t)i * c->chunk_size, sizeof(struct cgs_stats_chunk));
             c->dead_stats(c->dead_stats_arg, pid, (const struct cgs_stats_chunk *)c->copy);
             release(c, i);
         }
@@ -291,7 +293,7 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg)
 
 size_t channel_drain_some(struct channel *c, channel_sink sink, void *arg, size_t max_bytes, uint64_t *bound)
 {
-    uint32_t n = high_water(c), chunk_size = c->h->chunk_size, active = 0;
+    uint32_t n = high_water(c), chunk_size = c->chunk_size, active = 0;
     *bound = UINT64_MAX;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t st = atomic_load_explicit(&c->desc[i].state, memory_order_acquire);
@@ -339,7 +341,7 @@ size_t channel_drain_some(struct channel *c, channel_sink sink, void *arg, size_
 
 void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg)
 {
-    uint32_t n = high_water(c), chunk_size = c->h->chunk_size;
+    uint32_t n = high_water(c), chunk_size = c->chunk_size;
     if (chunk_size < sizeof(struct cgs_stats_chunk))
         return;
     for (uint32_t i = 0; i < n; i++) {

@@ -13,6 +13,9 @@ struct channel {
     size_t size;
     uint64_t token;
     struct cgs_shm_header *h;
+    /* The sizes this analyzer chose, never read back from the header: the traced programs can
+     * write to it, and every array here was sized with these (docs/architecture.md, invariant 7). */
+    uint32_t nchunks, chunk_size;
     struct cgs_chunk_desc *desc;
     uint8_t *chunks;
     uint32_t *consumed; /* per chunk: bytes already handed to the sink */
