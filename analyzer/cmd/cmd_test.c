@@ -861,14 +861,15 @@ static int test_parent(int argc, char **argv)
     }
     if (d)
         closedir(d);
-    qsort(ents, nents, sizeof *ents, entry_cmp);
+    if (nents)
+        qsort(ents, nents, sizeof *ents, entry_cmp);
     int unreadable = 0;
     for (size_t i = 0; i < nents; i++)
         if (load_entry(sess, &ents[i], &all) != 0)
             unreadable++;
 
     if (!nents && !o.out.quiet)
-        fprintf(stderr, "\n== cgoscope test: go test ran no test binary (no test files, or it failed to build): "
+        fprintf(stderr, "\n== cgoscope test: go test ran no test binary (no test files, -c or -list, or a build failure): "
                         "nothing to report.\n");
     struct process *flat = procset_flat(&all);
     int orc = flat ? output_reports(flat, all.n, &o.out) : -1;

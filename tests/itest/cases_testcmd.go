@@ -350,6 +350,17 @@ func caseTestcmdFlags() {
 	}
 	checkLeaky("-ldflags=-X=", t, 0)
 
+	// The user's -ldflags may strip the test binary (go test's default does too): the gate
+	// still works, with the Go lines from .gopclntab.
+	t = cgoscopeTest("stripped", "--fail-on-leak", "-ldflags=-s -w", "-run", "TestName", "./leaky")
+	wantCode("-ldflags='-s -w' --fail-on-leak", t.r, 23)
+	if p, ok := t.procs["leaky.test"]; !ok || p.Totals.LeakedBlocks != t.expect[name].Blocks ||
+		p.Totals.LeakedBytes != t.expect[name].Bytes || t.expect[name].Blocks != 1 {
+		failf("-ldflags='-s -w': leaky.test totals %+v, want what TestName stated: %+v", p.Totals, t.expect)
+	} else if user, _ := userLeaks(p.process); len(user) != 1 || !stackHas(user[0].Stack, leakyFrames()[name][:1]) {
+		failf("-ldflags='-s -w': user leaks %+v, want one at %s", user, describe(leakyFrames()[name][:1]))
+	}
+
 	// A build tag adds a failing test: go test's status (1) wins over the gate's, and the
 	// report is still made.
 	t = cgoscopeTest("failing", "--fail-on-leak", "-tags", "failing", "./leaky", "./clean")
