@@ -8,5 +8,6 @@ int cmd_report(int argc, char **argv);
 int cmd_env(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_test(int argc, char **argv);
 
 #endif

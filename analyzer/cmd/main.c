@@ -14,6 +14,7 @@ static void usage(FILE *out)
                  "\n"
                  "Commands:\n"
                  "  run [options] -- PROGRAM [ARGS...]   run PROGRAM under cgoscope and report its leaks\n"
+                 "  test [options] [go test args...]     go test with every test binary traced: one report\n"
                  "  report [options] TRACE               report from a trace saved with `run -o TRACE`\n"
                  "  env [-o TRACE]                       shell exports that trace without the launcher\n"
                  "  inspect [--json FILE|-] PROGRAM      what cgoscope can do with PROGRAM, before running it\n"
@@ -24,6 +25,7 @@ static void usage(FILE *out)
                  "\n"
                  "Example:\n"
                  "  cgoscope run --json leaks.json -- ./myprog -flag\n"
+                 "  cgoscope test --fail-on-leak ./...\n"
                  "  go test -exec 'cgoscope run --' ./...\n"
                  "  go test -ldflags='-s=false -w=false' -exec 'cgoscope run --fail-on-leak --' ./...\n");
 }
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0)
+        return cmd_test(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "env") == 0)

@@ -1,0 +1,3 @@
+module cgoscope.test/testcmd
+
+go 1.21
