@@ -370,6 +370,13 @@ int gopclntab_func(const struct gopclntab *t, const char *name, uint64_t *entry,
     return -1;
 }
 
+const char *gopclntab_names(const struct gopclntab *t, size_t *len)
+{
+    /* funcnametab ends where cutab begins */
+    *len = t->cutab.p > t->funcnames.p ? (size_t)(t->cutab.p - t->funcnames.p) : 0;
+    return (const char *)t->funcnames.p;
+}
+
 const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail)
 {
     struct span s = at_vaddr(elf, addr);

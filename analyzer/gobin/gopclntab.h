@@ -31,6 +31,9 @@ size_t gopclntab_lookup(const struct gopclntab *t, uint64_t addr, struct go_fram
 /* The link-time bounds [entry, end) of the Go function called name (a linear search); 0 when
  * found. */
 int gopclntab_func(const struct gopclntab *t, const char *name, uint64_t *entry, uint64_t *end);
+/* Every function name of the table, functions inlined everywhere included: NUL-terminated
+ * strings one after the other, *len bytes in all. */
+const char *gopclntab_names(const struct gopclntab *t, size_t *len);
 /* The bytes of the ELF's loaded section that holds link-time address addr, from addr on
  * (*avail of them); NULL when no section holds it. */
 const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail);
