@@ -1,5 +1,7 @@
 #include "gobin/gopclntab.h"
 
+#include "cgoscope/gostubs.h"
+
 #include <gelf.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +377,72 @@ const char *gopclntab_names(const struct gopclntab *t, size_t *len)
     /* funcnametab ends where cutab begins */
     *len = t->cutab.p > t->funcnames.p ? (size_t)(t->cutab.p - t->funcnames.p) : 0;
     return (const char *)t->funcnames.p;
+}
+
+/* [a, a + 8) in an initialized writable section; the flags of the section holding a otherwise. */
+static int in_writable_data(Elf *elf, uint64_t a)
+{
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_PROGBITS && (sh.sh_flags & SHF_WRITE) &&
+            (sh.sh_flags & SHF_ALLOC) && !(a & 7) && a >= sh.sh_addr && a - sh.sh_addr + 8 <= sh.sh_size)
+            return 1;
+    }
+    return 0;
+}
+
+/* The pointer function [lo, hi) hands to runtime.cgocall (at cgocall), when it holds C code of
+ * the executable (in .text, outside Go text); 0 otherwise. */
+static uint64_t stub_target(Elf *elf, const struct gopclntab *t, uint64_t lo, uint64_t hi, uint64_t cgocall,
+                            uint64_t c_lo, uint64_t c_hi)
+{
+    size_t avail;
+    const uint8_t *code = gopclntab_bytes(elf, lo, &avail);
+    if (!code || hi <= lo)
+        return 0;
+    uint64_t var = cgs_stub_pointer(code, hi - lo < avail ? hi - lo : avail, lo, cgocall);
+    if (!var || !in_writable_data(elf, var))
+        return 0;
+    uint64_t fn = read_ptr(elf, var);
+    return fn >= c_lo && fn < c_hi && (fn < t->text || fn >= t->etext) ? fn : 0;
+}
+
+size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks)
+{
+    struct cgs_pcln p;
+    uint64_t c_lo = 0, c_hi = 0, cgocall, end;
+    *callbacks = 0;
+    size_t shstrndx;
+    Elf_Scn *scn = NULL;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return 0;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+        if (name && strcmp(name, ".text") == 0) {
+            c_lo = sh.sh_addr;
+            c_hi = sh.sh_addr + sh.sh_size;
+        }
+    }
+    if (!c_hi || cgs_pcln_init(&p, t->tab.p, t->tab.n) != 0 || gopclntab_func(t, "runtime.cgocall", &cgocall, &end) != 0)
+        return 0;
+    uint64_t lo, hi;
+    if (gopclntab_func(t, "runtime.SetCgoTraceback", &lo, &hi) == 0)
+        *callbacks = stub_target(elf, t, lo, hi, cgocall, c_lo, c_hi) != 0;
+    size_t n = 0;
+    uint64_t last = 0;
+    for (uint64_t i = 0; i < p.nfunc; i++) {
+        uint32_t off_lo, off_hi;
+        size_t pkg_len, cname_len;
+        const char *name = cgs_pcln_func(&p, i, &off_lo, &off_hi), *cname;
+        if (!name || !cgs_stub_site(name, &pkg_len, &cname, &cname_len))
+            continue;
+        uint64_t w = stub_target(elf, t, t->text + off_lo, t->text + off_hi, cgocall, c_lo, c_hi);
+        n += w != 0 && w != last; /* as in the shim, a pointer is hooked once */
+        last = w ? w : last;
+    }
+    return n;
 }
 
 const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail)
