@@ -392,10 +392,10 @@ static int in_writable_data(Elf *elf, uint64_t a)
     return 0;
 }
 
-/* The pointer function [lo, hi) hands to runtime.cgocall (at cgocall), when it holds C code of
- * the executable (in .text, outside Go text); 0 otherwise. */
+/* The pointer function [lo, hi) hands to runtime.cgocall (at cgocall), into *var, when it holds
+ * C code of the executable (in .text, outside Go text): returns that code's address, else 0. */
 static uint64_t stub_target(Elf *elf, const struct gopclntab *t, uint64_t lo, uint64_t hi, uint64_t cgocall,
-                            uint64_t c_lo, uint64_t c_hi)
+                            uint64_t c_lo, uint64_t c_hi, uint64_t *var_out)
 {
     size_t avail;
     const uint8_t *code = gopclntab_bytes(elf, lo, &avail);
@@ -405,10 +405,12 @@ static uint64_t stub_target(Elf *elf, const struct gopclntab *t, uint64_t lo, ui
     if (!var || !in_writable_data(elf, var))
         return 0;
     uint64_t fn = read_ptr(elf, var);
+    *var_out = var;
     return fn >= c_lo && fn < c_hi && (fn < t->text || fn >= t->etext) ? fn : 0;
 }
 
-size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks)
+size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks,
+                           void (*each)(void *arg, const char *stub, uint64_t var, uint64_t wrapper), void *arg)
 {
     struct cgs_pcln p;
     uint64_t c_lo = 0, c_hi = 0, cgocall, end;
@@ -427,9 +429,9 @@ size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks)
     }
     if (!c_hi || cgs_pcln_init(&p, t->tab.p, t->tab.n) != 0 || gopclntab_func(t, "runtime.cgocall", &cgocall, &end) != 0)
         return 0;
-    uint64_t lo, hi;
+    uint64_t lo, hi, var;
     if (gopclntab_func(t, "runtime.SetCgoTraceback", &lo, &hi) == 0)
-        *callbacks = stub_target(elf, t, lo, hi, cgocall, c_lo, c_hi) != 0;
+        *callbacks = stub_target(elf, t, lo, hi, cgocall, c_lo, c_hi, &var) != 0;
     size_t n = 0;
     uint64_t last = 0;
     for (uint64_t i = 0; i < p.nfunc; i++) {
@@ -438,9 +440,13 @@ size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks)
         const char *name = cgs_pcln_func(&p, i, &off_lo, &off_hi), *cname;
         if (!name || !cgs_stub_site(name, &pkg_len, &cname, &cname_len))
             continue;
-        uint64_t w = stub_target(elf, t, t->text + off_lo, t->text + off_hi, cgocall, c_lo, c_hi);
-        n += w != 0 && w != last; /* as in the shim, a pointer is hooked once */
-        last = w ? w : last;
+        uint64_t w = stub_target(elf, t, t->text + off_lo, t->text + off_hi, cgocall, c_lo, c_hi, &var);
+        if (!w || w == last)
+            continue; /* as in the shim, a pointer is hooked once */
+        last = w;
+        n++;
+        if (each)
+            each(arg, name, var, w);
     }
     return n;
 }

@@ -37,9 +37,11 @@ const char *gopclntab_names(const struct gopclntab *t, size_t *len);
 /* The cgo call sites of a stripped executable as the shim finds them (docs/cgo-facts.md §10,
  * include/cgoscope/gostubs.h): the Go stubs of the table whose load of a wrapper pointer
  * decodes, the pointer lying in writable data and holding C code of the executable. Returns how
- * many; *callbacks is set when runtime.SetCgoTraceback's setter is found the same way (then
- * callbacks can be seen). */
-size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks);
+ * many, and gives each to each (when not NULL) with the link-time addresses of the pointer and
+ * of the wrapper it holds; *callbacks is set when runtime.SetCgoTraceback's setter is found the
+ * same way (then callbacks can be seen). */
+size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks,
+                           void (*each)(void *arg, const char *stub, uint64_t var, uint64_t wrapper), void *arg);
 /* The bytes of the ELF's loaded section that holds link-time address addr, from addr on
  * (*avail of them); NULL when no section holds it. */
 const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail);

@@ -530,7 +530,7 @@ static int read_elf(Elf *e, struct inspect *in, char *err, size_t errlen)
     if (in->sites_from == INSPECT_SITES_PCLNTAB) {
         struct gopclntab *t = gopclntab_open(e);
         if (t) {
-            size_t hookable = gopclntab_cgo_sites(e, t, &in->callbacks);
+            size_t hookable = gopclntab_cgo_sites(e, t, &in->callbacks, NULL, NULL);
             in->hookable = in->traceable ? (hookable < in->nsites ? hookable : in->nsites) : 0;
             size_t len;
             const char *names = gopclntab_names(t, &len);
