@@ -397,6 +397,68 @@ static uintptr_t stub_pointer(const uint8_t *img, size_t fsize, uintptr_t bias, 
     return var && in_writable_data(img, fsize, bias, var) ? var : 0;
 }
 
+/* [a, a + 8) in the writable data or .bss of the executable, 8-aligned. */
+static int in_writable(const uint8_t *img, uintptr_t bias, uintptr_t a)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if ((sh[i].sh_type == SHT_PROGBITS || sh[i].sh_type == SHT_NOBITS) && !(a & 7) &&
+            (sh[i].sh_flags & (SHF_WRITE | SHF_ALLOC)) == (SHF_WRITE | SHF_ALLOC) && a >= bias + sh[i].sh_addr &&
+            a - (bias + sh[i].sh_addr) + 8 <= sh[i].sh_size)
+            return 1;
+    return 0;
+}
+
+/* runtime/cgo's cgo_context_function when runtime.SetCgoTraceback is not linked in: every
+ * export's C wrapper (in .dynsym, calling crosscall2) first calls _cgo_wait_runtime_init_done,
+ * which loads the variable and calls through it (gostubs.h). It must be the one such variable,
+ * in writable memory, and still 0: no Go code has run. */
+static uintptr_t find_context_var(const uint8_t *img, size_t fsize, uintptr_t bias, const struct cgs_gotab *g,
+                                  uintptr_t crosscall2)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff), *dyn = NULL;
+    const Elf64_Shdr *hdr = cgs_elf_section(img, fsize, ".eh_frame_hdr");
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if (sh[i].sh_type == SHT_DYNSYM)
+            dyn = &sh[i];
+    if (!dyn || !hdr || dyn->sh_link >= eh->e_shnum || dyn->sh_offset > fsize || dyn->sh_size > fsize - dyn->sh_offset)
+        return 0;
+    const Elf64_Shdr *str = &sh[dyn->sh_link];
+    if (str->sh_offset > fsize || str->sh_size > fsize - str->sh_offset || !str->sh_size)
+        return 0;
+    const Elf64_Sym *syms = (const Elf64_Sym *)(img + dyn->sh_offset);
+    uintptr_t wait_fn = 0;
+    for (size_t i = 0; i < dyn->sh_size / sizeof *syms; i++) {
+        uintptr_t a = bias + syms[i].st_value;
+        size_t len = syms[i].st_size && syms[i].st_size < 512 ? syms[i].st_size : 512;
+        if (ELF64_ST_TYPE(syms[i].st_info) != STT_FUNC || syms[i].st_shndx == SHN_UNDEF || !is_c_code(g, a) ||
+            g->c_hi - a < len || !cgs_calls((const uint8_t *)a, len, a, crosscall2))
+            continue;
+        uintptr_t w = (uintptr_t)cgs_first_call((const uint8_t *)a, len, a);
+        if (!is_c_code(g, w) || (wait_fn && wait_fn != w))
+            return 0; /* exports that disagree: not what we know */
+        wait_fn = w;
+    }
+    uintptr_t end = wait_fn ? (uintptr_t)cgs_eh_next_start((const uint8_t *)(bias + hdr->sh_addr), hdr->sh_size,
+                                                           bias + hdr->sh_addr, wait_fn)
+                            : 0;
+    if (!end || end <= wait_fn || end - wait_fn > 1024 || end > g->c_hi)
+        return 0;
+    uint64_t vars[4];
+    size_t n = cgs_called_pointers((const uint8_t *)wait_fn, end - wait_fn, wait_fn, vars, 4);
+    uintptr_t ctx = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_writable(img, bias, (uintptr_t)vars[i]) || atomic_load((_Atomic(uintptr_t) *)(uintptr_t)vars[i]) != 0)
+            continue;
+        if (ctx)
+            return 0;
+        ctx = (uintptr_t)vars[i];
+    }
+    return ctx;
+}
+
 static int hook_stripped(const uint8_t *img, size_t fsize, uintptr_t bias)
 {
     struct cgs_gotab g;
@@ -428,6 +490,11 @@ static int hook_stripped(const uint8_t *img, size_t fsize, uintptr_t bias)
                         : 0;
         if (var && is_c_code(&g, fn) && minor >= 21)
             hook_callbacks_by_setter(var, fn, minor >= 26 ? 2 : 1);
+    }
+    if (!cgs_lazy_go_frames && cgs_pcln_find(&p, "crosscall2", &lo, &hi) >= 0) {
+        uintptr_t ctx = find_context_var(img, fsize, bias, &g, g.text + lo);
+        if (ctx)
+            hook_callbacks(ctx, 0, 0, 0); /* nothing can install another: no SetCgoTraceback */
     }
 
     int hooked = 0;

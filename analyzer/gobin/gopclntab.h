@@ -38,8 +38,9 @@ const char *gopclntab_names(const struct gopclntab *t, size_t *len);
  * include/cgoscope/gostubs.h): the Go stubs of the table whose load of a wrapper pointer
  * decodes, the pointer lying in writable data and holding C code of the executable. Returns how
  * many, and gives each to each (when not NULL) with the link-time addresses of the pointer and
- * of the wrapper it holds; *callbacks is set when runtime.SetCgoTraceback's setter is found the
- * same way (then callbacks can be seen). */
+ * of the wrapper it holds; *callbacks is set when the shim will see callbacks: through
+ * runtime.SetCgoTraceback's setter, found the same way, or through runtime/cgo's context
+ * variable, found from an export's C wrapper (shim/cgo_hooks.c). */
 size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks,
                            void (*each)(void *arg, const char *stub, uint64_t var, uint64_t wrapper), void *arg);
 /* The bytes of the ELF's loaded section that holds link-time address addr, from addr on

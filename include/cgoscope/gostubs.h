@@ -211,4 +211,91 @@ static inline int cgs_buildinfo_minor(const uint8_t *b, size_t n)
     return minor;
 }
 
+/* ---- callbacks without runtime.SetCgoTraceback ----------------------------------------------
+ * An //export'ed Go function is entered from a C wrapper (named in .dynsym) that first calls
+ * runtime/cgo's _cgo_wait_runtime_init_done and then crosscall2. That function reads
+ * runtime/cgo's cgo_context_function and calls it when it is set: a RIP-relative load into a
+ * register, and later an indirect call through that register (docs/cgo-facts.md §10). */
+
+/* The target of the first `call rel32` (e8) in code[0..n) at pc; 0 when none. */
+static inline uint64_t cgs_first_call(const uint8_t *code, size_t n, uint64_t pc)
+{
+    for (size_t j = 0; j + 5 <= n; j++)
+        if (code[j] == 0xe8) {
+            int32_t rel;
+            memcpy(&rel, code + j + 1, 4);
+            return pc + j + 5 + (uint64_t)(int64_t)rel;
+        }
+    return 0;
+}
+
+/* Whether code[0..n) at pc holds `call rel32` to target. */
+static inline int cgs_calls(const uint8_t *code, size_t n, uint64_t pc, uint64_t target)
+{
+    for (size_t j = 0; j + 5 <= n; j++) {
+        int32_t rel;
+        memcpy(&rel, code + j + 1, 4);
+        if (code[j] == 0xe8 && pc + j + 5 + (uint64_t)(int64_t)rel == target)
+            return 1;
+    }
+    return 0;
+}
+
+/* The addresses of the variables a function code[0..n) at pc loads with `mov disp32(%rip),%r64`
+ * (REX.W 8b, ModRM mod 00 rm 101) and then calls through (`call *%r64`, [41] ff d0+r), at most
+ * max of them, each once. Returns how many. */
+static inline size_t cgs_called_pointers(const uint8_t *code, size_t n, uint64_t pc, uint64_t *out, size_t max)
+{
+    size_t found = 0;
+    for (size_t k = 0; k + 7 <= n; k++) {
+        uint8_t rex = code[k];
+        if ((rex != 0x48 && rex != 0x4c) || code[k + 1] != 0x8b || (code[k + 2] & 0xc7) != 0x05)
+            continue;
+        unsigned reg = (code[k + 2] >> 3) & 7;
+        int32_t disp;
+        memcpy(&disp, code + k + 3, 4);
+        uint64_t var = pc + k + 7 + (uint64_t)(int64_t)disp;
+        for (size_t j = k + 7; j + 2 <= n; j++) {
+            int high = rex == 0x4c;
+            if (code[j] != 0xff || code[j + 1] != (0xd0 | reg) || (j > k + 7 && code[j - 1] == 0x41) != high)
+                continue;
+            size_t i = 0;
+            while (i < found && out[i] != var)
+                i++;
+            if (i == found && found < max)
+                out[found++] = var;
+            break;
+        }
+    }
+    return found;
+}
+
+/* The start of the function after addr, from the binary-search table of .eh_frame_hdr (hdr, n
+ * bytes, at address hdr_addr; the layout GNU ld writes: version 1, a 4-byte eh_frame pointer, a
+ * udata4 count, then datarel sdata4 pairs sorted by start). 0 when unknown. */
+static inline uint64_t cgs_eh_next_start(const uint8_t *hdr, size_t n, uint64_t hdr_addr, uint64_t addr)
+{
+    if (n < 12 || hdr[0] != 1 || ((hdr[1] & 0x0f) != 0x03 && (hdr[1] & 0x0f) != 0x0b) || hdr[2] != 0x03 ||
+        hdr[3] != 0x3b)
+        return 0;
+    uint32_t count = cgs_pcln_u32(hdr + 8);
+    if (count > (n - 12) / 8)
+        return 0;
+    size_t lo = 0, hi = count; /* the first start > addr */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int32_t loc;
+        memcpy(&loc, hdr + 12 + 8 * mid, 4);
+        if (hdr_addr + (uint64_t)(int64_t)loc <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == count)
+        return 0;
+    int32_t loc;
+    memcpy(&loc, hdr + 12 + 8 * lo, 4);
+    return hdr_addr + (uint64_t)(int64_t)loc;
+}
+
 #endif

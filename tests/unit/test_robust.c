@@ -427,6 +427,28 @@ START_TEST(buildinfo_gives_release)
 }
 END_TEST
 
+/* The fast path of runtime/cgo's _cgo_wait_runtime_init_done (Go 1.26, gcc, at 0x4c92e0): it
+ * loads cgo_context_function (0x5faa58) into %rbp and calls through it; the load of
+ * runtime_init_done into %eax is no candidate. */
+START_TEST(context_variable_is_decoded)
+{
+    static const uint8_t wait[] = {
+        0x55, 0x53, 0x48, 0x83, 0xec, 0x18, 0x48, 0x8b, 0x2d, 0x6b, 0x17, 0x13, 0x00, 0x8b, 0x05, 0x79, 0x17, 0x13, 0x00, 0x83,
+        0xf8, 0x02, 0x75, 0x28, 0x31, 0xc0, 0x48, 0x85, 0xed, 0x74, 0x15, 0x48, 0xc7, 0x44, 0x24, 0x08, 0x00, 0x00, 0x00, 0x00,
+        0x48, 0x8d, 0x7c, 0x24, 0x08, 0xff, 0xd5, 0x48, 0x8b, 0x44, 0x24, 0x08, 0x48, 0x83, 0xc4, 0x18, 0x5b, 0x5d, 0xc3};
+    uint64_t vars[4];
+    ck_assert_uint_eq(cgs_called_pointers(wait, sizeof wait, 0x4c92e0, vars, 4), 1);
+    ck_assert_uint_eq(vars[0], 0x5faa58);
+    ck_assert_uint_eq(cgs_called_pointers(wait, 46, 0x4c92e0, vars, 4), 0); /* the call cut off */
+    /* an export's wrapper: its first call (to the function above), then crosscall2 */
+    static const uint8_t wrapper[] = {0x55, 0x89, 0xfd, 0x53, 0x48, 0x83, 0xec, 0x18, 0xe8, 0x43, 0x02, 0x00, 0x00,
+                                      0xe8, 0xb3, 0x53, 0xfc, 0xff};
+    ck_assert_uint_eq(cgs_first_call(wrapper, sizeof wrapper, 0xf8fc0), 0xf9210);
+    ck_assert_int_eq(cgs_calls(wrapper, sizeof wrapper, 0xf8fc0, 0xf8fd2 + (uint64_t)(int64_t)(int32_t)0xfffc53b3), 1);
+    ck_assert_int_eq(cgs_calls(wrapper, sizeof wrapper, 0xf8fc0, 0x1234), 0);
+}
+END_TEST
+
 struct stub_check {
     Elf *elf;
     Elf_Data *syms;
@@ -511,6 +533,7 @@ Suite *robust_suite(void)
     tcase_add_test(tc, stub_names_give_sites);
     tcase_add_test(tc, stub_load_is_decoded);
     tcase_add_test(tc, buildinfo_gives_release);
+    tcase_add_test(tc, context_variable_is_decoded);
     tcase_add_test(tc, stub_sites_agree_with_symbols);
     tcase_add_test(tc, stripped_heap_layout_agrees_with_dwarf);
     suite_add_tcase(s, tc);
