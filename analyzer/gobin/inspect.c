@@ -364,7 +364,22 @@ static int read_sites(Elf *e, const struct elf_facts *f, struct sites *s, struct
         in->sites_from = INSPECT_SITES_PCLNTAB;
         return pclntab_sites(f->pclntab, big_endian, s);
     }
-    return 0;
+    /* A PIE of Go 1.21 to 1.25 has its table inside .data.rel.ro, without a section of its own. */
+    struct gopclntab *t = gopclntab_open(e);
+    if (!t)
+        return 0;
+    in->sites_from = INSPECT_SITES_PCLNTAB;
+    size_t len;
+    const char *names = gopclntab_names(t, &len);
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0;) {
+        size_t n = strnlen(names + off, len - off);
+        if (n && n < len - off)
+            rc = stub_site(names + off, s);
+        off += n + 1;
+    }
+    gopclntab_free(t);
+    return rc;
 }
 
 /* ---- grouping ------------------------------------------------------------------------------- */
@@ -488,8 +503,8 @@ static void warn_symbols(struct inspect *in)
                  "executable have no names");
         if (in->exports && !in->callbacks)
             warn(in, "rebuild without -ldflags=-s to count them",
-                 "stripped, and runtime.SetCgoTraceback is not linked in: C->Go callbacks (//export) are "
-                 "not counted, for want of the symbol of runtime/cgo's context function");
+                 "stripped, and runtime/cgo's context function could not be found in the code: C->Go "
+                 "callbacks (//export) are not counted");
     } else if (in->stripped)
         warn(in, "rebuild it without stripping it (no -s, no `strip`)",
              "stripped (no .symtab): functions of the executable itself have no names");
