@@ -85,7 +85,7 @@ int cgs_go_text_from_pclntab(const uint8_t *img, size_t fsize, uintptr_t bias, s
                    ? 0
                    : -1;
     }
-    /* Go 1.21 and older put the table of a position-independent executable in .data.rel.ro. */
+    /* Go 1.25 and older put the table of a position-independent executable in .data.rel.ro. */
     const Elf64_Shdr *relro = section(img, fsize, eh, ".data.rel.ro");
     if (!relro)
         return -1;

@@ -132,7 +132,7 @@ static int header_ok(const uint8_t *h)
            h[7] == 8;
 }
 
-/* The table: its own section .gopclntab, or (position-independent executables of Go 1.21 and
+/* The table: its own section .gopclntab, or (position-independent executables of Go 1.25 and
  * older) a header inside .data.rel.ro that the runtime's module data points to. */
 static int locate(Elf *elf, struct span *tab, uint64_t *addr)
 {
