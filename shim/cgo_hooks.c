@@ -17,6 +17,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "cgoscope/gostubs.h"
 #include "shim.h"
 
 #define WRAPPER_TABLE 16384
@@ -206,6 +207,26 @@ static void hook_callbacks(uintptr_t ctx_var, uintptr_t setter_var, uintptr_t se
     cgs_lazy_go_frames = 1;
 }
 
+/* The same without the name of runtime/cgo's variable (a stripped executable): the real setter,
+ * called before any Go code has run, installs context_fn, then its pointer is hooked as above.
+ * Nothing was installed before, so there is no context function of the program's to keep. */
+static void hook_callbacks_by_setter(uintptr_t setter_var, uintptr_t setter_fn, int layout)
+{
+    _Atomic(uintptr_t) *var = (_Atomic(uintptr_t) *)setter_var;
+    if (atomic_load(var) != setter_fn)
+        return;
+    real_set_functions = (void (*)(void *))setter_fn;
+    set_functions_layout = layout;
+    if (layout == 1) {
+        real_set_functions((void *)context_fn);
+    } else {
+        void (*fns[3])(struct cgo_context_arg *) = {NULL, context_fn, NULL}; /* traceback, context, symbolizer */
+        real_set_functions(fns);
+    }
+    atomic_store(var, (uintptr_t)set_functions_hook);
+    cgs_lazy_go_frames = 1;
+}
+
 struct wrapper {
     const char *name;
     uint64_t value;
@@ -339,6 +360,163 @@ static void find_tlsg(const uint8_t *img, size_t fsize, const Elf64_Sym *tlsg)
     }
 }
 
+/* ---- a stripped executable (docs/cgo-facts.md §10) ----------------------------------------------
+ * No .symtab, but .gopclntab names every Go stub `<pkg>._Cfunc_f`, and the stub loads its
+ * wrapper pointer with one `mov disp32(%rip),%rax` right before calling runtime.cgocall
+ * (include/cgoscope/gostubs.h). The pointer is hooked only when it lies in the executable's
+ * writable data and holds the address of C code of the executable (not Go code, not one of our
+ * stubs): what a wrapper pointer holds by docs/cgo-facts.md §1. */
+
+/* [a, a + 8) inside an initialized writable section (.data, where cgo's pointers are). */
+static int in_writable_data(const uint8_t *img, size_t fsize, uintptr_t bias, uintptr_t a)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    if (a & 7)
+        return 0;
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if (sh[i].sh_type == SHT_PROGBITS && (sh[i].sh_flags & (SHF_WRITE | SHF_ALLOC)) == (SHF_WRITE | SHF_ALLOC) &&
+            a >= bias + sh[i].sh_addr && a - (bias + sh[i].sh_addr) + 8 <= sh[i].sh_size)
+            return 1;
+    (void)fsize;
+    return 0;
+}
+
+static int is_c_code(const struct cgs_gotab *g, uintptr_t a)
+{
+    return a >= g->c_lo && a < g->c_hi && (a < g->text || a >= g->etext);
+}
+
+/* The pointer that the Go function [lo, hi) of the table hands to runtime.cgocall, or 0. */
+static uintptr_t stub_pointer(const uint8_t *img, size_t fsize, uintptr_t bias, const struct cgs_gotab *g,
+                              uint32_t lo, uint32_t hi, uintptr_t cgocall)
+{
+    if (g->text + hi > g->etext)
+        return 0;
+    uintptr_t var = (uintptr_t)cgs_stub_pointer((const uint8_t *)(g->text + lo), hi - lo, g->text + lo, cgocall);
+    return var && in_writable_data(img, fsize, bias, var) ? var : 0;
+}
+
+/* [a, a + 8) in the writable data or .bss of the executable, 8-aligned. */
+static int in_writable(const uint8_t *img, uintptr_t bias, uintptr_t a)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if ((sh[i].sh_type == SHT_PROGBITS || sh[i].sh_type == SHT_NOBITS) && !(a & 7) &&
+            (sh[i].sh_flags & (SHF_WRITE | SHF_ALLOC)) == (SHF_WRITE | SHF_ALLOC) && a >= bias + sh[i].sh_addr &&
+            a - (bias + sh[i].sh_addr) + 8 <= sh[i].sh_size)
+            return 1;
+    return 0;
+}
+
+/* runtime/cgo's cgo_context_function when runtime.SetCgoTraceback is not linked in: every
+ * export's C wrapper (in .dynsym, calling crosscall2) first calls _cgo_wait_runtime_init_done,
+ * which loads the variable and calls through it (gostubs.h). It must be the one such variable,
+ * in writable memory, and still 0: no Go code has run. */
+static uintptr_t find_context_var(const uint8_t *img, size_t fsize, uintptr_t bias, const struct cgs_gotab *g,
+                                  uintptr_t crosscall2)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff), *dyn = NULL;
+    const Elf64_Shdr *hdr = cgs_elf_section(img, fsize, ".eh_frame_hdr");
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if (sh[i].sh_type == SHT_DYNSYM)
+            dyn = &sh[i];
+    if (!dyn || !hdr || dyn->sh_link >= eh->e_shnum || dyn->sh_offset > fsize || dyn->sh_size > fsize - dyn->sh_offset)
+        return 0;
+    const Elf64_Shdr *str = &sh[dyn->sh_link];
+    if (str->sh_offset > fsize || str->sh_size > fsize - str->sh_offset || !str->sh_size)
+        return 0;
+    const Elf64_Sym *syms = (const Elf64_Sym *)(img + dyn->sh_offset);
+    uintptr_t wait_fn = 0;
+    for (size_t i = 0; i < dyn->sh_size / sizeof *syms; i++) {
+        uintptr_t a = bias + syms[i].st_value;
+        size_t len = syms[i].st_size && syms[i].st_size < 512 ? syms[i].st_size : 512;
+        if (ELF64_ST_TYPE(syms[i].st_info) != STT_FUNC || syms[i].st_shndx == SHN_UNDEF || !is_c_code(g, a) ||
+            g->c_hi - a < len || !cgs_calls((const uint8_t *)a, len, a, crosscall2))
+            continue;
+        uintptr_t w = (uintptr_t)cgs_first_call((const uint8_t *)a, len, a);
+        if (!is_c_code(g, w) || (wait_fn && wait_fn != w))
+            return 0; /* exports that disagree: not what we know */
+        wait_fn = w;
+    }
+    uintptr_t end = wait_fn ? (uintptr_t)cgs_eh_next_start((const uint8_t *)(bias + hdr->sh_addr), hdr->sh_size,
+                                                           bias + hdr->sh_addr, wait_fn)
+                            : 0;
+    if (!end || end <= wait_fn || end - wait_fn > 1024 || end > g->c_hi)
+        return 0;
+    uint64_t vars[4];
+    size_t n = cgs_called_pointers((const uint8_t *)wait_fn, end - wait_fn, wait_fn, vars, 4);
+    uintptr_t ctx = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_writable(img, bias, (uintptr_t)vars[i]) || atomic_load((_Atomic(uintptr_t) *)(uintptr_t)vars[i]) != 0)
+            continue;
+        if (ctx)
+            return 0;
+        ctx = (uintptr_t)vars[i];
+    }
+    return ctx;
+}
+
+static int hook_stripped(const uint8_t *img, size_t fsize, uintptr_t bias)
+{
+    struct cgs_gotab g;
+    if (cgs_go_text_from_pclntab(img, fsize, bias, &g) != 0)
+        return 0;
+    cgs_unhooked_go_frames = 1; /* an allocation outside any hooked call: Go frames from the C unwind */
+    struct cgs_pcln p;
+    uint32_t lo, hi;
+    uintptr_t cgocall = 0, cb_lo = 0, cb_hi = 0;
+    int pcln = cgs_pcln_init(&p, g.tab, g.tab_size) == 0;
+    if (pcln && cgs_pcln_find(&p, "runtime.cgocall", &lo, &hi) >= 0)
+        cgocall = g.text + lo;
+    if (pcln && cgs_pcln_find(&p, "runtime.cgocallback", &lo, &hi) >= 0) {
+        cb_lo = g.text + lo;
+        cb_hi = g.text + hi;
+    }
+    cgs_set_go_text(g.text, g.etext, cb_lo, cb_hi);
+    if (!cgocall)
+        return 0;
+
+    /* Callbacks: runtime.SetCgoTraceback hands the setter's pointer to runtime.cgocall the same
+     * way; what the setter takes depends on the Go release (docs/cgo-facts.md §4). */
+    if (cgs_pcln_find(&p, "runtime.SetCgoTraceback", &lo, &hi) >= 0) {
+        uintptr_t var = stub_pointer(img, fsize, bias, &g, lo, hi, cgocall);
+        uintptr_t fn = var ? atomic_load((_Atomic(uintptr_t) *)var) : 0;
+        const Elf64_Shdr *bi = cgs_elf_section(img, fsize, ".go.buildinfo");
+        int minor = bi && bi->sh_type == SHT_PROGBITS && bi->sh_offset <= fsize && bi->sh_size <= fsize - bi->sh_offset
+                        ? cgs_buildinfo_minor(img + bi->sh_offset, bi->sh_size)
+                        : 0;
+        if (var && is_c_code(&g, fn) && minor >= 21)
+            hook_callbacks_by_setter(var, fn, minor >= 26 ? 2 : 1);
+    }
+    if (!cgs_lazy_go_frames && cgs_pcln_find(&p, "crosscall2", &lo, &hi) >= 0) {
+        uintptr_t ctx = find_context_var(img, fsize, bias, &g, g.text + lo);
+        if (ctx)
+            hook_callbacks(ctx, 0, 0, 0); /* nothing can install another: no SetCgoTraceback */
+    }
+
+    int hooked = 0;
+    for (uint64_t i = 0; i < p.nfunc && hooked < CGS_NSTUBS; i++) {
+        const char *name = cgs_pcln_func(&p, i, &lo, &hi), *cname;
+        size_t pkg_len, cname_len;
+        int kind = name ? cgs_stub_site(name, &pkg_len, &cname, &cname_len) : 0;
+        uintptr_t var = kind ? stub_pointer(img, fsize, bias, &g, lo, hi, cgocall) : 0;
+        if (!var)
+            continue;
+        _Atomic(uintptr_t) *v = (_Atomic(uintptr_t) *)var;
+        uintptr_t wrapper = atomic_load(v);
+        if (!is_c_code(&g, wrapper))
+            continue; /* not what docs/cgo-facts.md §1 promises (or hooked already): leave it alone */
+        uint32_t site = (uint32_t)hooked++;
+        site_real[site] = (int (*)(void *))wrapper;
+        send_site(site, kind, wrapper, name); /* the stub's name: "<pkg>._Cfunc_f" */
+        atomic_store(v, (uintptr_t)(cgs_stubs + 16 * site));
+    }
+    return hooked;
+}
+
 int cgs_hook_cgo_sites(uintptr_t bias)
 {
     int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
@@ -369,10 +547,8 @@ int cgs_hook_cgo_sites(uintptr_t bias)
         if (sh[i].sh_type == SHT_SYMTAB)
             symtab = &sh[i];
     if (!symtab) {
-        /* Stripped: no names to find the wrapper pointers by. Go's own table still says where
-         * Go code is, so allocations get the Go frames the C unwind leads to. */
-        if (cgs_go_text_from_pclntab(img, fsize, bias) == 0)
-            cgs_unhooked_go_frames = 1;
+        /* Stripped: no names to find the wrapper pointers by; Go's own table has the stubs. */
+        hooked = hook_stripped(img, fsize, bias);
         goto out;
     }
     if (symtab->sh_link >= eh->e_shnum)

@@ -2,6 +2,7 @@
 #ifndef CGOSCOPE_SHIM_H
 #define CGOSCOPE_SHIM_H
 
+#include <elf.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -175,9 +176,18 @@ CGS_HIDDEN uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintpt
 CGS_HIDDEN void cgs_set_go_text(uintptr_t lo, uintptr_t hi, uintptr_t cb_lo, uintptr_t cb_hi);
 CGS_HIDDEN void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_t *fp);
 
-/* gotext.c: Go text bounds of a stripped executable, from .gopclntab and the runtime's module
- * data; then no cgo call is hooked, and stack.c takes Go frames from the C unwind instead. */
-CGS_HIDDEN int cgs_go_text_from_pclntab(const uint8_t *img, size_t fsize, uintptr_t bias);
+/* gotext.c: Go text bounds of a stripped executable, and its function table, from .gopclntab
+ * and the runtime's module data (in memory). cgo_hooks.c finds the cgo call sites in the table;
+ * allocations outside any hooked call get their Go frames from the C unwind (stack.c). */
+struct cgs_gotab {
+    const uint8_t *tab; /* .gopclntab, in memory */
+    size_t tab_size;
+    uintptr_t text, etext; /* Go text (runtime.text, runtime.etext) */
+    uintptr_t c_lo, c_hi;  /* .text: Go text and the C code linked with it */
+};
+CGS_HIDDEN int cgs_go_text_from_pclntab(const uint8_t *img, size_t fsize, uintptr_t bias, struct cgs_gotab *out);
+/* The section header called name of the ELF file image img, or NULL. */
+CGS_HIDDEN const Elf64_Shdr *cgs_elf_section(const uint8_t *img, size_t fsize, const char *name);
 extern CGS_HIDDEN int cgs_unhooked_go_frames;
 
 /* cgo_hooks.c */

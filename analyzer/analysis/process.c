@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "cgoscope/record.h"
+#include "cgoscope/gostubs.h"
 
 void process_init(struct process *p)
 {
@@ -133,16 +134,24 @@ static int add_module(struct process *p, const struct cgs_rec_module *r, const c
 
 static int add_site(struct process *p, const struct cgs_rec_site *r, const char *symbol)
 {
-    /* "<pkgpath>._cgo_<12 hex>_Cfunc_<name>" (or _C2func_, _Cmacro_) */
+    /* "<pkgpath>._cgo_<12 hex>_Cfunc_<name>" (or _C2func_, _Cmacro_), the variable's name; or,
+     * from a stripped executable, the Go stub's: "<pkgpath>._Cfunc_<name>", "<pkgpath>._cgo_cmalloc"
+     * (docs/cgo-facts.md §10). */
     const char *w = strstr(symbol, "._cgo_"), *next;
-    if (!w)
-        return corrupt(p, "cgo site without a _cgo_ name");
-    while ((next = strstr(w + 1, "._cgo_")) != NULL)
-        w = next;
-    const char *k = w + 1 + 5 + 12;
-    if (strlen(w + 1) < 5 + 12 + 7)
-        return corrupt(p, "cgo site name too short");
-    const char *fn = strncmp(k, "_Cfunc_", 7) == 0 ? k + 7 : k + 8;
+    const char *fn = NULL;
+    size_t pkg_len = 0, fn_len = 0;
+    if (w) {
+        while ((next = strstr(w + 1, "._cgo_")) != NULL)
+            w = next;
+        pkg_len = (size_t)(w - symbol);
+    }
+    if (w && strlen(w + 1) >= 5 + 12 + 7 && strcmp(w + 1, "_cgo_cmalloc") != 0) {
+        const char *k = w + 1 + 5 + 12;
+        fn = strncmp(k, "_Cfunc_", 7) == 0 ? k + 7 : k + 8;
+        fn_len = strlen(fn);
+    } else if (!cgs_stub_site(symbol, &pkg_len, &fn, &fn_len)) {
+        return corrupt(p, w ? "cgo site name too short" : "cgo site without a _cgo_ or stub name");
+    }
     struct site_info *ns = realloc(p->sites, (p->nsites + 1) * sizeof *ns);
     if (!ns)
         return -1;
@@ -152,8 +161,8 @@ static int add_site(struct process *p, const struct cgs_rec_site *r, const char 
     s->kind = r->h.aux;
     s->wrapper = r->wrapper;
     s->symbol = strdup(symbol);
-    s->package = strndup(symbol, (size_t)(w - symbol));
-    s->function = strdup(fn);
+    s->package = strndup(symbol, pkg_len);
+    s->function = strndup(fn, fn_len);
     return s->symbol && s->package && s->function ? 0 : -1;
 }
 

@@ -23,7 +23,7 @@ struct site_info {
     uint32_t id;
     int kind; /* enum cgs_site_kind */
     uint64_t wrapper;
-    char *symbol;   /* "<pkgpath>._cgo_<hash>_Cfunc_<name>" */
+    char *symbol;   /* "<pkgpath>._cgo_<hash>_Cfunc_<name>", or the stub "<pkgpath>._Cfunc_<name>" */
     char *package;  /* "<pkgpath>" */
     char *function; /* "<name>" */
 };

@@ -47,7 +47,7 @@ static void print_sites(FILE *out, const struct inspect *in)
     }
     fprintf(out, "  cgo call sites  %zu in %zu package%s", in->nsites, in->npackages, in->npackages == 1 ? "" : "s");
     if (in->sites_from == INSPECT_SITES_PCLNTAB)
-        fprintf(out, " (found by the Go stubs in .gopclntab: stripped, so they cannot be hooked)");
+        fprintf(out, " (found by the Go stubs in .gopclntab: stripped; %zu will be hooked)", in->hookable);
     fputc('\n', out);
     for (size_t i = 0; i < in->npackages; i++) {
         const struct inspect_package *p = &in->packages[i];
@@ -154,6 +154,8 @@ static json_object *json_document(const struct inspect *in)
     json_object_object_add(doc, "cgo_call_sites", json_object_new_int64((int64_t)in->nsites));
     json_object_object_add(doc, "hookable_call_sites", json_object_new_int64((int64_t)in->hookable));
     json_object_object_add(doc, "call_sites_from", json_object_new_string(sites_from_name(in->sites_from)));
+    json_object_object_add(doc, "callbacks_counted",
+                           json_object_new_boolean(in->traceable && (!in->exports || in->callbacks)));
     json_object_object_add(doc, "packages", json_packages(in));
     json_warnings(doc, in);
     return doc;

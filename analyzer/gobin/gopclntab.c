@@ -1,5 +1,7 @@
 #include "gobin/gopclntab.h"
 
+#include "cgoscope/gostubs.h"
+
 #include <gelf.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +132,7 @@ static int header_ok(const uint8_t *h)
            h[7] == 8;
 }
 
-/* The table: its own section .gopclntab, or (position-independent executables of Go 1.21 and
+/* The table: its own section .gopclntab, or (position-independent executables of Go 1.25 and
  * older) a header inside .data.rel.ro that the runtime's module data points to. */
 static int locate(Elf *elf, struct span *tab, uint64_t *addr)
 {
@@ -368,6 +370,154 @@ int gopclntab_func(const struct gopclntab *t, const char *name, uint64_t *entry,
         }
     }
     return -1;
+}
+
+const char *gopclntab_names(const struct gopclntab *t, size_t *len)
+{
+    /* funcnametab ends where cutab begins */
+    *len = t->cutab.p > t->funcnames.p ? (size_t)(t->cutab.p - t->funcnames.p) : 0;
+    return (const char *)t->funcnames.p;
+}
+
+/* [a, a + 8) in an initialized writable section; the flags of the section holding a otherwise. */
+static int in_writable_data(Elf *elf, uint64_t a)
+{
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_PROGBITS && (sh.sh_flags & SHF_WRITE) &&
+            (sh.sh_flags & SHF_ALLOC) && !(a & 7) && a >= sh.sh_addr && a - sh.sh_addr + 8 <= sh.sh_size)
+            return 1;
+    }
+    return 0;
+}
+
+/* The pointer function [lo, hi) hands to runtime.cgocall (at cgocall), into *var, when it holds
+ * C code of the executable (in .text, outside Go text): returns that code's address, else 0. */
+static uint64_t stub_target(Elf *elf, const struct gopclntab *t, uint64_t lo, uint64_t hi, uint64_t cgocall,
+                            uint64_t c_lo, uint64_t c_hi, uint64_t *var_out)
+{
+    size_t avail;
+    const uint8_t *code = gopclntab_bytes(elf, lo, &avail);
+    if (!code || hi <= lo)
+        return 0;
+    uint64_t var = cgs_stub_pointer(code, hi - lo < avail ? hi - lo : avail, lo, cgocall);
+    if (!var || !in_writable_data(elf, var))
+        return 0;
+    uint64_t fn = read_ptr(elf, var);
+    *var_out = var;
+    return fn >= c_lo && fn < c_hi && (fn < t->text || fn >= t->etext) ? fn : 0;
+}
+
+/* [a, a + 8) in writable data or .bss, and 0 when the program starts. */
+static int zero_at_start(Elf *elf, uint64_t a)
+{
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_WRITE) || !(sh.sh_flags & SHF_ALLOC) || (a & 7) ||
+            a < sh.sh_addr || a - sh.sh_addr + 8 > sh.sh_size)
+            continue;
+        if (sh.sh_type == SHT_NOBITS)
+            return 1;
+        return sh.sh_type == SHT_PROGBITS && read_ptr(elf, a) == 0;
+    }
+    return 0;
+}
+
+/* runtime/cgo's context-function variable, found as the shim finds it without
+ * runtime.SetCgoTraceback (shim/cgo_hooks.c, find_context_var): 1 when found. */
+static int context_var_found(Elf *elf, const struct gopclntab *t, uint64_t c_lo, uint64_t c_hi)
+{
+    uint64_t crosscall2, end, wait_fn = 0;
+    if (gopclntab_func(t, "crosscall2", &crosscall2, &end) != 0)
+        return 0;
+    Elf_Scn *scn = NULL;
+    const uint8_t *hdr = NULL;
+    size_t hdr_n = 0, shstrndx;
+    uint64_t hdr_addr = 0;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return 0;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+        if (name && strcmp(name, ".eh_frame_hdr") == 0) {
+            hdr = gopclntab_bytes(elf, sh.sh_addr, &hdr_n);
+            hdr_addr = sh.sh_addr;
+        }
+        if (sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            size_t avail;
+            if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF ||
+                sym.st_value < c_lo || sym.st_value >= c_hi || (sym.st_value >= t->text && sym.st_value < t->etext))
+                continue;
+            const uint8_t *code = gopclntab_bytes(elf, sym.st_value, &avail);
+            size_t len = sym.st_size && sym.st_size < 512 ? sym.st_size : 512;
+            if (!code || avail < len || !cgs_calls(code, len, sym.st_value, crosscall2))
+                continue;
+            uint64_t w = cgs_first_call(code, len, sym.st_value);
+            if (w < c_lo || w >= c_hi || (w >= t->text && w < t->etext) || (wait_fn && wait_fn != w))
+                return 0;
+            wait_fn = w;
+        }
+    }
+    end = wait_fn && hdr ? cgs_eh_next_start(hdr, hdr_n, hdr_addr, wait_fn) : 0;
+    size_t avail;
+    const uint8_t *code = end > wait_fn && end - wait_fn <= 1024 ? gopclntab_bytes(elf, wait_fn, &avail) : NULL;
+    if (!code || avail < end - wait_fn)
+        return 0;
+    uint64_t vars[4];
+    size_t n = cgs_called_pointers(code, end - wait_fn, wait_fn, vars, 4), found = 0;
+    for (size_t i = 0; i < n; i++)
+        found += zero_at_start(elf, vars[i]);
+    return found == 1;
+}
+
+size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks,
+                           void (*each)(void *arg, const char *stub, uint64_t var, uint64_t wrapper), void *arg)
+{
+    struct cgs_pcln p;
+    uint64_t c_lo = 0, c_hi = 0, cgocall, end;
+    *callbacks = 0;
+    size_t shstrndx;
+    Elf_Scn *scn = NULL;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return 0;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+        if (name && strcmp(name, ".text") == 0) {
+            c_lo = sh.sh_addr;
+            c_hi = sh.sh_addr + sh.sh_size;
+        }
+    }
+    if (!c_hi || cgs_pcln_init(&p, t->tab.p, t->tab.n) != 0 || gopclntab_func(t, "runtime.cgocall", &cgocall, &end) != 0)
+        return 0;
+    uint64_t lo, hi, var;
+    if (gopclntab_func(t, "runtime.SetCgoTraceback", &lo, &hi) == 0)
+        *callbacks = stub_target(elf, t, lo, hi, cgocall, c_lo, c_hi, &var) != 0;
+    if (!*callbacks)
+        *callbacks = context_var_found(elf, t, c_lo, c_hi);
+    size_t n = 0;
+    uint64_t last = 0;
+    for (uint64_t i = 0; i < p.nfunc; i++) {
+        uint32_t off_lo, off_hi;
+        size_t pkg_len, cname_len;
+        const char *name = cgs_pcln_func(&p, i, &off_lo, &off_hi), *cname;
+        if (!name || !cgs_stub_site(name, &pkg_len, &cname, &cname_len))
+            continue;
+        uint64_t w = stub_target(elf, t, t->text + off_lo, t->text + off_hi, cgocall, c_lo, c_hi, &var);
+        if (!w || w == last)
+            continue; /* as in the shim, a pointer is hooked once */
+        last = w;
+        n++;
+        if (each)
+            each(arg, name, var, w);
+    }
+    return n;
 }
 
 const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail)

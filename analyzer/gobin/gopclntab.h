@@ -31,6 +31,18 @@ size_t gopclntab_lookup(const struct gopclntab *t, uint64_t addr, struct go_fram
 /* The link-time bounds [entry, end) of the Go function called name (a linear search); 0 when
  * found. */
 int gopclntab_func(const struct gopclntab *t, const char *name, uint64_t *entry, uint64_t *end);
+/* Every function name of the table, functions inlined everywhere included: NUL-terminated
+ * strings one after the other, *len bytes in all. */
+const char *gopclntab_names(const struct gopclntab *t, size_t *len);
+/* The cgo call sites of a stripped executable as the shim finds them (docs/cgo-facts.md §10,
+ * include/cgoscope/gostubs.h): the Go stubs of the table whose load of a wrapper pointer
+ * decodes, the pointer lying in writable data and holding C code of the executable. Returns how
+ * many, and gives each to each (when not NULL) with the link-time addresses of the pointer and
+ * of the wrapper it holds; *callbacks is set when the shim will see callbacks: through
+ * runtime.SetCgoTraceback's setter, found the same way, or through runtime/cgo's context
+ * variable, found from an export's C wrapper (shim/cgo_hooks.c). */
+size_t gopclntab_cgo_sites(Elf *elf, const struct gopclntab *t, int *callbacks,
+                           void (*each)(void *arg, const char *stub, uint64_t var, uint64_t wrapper), void *arg);
 /* The bytes of the ELF's loaded section that holds link-time address addr, from addr on
  * (*avail of them); NULL when no section holds it. */
 const uint8_t *gopclntab_bytes(Elf *elf, uint64_t addr, size_t *avail);

@@ -7,7 +7,8 @@
  * shim/cgo_hooks.c, written again with gelf because the analyzer never includes shim code.
  * A stripped binary has no .symtab to find them by; its Go stubs `<pkg>._Cfunc_f`, which
  * load those variables, are still named in .gopclntab, so the sites are counted from there,
- * though the shim will not be able to hook them.
+ * and the ones the shim will hook are those whose load decodes (gopclntab_cgo_sites, the same
+ * code as the shim's: docs/cgo-facts.md §10).
  */
 #include "gobin/inspect.h"
 
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "gobin/gobuild.h"
+#include "gobin/gopclntab.h"
 #include "gobin/preflight.h"
 
 struct site {
@@ -362,7 +364,22 @@ static int read_sites(Elf *e, const struct elf_facts *f, struct sites *s, struct
         in->sites_from = INSPECT_SITES_PCLNTAB;
         return pclntab_sites(f->pclntab, big_endian, s);
     }
-    return 0;
+    /* A PIE of Go 1.21 to 1.25 has its table inside .data.rel.ro, without a section of its own. */
+    struct gopclntab *t = gopclntab_open(e);
+    if (!t)
+        return 0;
+    in->sites_from = INSPECT_SITES_PCLNTAB;
+    size_t len;
+    const char *names = gopclntab_names(t, &len);
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0;) {
+        size_t n = strnlen(names + off, len - off);
+        if (n && n < len - off)
+            rc = stub_site(names + off, s);
+        off += n + 1;
+    }
+    gopclntab_free(t);
+    return rc;
 }
 
 /* ---- grouping ------------------------------------------------------------------------------- */
@@ -471,12 +488,24 @@ static void warn_linking(struct inspect *in)
 
 static void warn_symbols(struct inspect *in)
 {
-    if (in->stripped && in->is_go)
-        warn(in, "rebuild without -ldflags=-s",
-             "stripped (no .symtab): cgo calls cannot be hooked, so there are no cgo call counts or times, "
-             "and the C functions of the executable itself have no names (leaks keep their Go frames, "
-             "named from .gopclntab)");
-    else if (in->stripped)
+    if (in->stripped && in->is_go) {
+        const char *fix = "rebuild without -ldflags=-s (go test: -ldflags='-s=false -w=false') to name every C function";
+        if (in->traceable && in->hookable < in->nsites)
+            warn(in, fix,
+                 "stripped (no .symtab): %zu of the %zu cgo call sites were found in the code of their Go stubs "
+                 "(.gopclntab), the others are not counted; C functions other than those the cgo wrappers call "
+                 "have no names (leaks keep their Go frames, named from .gopclntab)",
+                 in->hookable, in->nsites);
+        else
+            warn(in, fix,
+                 "stripped (no .symtab): the cgo call sites are found from their Go stubs in .gopclntab, and "
+                 "frames inside a cgo wrapper are named after its C function, but other C functions of the "
+                 "executable have no names");
+        if (in->exports && !in->callbacks)
+            warn(in, "rebuild without -ldflags=-s to count them",
+                 "stripped, and runtime/cgo's context function could not be found in the code: C->Go "
+                 "callbacks (//export) are not counted");
+    } else if (in->stripped)
         warn(in, "rebuild it without stripping it (no -s, no `strip`)",
              "stripped (no .symtab): functions of the executable itself have no names");
     if (!in->dwarf && in->stripped)
@@ -512,6 +541,19 @@ static int read_elf(Elf *e, struct inspect *in, char *err, size_t errlen)
     }
     in->traceable = !in->is_static && !in->is_setid && in->is_x86_64;
     in->hookable = in->traceable && in->sites_from == INSPECT_SITES_SYMTAB ? in->nsites : 0;
+    in->callbacks = in->sites_from == INSPECT_SITES_SYMTAB;
+    if (in->sites_from == INSPECT_SITES_PCLNTAB) {
+        struct gopclntab *t = gopclntab_open(e);
+        if (t) {
+            size_t hookable = gopclntab_cgo_sites(e, t, &in->callbacks, NULL, NULL);
+            in->hookable = in->traceable ? (hookable < in->nsites ? hookable : in->nsites) : 0;
+            size_t len;
+            const char *names = gopclntab_names(t, &len);
+            for (size_t off = 0; off < len && !in->exports; off += strnlen(names + off, len - off) + 1)
+                in->exports = strncmp(names + off, "_cgoexp_", 8) == 0;
+            gopclntab_free(t);
+        }
+    }
     warn_go(in);
     warn_linking(in);
     warn_symbols(in);

@@ -37,6 +37,8 @@ struct inspect {
     enum inspect_sites_from sites_from;
     size_t nsites;       /* cgo call sites, over all packages */
     size_t hookable;     /* of those, how many the shim will hook when traced */
+    int exports;         /* C->Go callbacks: some package //exports a Go function */
+    int callbacks;       /* the shim will see them (stripped: runtime.SetCgoTraceback is linked in) */
     struct inspect_package *packages; /* sorted by name */
     size_t npackages;
     struct inspect_warning *warnings;

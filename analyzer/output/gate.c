@@ -175,18 +175,20 @@ void gate_apply(struct gate *g, struct report *reports, size_t n)
 }
 
 /* Frames of the executable shown as bare addresses: it was linked with -s -w, which `go test`
- * does to the test binaries it runs. Say how to keep the symbols. */
+ * does to the test binaries it runs. Frames inside cgo wrappers are named anyway (symbolize.c);
+ * C functions they call but did not inline are not. Say how to keep the symbols. */
 static void note_unsymbolized(const struct report *r)
 {
     const char *exe = r->proc->exe;
     for (size_t i = 0; exe && i < r->ngroups; i++) {
         const struct leak_group *lg = &r->groups[i];
-        for (size_t k = 0; k < lg->nframes; k++) {
+        for (size_t k = 0; lg->origin == ORIGIN_USER && k < lg->nframes; k++) {
             if (lg->frames[k].function || !lg->frames[k].object || strcmp(lg->frames[k].object, exe) != 0)
                 continue;
             fprintf(stderr,
-                    "cgoscope: note: %s has no symbols, so its frames are bare addresses. It was linked with -s -w;\n"
-                    "  `go test` does that to the test binaries it runs: add -ldflags='-s=false -w=false' to go test.\n",
+                    "cgoscope: note: %s has no symbols, so some of its C frames are bare addresses. It was linked\n"
+                    "  with -s -w; `go test` does that to the test binaries it runs: add -ldflags='-s=false -w=false'\n"
+                    "  to go test to name them.\n",
                     exe);
             return;
         }

@@ -35,11 +35,23 @@ struct sym_module {
     int cus_built;
     int system, ldso;
     struct gopclntab *pcln; /* Go's own table: names and lines of Go code without symbols or DWARF */
+    uint64_t *starts; /* function starts from .eh_frame_hdr, link-time, sorted */
+    size_t nstarts;
+    int starts_built;
     int pcln_tried;
+};
+
+/* A cgo wrapper of the executable and the C function it calls: what names its code when the
+ * executable has no symbols (docs/cgo-facts.md §10). */
+struct wrapper_name {
+    uint64_t addr; /* in the process */
+    const char *function;
 };
 
 struct symbolizer {
     Dwfl *dwfl;
+    struct wrapper_name *wrappers;
+    size_t nwrappers;
     struct sym_module *mods;
     size_t nmods;
     struct u64map cache; /* pc -> index+1 of first frame in frames, count in high bits */
@@ -103,9 +115,15 @@ static void warn_stripped(struct symbolizer *s, struct sym_module *sm)
     pcln = sm->pcln != NULL;
     char msg[900];
     size_t len = 0;
-    if (!symtab)
+    if (!symtab && s->nwrappers)
         len += (size_t)snprintf(msg + len, sizeof msg - len,
-                                "%s is stripped (no symbol table): cgo calls could not be hooked, so there are no cgo "
+                                "%s is stripped (no symbol table): its cgo calls were found from the Go stubs in its "
+                                ".gopclntab (docs/cgo-facts.md §10), and frames inside a cgo wrapper are named after "
+                                "the C function it calls; its other C functions are shown as addresses",
+                                sm->info->path);
+    else if (!symtab)
+        len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                "%s is stripped (no symbol table) and no cgo call of it was hooked: there are no cgo "
                                 "call counts or times and no callbacks, its own C functions are shown as addresses, "
                                 "and the Go frames of an allocation come only from walking out of its C frames (none "
                                 "when C code without unwind tables is in between)",
@@ -117,7 +135,8 @@ static void warn_stripped(struct symbolizer *s, struct sym_module *sm)
         len += (size_t)snprintf(msg + len, sizeof msg - len,
                                 "; Go functions, files and lines come from its .gopclntab");
     if (len < sizeof msg)
-        snprintf(msg + len, sizeof msg - len, ". Build without -ldflags='-s -w' (and do not strip) for complete stacks.\n");
+        snprintf(msg + len, sizeof msg - len,
+                 ". Build without -ldflags='-s -w' (and do not strip) for the names and lines of all C code.\n");
     warn(s, "%s", msg);
 }
 
@@ -133,6 +152,10 @@ struct symbolizer *symbolizer_new(const struct process *p)
         symbolizer_free(s);
         return NULL;
     }
+    s->wrappers = calloc(p->nsites ? p->nsites : 1, sizeof *s->wrappers);
+    for (size_t i = 0; s->wrappers && i < p->nsites; i++)
+        if (p->sites[i].wrapper && p->sites[i].function)
+            s->wrappers[s->nwrappers++] = (struct wrapper_name){p->sites[i].wrapper, p->sites[i].function};
     dwfl_report_begin(s->dwfl);
     for (size_t i = 0; i < p->nmodules; i++) {
         const struct module_info *m = &p->modules[i];
@@ -165,9 +188,11 @@ void symbolizer_free(struct symbolizer *s)
         dwfl_end(s->dwfl);
     for (size_t i = 0; i < s->nmods; i++) {
         free(s->mods[i].cus);
+        free(s->mods[i].starts);
         gopclntab_free(s->mods[i].pcln);
     }
     free(s->mods);
+    free(s->wrappers);
     free(s->frames);
     for (size_t i = 0; i < s->nstrings; i++)
         free(s->strings[i]);
@@ -312,6 +337,72 @@ static size_t resolve_go_table(struct symbolizer *s, struct sym_module *m, uint6
     return n;
 }
 
+/* Where the functions of a module start, link-time and sorted, from the binary-search table of
+ * .eh_frame_hdr (which stripping keeps: unwinding needs it). Only the layout GNU ld writes is
+ * read (a 4-byte count, then pairs of 4-byte offsets from the table's own address); any other
+ * leaves the list empty. */
+static void build_starts(struct sym_module *m)
+{
+    m->starts_built = 1;
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(m->mod, &bias);
+    size_t shstrndx;
+    if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+        if (!name || strcmp(name, ".eh_frame_hdr") != 0 || sh.sh_type != SHT_PROGBITS)
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        const uint8_t *p = d ? d->d_buf : NULL;
+        /* version 1; eh_frame_ptr 4 bytes (pcrel or datarel, sdata4 or udata4); the count
+         * udata4; the table datarel sdata4 */
+        if (!p || d->d_size < 12 || p[0] != 1 || ((p[1] & 0x0f) != 0x03 && (p[1] & 0x0f) != 0x0b) || p[2] != 0x03 ||
+            p[3] != 0x3b)
+            return;
+        uint32_t count;
+        memcpy(&count, p + 8, 4);
+        if (count > (d->d_size - 12) / 8 || !(m->starts = malloc((count ? count : 1) * sizeof *m->starts)))
+            return;
+        for (uint32_t i = 0; i < count; i++) {
+            int32_t loc;
+            memcpy(&loc, p + 12 + 8 * (size_t)i, 4);
+            m->starts[m->nstarts++] = sh.sh_addr + (uint64_t)(int64_t)loc;
+        }
+        return;
+    }
+}
+
+/* The C function whose cgo wrapper holds addr, in an executable without symbols: the call-frame
+ * information gives the start of the function around addr, and a wrapper the shim hooked starts
+ * there. The C function itself is usually inlined into its wrapper (a static function of the
+ * preamble), so this names the frame that called malloc too. */
+static const char *wrapper_function(struct symbolizer *s, struct sym_module *m, uint64_t addr)
+{
+    if (!s->nwrappers)
+        return NULL;
+    if (!m->starts_built)
+        build_starts(m);
+    uint64_t a = addr - m->info->bias;
+    size_t lo = 0, hi = m->nstarts; /* the last start <= a */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->starts[mid] <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!lo)
+        return NULL;
+    uint64_t start = m->starts[lo - 1] + m->info->bias;
+    for (size_t i = 0; i < s->nwrappers; i++)
+        if (s->wrappers[i].addr == start)
+            return s->wrappers[i].function;
+    return NULL;
+}
+
 /* Appends the frames for one address to s->frames; returns how many. */
 static size_t resolve(struct symbolizer *s, uint64_t pc)
 {
@@ -404,6 +495,15 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
         if (made)
             return made;
     }
+    if (!symname && m->info->is_exe) {
+        const char *c = wrapper_function(s, m, addr);
+        if (c) {
+            base.function = keep(s, c);
+            base.lang = LANG_C;
+            push_frame(s, base);
+            return 1;
+        }
+    }
     base.function = keep(s, symname);
     if (base.lang == LANG_UNKNOWN && symname)
         base.lang = (m->info->is_exe && strchr(symname, '.') && strncmp(symname, "_cgo_", 5) != 0) ? LANG_GO : LANG_C;
@@ -432,6 +532,8 @@ const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n)
     return &s->frames[first];
 }
 
+static const char *go_package_from_table(struct symbolizer *s, struct sym_module *m, const char *name);
+
 /* The export's Go function is "_cgoexp_<12 hex>_<name>", without a package prefix; the DWARF
  * unit that holds it is named after its package. */
 const char *symbolizer_go_package_of(struct symbolizer *s, const char *name)
@@ -458,8 +560,52 @@ const char *symbolizer_go_package_of(struct symbolizer *s, const char *name)
                     return keep(s, pkg);
             }
         }
+        const char *pkg = go_package_from_table(s, m, name); /* no symbol table to find it in */
+        if (pkg)
+            return pkg;
     }
     return NULL;
+}
+
+/* The same from .gopclntab, for an executable without symbols: the export's Go function is
+ * named "_cgoexp_<12 hex>_<name>" there too, with no package; it calls the exported function
+ * "<pkg>.<name>" (often inlined into it: the table still names it), whose package is the answer
+ * when exactly one package has a function of that name. */
+static const char *go_package_from_table(struct symbolizer *s, struct sym_module *m, const char *name)
+{
+    if (!m->pcln_tried) {
+        m->pcln_tried = 1;
+        GElf_Addr bias;
+        m->pcln = gopclntab_open(dwfl_module_getelf(m->mod, &bias));
+    }
+    if (!m->pcln)
+        return NULL;
+    size_t nlen = strlen(name);
+    const char *found = NULL;
+    int exported = 0, many = 0;
+    size_t total;
+    const char *names = gopclntab_names(m->pcln, &total);
+    for (size_t off = 0; off < total;) {
+        const char *fn = names + off;
+        size_t len = strnlen(fn, total - off);
+        off += len + 1;
+        if (len <= nlen + 1 || off > total)
+            continue;
+        if (strncmp(fn, "_cgoexp_", 8) == 0 && len == 8 + 12 + 1 + nlen && fn[20] == '_' && strcmp(fn + 21, name) == 0)
+            exported = 1;
+        const char *slash = strrchr(fn, '/');
+        const char *dot = strchr(slash ? slash : fn, '.');
+        if (dot && dot == fn + len - nlen - 1 && strcmp(dot + 1, name) == 0) {
+            many |= found != NULL;
+            found = fn;
+        }
+    }
+    if (!exported || !found || many)
+        return NULL;
+    char *pkg = strndup(found, strlen(found) - nlen - 1);
+    const char *kept = keep(s, pkg);
+    free(pkg);
+    return kept;
 }
 
 const char *symbolizer_data_symbol(struct symbolizer *s, uint64_t addr, const struct module_info **module)

@@ -349,7 +349,8 @@ struct cgs_rec_site {
     uint32_t site;        /* index used in stacks */
     uint32_t reserved;
     uint64_t wrapper; /* address of the C wrapper */
-    char symbol[];    /* the Go variable, "<pkgpath>._cgo_<hash>_Cfunc_<name>" */
+    char symbol[];    /* the Go variable, "<pkgpath>._cgo_<hash>_Cfunc_<name>"; stripped: the Go stub,
+                         "<pkgpath>._Cfunc_<name>" or "<pkgpath>._cgo_cmalloc" */
 };
 
 #define CGS_NO_SITE 0xffffffffu

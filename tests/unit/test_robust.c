@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cgoscope/gostubs.h"
 #include "gobin/goheap.h"
 #include "gobin/gopclntab.h"
 #include "ingest/images.h"
@@ -351,6 +352,174 @@ START_TEST(stripped_heap_layout_agrees_with_dwarf)
 }
 END_TEST
 
+/* ---- cgo call sites of a stripped binary (docs/cgo-facts.md §10) ---- */
+
+START_TEST(stub_names_give_sites)
+{
+    size_t pl, cl;
+    const char *c;
+    ck_assert_int_eq(cgs_stub_site("main._Cfunc_make_buffer", &pl, &c, &cl), CGS_SITE_CFUNC);
+    ck_assert_uint_eq(pl, 4);
+    ck_assert_uint_eq(cl, 11);
+    ck_assert_int_eq(strncmp(c, "make_buffer", cl), 0);
+    ck_assert_int_eq(cgs_stub_site("example.com/a.b/pkg._C2func_getaddrinfo", &pl, &c, &cl), CGS_SITE_C2FUNC);
+    ck_assert_uint_eq(pl, strlen("example.com/a.b/pkg"));
+    ck_assert_int_eq(cgs_stub_site("x/y._Cmacro_M", &pl, &c, &cl), CGS_SITE_CMACRO);
+    ck_assert_int_eq(cgs_stub_site("main._cgo_cmalloc", &pl, &c, &cl), CGS_SITE_CFUNC);
+    ck_assert_int_eq(strncmp(c, "_Cmalloc", cl), 0);
+    /* cgo's Go-side helpers call no wrapper of their own; other names are no stubs */
+    ck_assert_int_eq(cgs_stub_site("main._Cfunc_CString", &pl, &c, &cl), 0);
+    ck_assert_int_eq(cgs_stub_site("main._Cfunc_GoStringN", &pl, &c, &cl), 0);
+    ck_assert_int_eq(cgs_stub_site("main._Cfunc__CMalloc", &pl, &c, &cl), 0);
+    ck_assert_int_eq(cgs_stub_site("main._Cfunc_", &pl, &c, &cl), 0);
+    ck_assert_int_eq(cgs_stub_site("main._Cfunc_f.func1", &pl, &c, &cl), 0);
+    ck_assert_int_eq(cgs_stub_site("_Cfunc_f", &pl, &c, &cl), 0);
+    ck_assert_int_eq(cgs_stub_site("main.main", &pl, &c, &cl), 0);
+}
+END_TEST
+
+/* The stub of Go 1.21 (exe) as objdump shows it, at 0x49a8a0: the load at +0x2a, the call to
+ * runtime.cgocall (0x405e60) 18 bytes after it. */
+START_TEST(stub_load_is_decoded)
+{
+    static const uint8_t stub[] = {
+        0x64, 0x4c, 0x8b, 0x34, 0x25, 0xf8, 0xff, 0xff, 0xff,       /* mov %fs:-8,%r14 */
+        0x49, 0x3b, 0x66, 0x10,                                     /* cmp 0x10(%r14),%rsp */
+        0x76, 0x7c,                                                 /* jbe */
+        0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x18,             /* push; mov; sub */
+        0x48, 0xc7, 0x44, 0x24, 0x30, 0x00, 0x00, 0x00, 0x00,       /* movq $0,0x30(%rsp) */
+        0x48, 0x8d, 0x4c, 0x24, 0x28, 0x48, 0x89, 0x4c, 0x24, 0x10, /* lea; mov */
+        0x48, 0x8b, 0x05, 0xef, 0xa8, 0x0b, 0x00,                   /* mov 0xba8ef(%rip),%rax */
+        0x48, 0x8b, 0x5c, 0x24, 0x10,                               /* mov 0x10(%rsp),%rbx */
+        0x44, 0x0f, 0x57, 0xff,                                     /* xorps %xmm15,%xmm15 */
+        0x64, 0x4c, 0x8b, 0x34, 0x25, 0xf8, 0xff, 0xff, 0xff,       /* mov %fs:-8,%r14 */
+        0xe8, 0x78, 0xb5, 0xf6, 0xff,                               /* call runtime.cgocall */
+    };
+    uint64_t pc = 0x49a8a0;
+    ck_assert_uint_eq(cgs_stub_pointer(stub, sizeof stub, pc, 0x405e60), 0x5551c0);
+    ck_assert_uint_eq(cgs_stub_pointer(stub, sizeof stub, pc, 0x405e61), 0); /* no call to cgocall */
+    ck_assert_uint_eq(cgs_stub_pointer(stub, sizeof stub - 1, pc, 0x405e60), 0); /* call cut off */
+    int64_t off = 0;
+    ck_assert_int_eq(cgs_stub_tlsg(stub, sizeof stub, &off), 1);
+    ck_assert_int_eq(off, -8);
+    static const uint8_t pie[] = {0x49, 0xc7, 0xc6, 0xf8, 0xff, 0xff, 0xff, 0x64, 0x4d, 0x8b, 0x36};
+    off = 0;
+    ck_assert_int_eq(cgs_stub_tlsg(pie, sizeof pie, &off), 1);
+    ck_assert_int_eq(off, -8);
+    ck_assert_int_eq(cgs_stub_tlsg(pie, sizeof pie - 1, &off), 0);
+}
+END_TEST
+
+START_TEST(buildinfo_gives_release)
+{
+    uint8_t b[64] = "\xff Go buildinf:";
+    b[14] = 8;
+    b[15] = 2;
+    b[32] = 8;
+    memcpy(b + 33, "go1.26.8", 8);
+    ck_assert_int_eq(cgs_buildinfo_minor(b, sizeof b), 26);
+    b[32] = 9;
+    memcpy(b + 33, "go1.21.13", 9);
+    ck_assert_int_eq(cgs_buildinfo_minor(b, sizeof b), 21);
+    ck_assert_int_eq(cgs_buildinfo_minor(b, 40), 0); /* cut short */
+    b[15] = 0;                                     /* pointers, not inline strings (Go < 1.18) */
+    ck_assert_int_eq(cgs_buildinfo_minor(b, sizeof b), 0);
+}
+END_TEST
+
+/* The fast path of runtime/cgo's _cgo_wait_runtime_init_done (Go 1.26, gcc, at 0x4c92e0): it
+ * loads cgo_context_function (0x5faa58) into %rbp and calls through it; the load of
+ * runtime_init_done into %eax is no candidate. */
+START_TEST(context_variable_is_decoded)
+{
+    static const uint8_t wait[] = {
+        0x55, 0x53, 0x48, 0x83, 0xec, 0x18, 0x48, 0x8b, 0x2d, 0x6b, 0x17, 0x13, 0x00, 0x8b, 0x05, 0x79, 0x17, 0x13, 0x00, 0x83,
+        0xf8, 0x02, 0x75, 0x28, 0x31, 0xc0, 0x48, 0x85, 0xed, 0x74, 0x15, 0x48, 0xc7, 0x44, 0x24, 0x08, 0x00, 0x00, 0x00, 0x00,
+        0x48, 0x8d, 0x7c, 0x24, 0x08, 0xff, 0xd5, 0x48, 0x8b, 0x44, 0x24, 0x08, 0x48, 0x83, 0xc4, 0x18, 0x5b, 0x5d, 0xc3};
+    uint64_t vars[4];
+    ck_assert_uint_eq(cgs_called_pointers(wait, sizeof wait, 0x4c92e0, vars, 4), 1);
+    ck_assert_uint_eq(vars[0], 0x5faa58);
+    ck_assert_uint_eq(cgs_called_pointers(wait, 46, 0x4c92e0, vars, 4), 0); /* the call cut off */
+    /* an export's wrapper: its first call (to the function above), then crosscall2 */
+    static const uint8_t wrapper[] = {0x55, 0x89, 0xfd, 0x53, 0x48, 0x83, 0xec, 0x18, 0xe8, 0x43, 0x02, 0x00, 0x00,
+                                      0xe8, 0xb3, 0x53, 0xfc, 0xff};
+    ck_assert_uint_eq(cgs_first_call(wrapper, sizeof wrapper, 0xf8fc0), 0xf9210);
+    ck_assert_int_eq(cgs_calls(wrapper, sizeof wrapper, 0xf8fc0, 0xf8fd2 + (uint64_t)(int64_t)(int32_t)0xfffc53b3), 1);
+    ck_assert_int_eq(cgs_calls(wrapper, sizeof wrapper, 0xf8fc0, 0x1234), 0);
+}
+END_TEST
+
+struct stub_check {
+    Elf *elf;
+    Elf_Data *syms;
+    GElf_Shdr sh;
+    size_t n;
+};
+
+/* Each decoded site must be what the symbol table says: the pointer is the variable
+ * "<pkg>._cgo_<hash>_Cfunc_<f>" of the stub's package and function, and its value the wrapper
+ * "_cgo_<hash>_Cfunc_<f>". */
+static void check_stub_site(void *arg, const char *stub, uint64_t var, uint64_t wrapper)
+{
+    struct stub_check *c = arg;
+    size_t pl, cl;
+    const char *cname;
+    int kind = cgs_stub_site(stub, &pl, &cname, &cl);
+    ck_assert_int_ne(kind, 0);
+    const char *want = kind == CGS_SITE_C2FUNC ? "_C2func_" : kind == CGS_SITE_CMACRO ? "_Cmacro_" : "_Cfunc_";
+    int var_ok = 0, wrapper_ok = 0;
+    for (size_t i = 0; i < c->sh.sh_size / c->sh.sh_entsize; i++) {
+        GElf_Sym sym;
+        gelf_getsym(c->syms, (int)i, &sym);
+        const char *name = elf_strptr(c->elf, c->sh.sh_link, sym.st_name);
+        if (!name)
+            continue;
+        size_t len = strlen(name);
+        int ends = len > cl + strlen(want) && strncmp(name + len - cl, cname, cl) == 0 &&
+                   strncmp(name + len - cl - strlen(want), want, strlen(want)) == 0;
+        if (sym.st_value == var && GELF_ST_TYPE(sym.st_info) == STT_OBJECT && ends && strncmp(name, stub, pl) == 0 &&
+            strncmp(name + pl, "._cgo_", 6) == 0)
+            var_ok = 1;
+        if (sym.st_value == wrapper && GELF_ST_TYPE(sym.st_info) == STT_FUNC && ends && strncmp(name, "_cgo_", 5) == 0)
+            wrapper_ok = 1;
+    }
+    ck_assert_msg(var_ok, "%s: the decoded pointer 0x%llx is not its variable", stub, (unsigned long long)var);
+    ck_assert_msg(wrapper_ok, "%s: the pointer holds 0x%llx, not its wrapper", stub, (unsigned long long)wrapper);
+    c->n++;
+}
+
+START_TEST(stub_sites_agree_with_symbols)
+{
+    const char *dir = getenv("CGOSCOPE_TESTPROGS");
+    if (!dir)
+        return; /* built without the Go test programs */
+    for (int pie = 0; pie < 2; pie++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s/leaky", dir, pie ? "-pie" : "");
+        elf_version(EV_CURRENT);
+        int fd = open(path, O_RDONLY);
+        ck_assert_int_ge(fd, 0);
+        struct stub_check c = {.elf = elf_begin(fd, ELF_C_READ, NULL)};
+        struct gopclntab *t = gopclntab_open(c.elf);
+        ck_assert_ptr_nonnull(t);
+        Elf_Scn *scn = NULL;
+        while ((scn = elf_nextscn(c.elf, scn)) != NULL)
+            if (gelf_getshdr(scn, &c.sh) && c.sh.sh_type == SHT_SYMTAB)
+                break;
+        ck_assert_ptr_nonnull(scn);
+        c.syms = elf_getdata(scn, NULL);
+        int callbacks = -1;
+        /* leaky calls _Cmalloc, churn_once, copy_label, free and make_buffer */
+        ck_assert_uint_eq(gopclntab_cgo_sites(c.elf, t, &callbacks, check_stub_site, &c), 5);
+        ck_assert_uint_eq(c.n, 5);
+        ck_assert_int_eq(callbacks, 0); /* leaky does not link runtime.SetCgoTraceback */
+        gopclntab_free(t);
+        elf_end(c.elf);
+        close(fd);
+    }
+}
+END_TEST
+
 Suite *robust_suite(void)
 {
     Suite *s = suite_create("robust");
@@ -361,6 +530,11 @@ Suite *robust_suite(void)
     tcase_add_test(tc, shim_file_bad_headers);
     tcase_add_test(tc, header_check_verdicts);
     tcase_add_test(tc, gopclntab_agrees_with_symbols_and_dwarf);
+    tcase_add_test(tc, stub_names_give_sites);
+    tcase_add_test(tc, stub_load_is_decoded);
+    tcase_add_test(tc, buildinfo_gives_release);
+    tcase_add_test(tc, context_variable_is_decoded);
+    tcase_add_test(tc, stub_sites_agree_with_symbols);
     tcase_add_test(tc, stripped_heap_layout_agrees_with_dwarf);
     suite_add_tcase(s, tc);
     return s;
