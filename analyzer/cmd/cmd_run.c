@@ -138,18 +138,24 @@ static void publish_new_layouts(struct channel *ch, struct procset *ps)
 }
 
 /* Descendants whose parent died before them are reparented to cgoscope (a subreaper): reap
- * them, noting how they ended. */
-static void reap_orphans(struct procset *ps, pid_t main_pid)
+ * them, noting how they ended. The program itself may be reaped here too (its end seen before the
+ * loop asked for it): its status goes to *main_status, and the return value says so. */
+static int reap_orphans(struct procset *ps, pid_t main_pid, int *main_status)
 {
-    int status;
+    int status, main_reaped = 0;
     pid_t w;
     while ((w = waitpid(-1, &status, WNOHANG | __WALL)) > 0) {
-        if (w == main_pid)
+        if (w == main_pid) {
+            if (main_status)
+                *main_status = status;
+            main_reaped = 1;
             continue;
+        }
         for (size_t i = 0; i < ps->n; i++)
             if (ps->v[i]->pid == (uint32_t)w)
                 process_set_exit(ps->v[i], status);
     }
+    return main_reaped;
 }
 
 /* Margins under the reading time for a cut (reorder.h): a stamp may be read a few hundred
@@ -501,7 +507,8 @@ static void run_loop(struct run_session *s)
             if (w == s->pid || (w < 0 && errno == ECHILD))
                 break;
         }
-        reap_orphans(&s->procs, s->pid);
+        if (reap_orphans(&s->procs, s->pid, &s->status))
+            break; /* the program's end, and its status */
         if (o->follow)
             descendants_scan(&s->desc, &s->procs);
         double t = clock_mono_s();
@@ -544,7 +551,7 @@ static int run_finish(struct run_session *s)
     for (size_t i = 0; i < s->procs.n; i++)
         process_finish(s->procs.v[i]);
     channel_each_stats(&s->ch, stats_sink, &s->sink);
-    reap_orphans(&s->procs, s->pid);
+    reap_orphans(&s->procs, s->pid, NULL);
     uint64_t end_ticks, end_ns;
     clock_sample(&end_ticks, &end_ns);
     for (size_t i = 0; i < s->procs.n; i++) {
