@@ -87,9 +87,14 @@ struct uc_entry {
     uint64_t ip[UC_FRAMES];
 };
 
+#define SEEN_SLOTS 1024 /* stack ids this thread found in (or put into) the process's table */
+
 struct cgs_unwind_cache {
     struct uc_entry e[UC_SETS][UC_WAYS];
     uint8_t next[UC_SETS]; /* the way to replace next, round robin */
+    /* Direct-mapped by id: a probe of the 8 MiB table is a cache and TLB miss (60% of
+     * cgs_stack_capture's time on the go-sqlite3 suite); an id found here is known to be there. */
+    uint64_t seen[SEEN_SLOTS];
 };
 
 /* A child of fork(): the stacks its parent sent belong to the parent's stream. */
@@ -221,6 +226,18 @@ static int table_insert(uint64_t id)
         }
     }
     return 1; /* table crowded here: send the frames again; the analyzer keeps one copy */
+}
+
+/* table_insert, asked only when this thread has not met the id lately. */
+static inline int seen_insert(struct cgs_thread *t, uint64_t id)
+{
+    if (!t->ucache)
+        return table_insert(id);
+    uint64_t *slot = &t->ucache->seen[id & (SEEN_SLOTS - 1)];
+    if (*slot == id)
+        return 0;
+    *slot = id;
+    return table_insert(id);
 }
 
 /*
@@ -541,7 +558,7 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
         cx->ids[i].id = h;
     }
 
-    if (table_insert(h)) {
+    if (seen_insert(t, h)) {
         /* New to this process: send the frames, gathered only now. */
         if (e)
             memcpy(pcs, e->ip, nc * sizeof *pcs);

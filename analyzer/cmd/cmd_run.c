@@ -483,9 +483,10 @@ static void exit_watch_stop(struct exit_watch *w)
 /* How long the loop sleeps when a pass found no backlog: until a producer fills a chunk (the
  * shim rings the channel's doorbell), the program ends, or this much time passes, after which
  * the records of chunks still being written are read. Longer while nothing comes. */
-#define WAIT_BUSY_NS 1000000ull  /* the last pass read records */
+#define WAIT_BUSY_NS 4000000ull  /* the last pass read records (and less than a backlog) */
 #define WAIT_IDLE_MAX_NS 10000000ull
 #define WAIT_POLL_MAX_NS 5000000ull /* without a pidfd: waitpid after each sleep */
+#define WAIT_TIMER_NS 5000000ull    /* with --duration, --interval or a SIGTERM sent */
 
 /* While the program runs: drain, look for what it started, stop it when asked, print the live
  * table. Returns when the program has ended. */
@@ -529,7 +530,7 @@ static void run_loop(struct run_session *s)
             continue; /* a backlog: the next pass at once */
         idle = n ? WAIT_BUSY_NS : (idle * 2 < idle_max ? idle * 2 : idle_max);
         if (next_table || o->duration > 0 || s->term_sent_at)
-            idle = idle < WAIT_BUSY_NS * 5 ? idle : WAIT_BUSY_NS * 5; /* timers to keep */
+            idle = idle < WAIT_TIMER_NS ? idle : WAIT_TIMER_NS; /* timers to keep */
         channel_wait(&s->ch, idle);
     }
     exit_watch_stop(&watch);
