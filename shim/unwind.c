@@ -480,8 +480,12 @@ int cgs_unwind_fast(uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max
         uintptr_t next = ((rule & R_CFA_RBP) ? bp : sp) + R_CFA_OFF(rule);
         if (next <= sp || next - sp > (1u << 24) || (next & 7))
             return -1; /* not a frame of this stack: let libunwind judge */
-        if (rule & R_RBP_SAVED)
-            bp = *(const uintptr_t *)(next + R_RBP_OFF(rule));
+        if (rule & R_RBP_SAVED) {
+            uintptr_t at = next + (uintptr_t)(intptr_t)R_RBP_OFF(rule);
+            if (at < sp || at + 8 > next - 8)
+                return -1; /* RBP saved outside the frame: not what compilers write */
+            bp = *(const uintptr_t *)at;
+        }
         ip = ((const uintptr_t *)next)[-1];
         slot = next - 8;
         sp = next;
