@@ -348,6 +348,12 @@ void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg)
         uint32_t st = atomic_load_explicit(&c->desc[i].state, memory_order_acquire);
         if (st != CGS_CHUNK_WRITING || c->desc[i].kind != CGS_KIND_STATS)
             continue;
+        /* A process that has ended may still have its exit helper adding its open store-free
+         * runs: wait for it, as retire() does. (Reached here when the process's end was seen
+         * before the periodic look for ended processes retired its chunks.) */
+        const struct cgs_stats_chunk *sc = (const struct cgs_stats_chunk *)(c->chunks + (size_t)i * chunk_size);
+        if (atomic_load_explicit(&sc->lean, memory_order_acquire) == CGS_LEAN_OPEN && process_gone(c->desc[i].pid))
+            wait_lean(c, i, c->desc[i].pid);
         memcpy(c->copy, c->chunks + (size_t)i * chunk_size, sizeof(struct cgs_stats_chunk));
         fn(arg, c->desc[i].pid, (const struct cgs_stats_chunk *)c->copy);
     }
