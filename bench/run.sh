@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [--quick] [--runs N] [--md FILE] [--keep] [--report-only]
+# bench/run.sh [--quick] [--runs N] [--md FILE] [--keep] [--report-only] [--real]
 #
 # The cgoscope benchmark suite, one command. It installs the peer tools that are missing
 # (heaptrack, zstd, valgrind, uftrace: Debian packages, as root or through sudo), builds cgoscope
@@ -13,6 +13,9 @@
 #   --md FILE  where the markdown table goes
 #   --keep     keep the saved traces of the last run in bench/.out/scratch
 #   --report-only  make the table again from the raw figures of the last run (bench/.out/raw)
+#   --real     then the go-sqlite3 test suite, whole, plain, under heaptrack and under cgoscope
+#              (full report, --json), as many rounds: bench/real/run.sh --only sqlite3, which
+#              prints its rows and the issue-14 target (bench/README.md, "Real workloads")
 #
 # Environment: CGOSCOPE_BENCH_BUILD (build dir, default bench/.build), CGOSCOPE_BENCH_OUT
 # (results, logs and scratch files, default bench/.out), CGOSCOPE_BENCH_SRC (the cgoscope source
@@ -30,6 +33,7 @@ mode="bench/run.sh"
 md=""
 keep=0
 report_only=0
+real=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) runs=2; vg_runs=1; mode="bench/run.sh --quick" ;;
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
     --md) md=${2:?--md needs a file}; shift ;;
     --keep) keep=1 ;;
     --report-only) report_only=1 ;;
+    --real) real=1 ;;
     -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -456,4 +461,9 @@ say "table written to $md"
 
 if [ "$keep" -eq 0 ]; then
   rm -rf "${scratch:?}"/*
+fi
+
+if [ "$real" -eq 1 ]; then
+  say "the go-sqlite3 suite: bench/real/run.sh --only sqlite3 -n $runs"
+  "$here/real/run.sh" --only sqlite3 -n "$runs"
 fi

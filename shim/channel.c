@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -330,6 +331,20 @@ static int analyzer_alive(void)
     return strstr(target, "cgoscope-channel") != NULL;
 }
 
+/* Wakes the analyzer if it said it is sleeping (record.h, analyzer_sleeping). Called after a
+ * chunk was marked FULL (its undrained count taken first) or while waiting for a free chunk; a
+ * load, and a system call only when the analyzer sleeps. */
+static void wake_analyzer(void)
+{
+    atomic_thread_fence(memory_order_seq_cst); /* the FULL state before the look at the doorbell */
+    if (!atomic_load_explicit(&hdr->analyzer_sleeping, memory_order_relaxed) ||
+        !atomic_exchange_explicit(&hdr->analyzer_sleeping, 0, memory_order_seq_cst))
+        return;
+    int saved = errno;
+    syscall(SYS_futex, &hdr->analyzer_sleeping, FUTEX_WAKE, 1, NULL, NULL, 0);
+    errno = saved;
+}
+
 static void setup_chunk(struct cgs_thread *t, uint32_t i, uint32_t kind)
 {
     if (!t->tid)
@@ -459,6 +474,8 @@ static int32_t claim(struct cgs_thread *t, uint32_t kind)
          * the program. */
         if (spins == 0)
             atomic_fetch_add_explicit(&hdr->producer_waits, 1, memory_order_relaxed);
+        if ((spins & 15) == 0)
+            wake_analyzer(); /* it may be asleep with our chunks to drain */
         if ((spins & 255) == 255) {
             if (!analyzer_alive()) {
                 channel_dead = 1;
@@ -536,6 +553,8 @@ void cgs_thread_done(struct cgs_thread *t)
     atomic_store_explicit(&descs[t->chunk].state, CGS_CHUNK_FULL, memory_order_release);
     t->chunk = -1;
     t->off = 0;
+    if (!file_mode)
+        wake_analyzer();
 }
 
 const struct cgs_shm_header *cgs_channel_header(void) { return file_mode ? NULL : hdr; }

@@ -165,6 +165,13 @@ static inline int cgs_call_done(struct cgs_thread *t, int rv)
     t->scrub_lo = 0;
     return cgs_scrub_return(rv, lo);
 }
+/* unwind.c: C frames from the caller whose stack pointer after the call is cfa (below it: its
+ * return address, then its RBP as the shim's interposer saved it), up to a return address for
+ * which stop() says yes (then stopped[] = that address, RBP and the slot that held it). Fills pcs
+ * and slots as libunwind's walk in stack.c does; returns -1 when a frame needs libunwind. */
+CGS_HIDDEN int cgs_unwind_init(void);
+CGS_HIDDEN int cgs_unwind_fast(uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max, uint32_t *nout,
+                               int (*stop)(uintptr_t), uintptr_t stopped[3]);
 CGS_HIDDEN int cgs_stack_init(void);
 CGS_HIDDEN void cgs_stack_reset(void);
 CGS_HIDDEN void cgs_stack_thread_exit(struct cgs_thread *t);

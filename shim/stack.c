@@ -10,6 +10,8 @@
 #include <dlfcn.h>
 #include <libunwind.h>
 #include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,6 +27,8 @@ static _Atomic uint64_t *table; /* open addressing; 0 = empty */
 static uintptr_t self_lo, self_hi;   /* the shim's own code */
 static uintptr_t go_lo, go_hi;       /* Go code of the executable (runtime.text..runtime.etext) */
 static uintptr_t cb_lo, cb_hi;       /* runtime.cgocallback */
+static int use_fast;                 /* unwind.c walks C frames; libunwind only where it cannot */
+static int check_fast; /* CGOSCOPE_UNWIND=check: both walks, differences on stderr (a debugging aid) */
 
 /* The hook through which every cgo call enters lives in its own section: a C unwind that
  * reaches it has reached the Go side. */
@@ -63,6 +67,9 @@ int cgs_stack_init(void)
     table = m;
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&cgs_stack_init);
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    const char *u = getenv("CGOSCOPE_UNWIND"); /* "libunwind": the baseline bench/ compares with */
+    use_fast = !(u && strcmp(u, "libunwind") == 0) && cgs_unwind_init() == 0;
+    check_fast = use_fast && u && strcmp(u, "check") == 0;
     return 0;
 }
 
@@ -80,9 +87,14 @@ struct uc_entry {
     uint64_t ip[UC_FRAMES];
 };
 
+#define SEEN_SLOTS 1024 /* stack ids this thread found in (or put into) the process's table */
+
 struct cgs_unwind_cache {
     struct uc_entry e[UC_SETS][UC_WAYS];
     uint8_t next[UC_SETS]; /* the way to replace next, round robin */
+    /* Direct-mapped by id: a probe of the 8 MiB table is a cache and TLB miss (60% of
+     * cgs_stack_capture's time on the go-sqlite3 suite); an id found here is known to be there. */
+    uint64_t seen[SEEN_SLOTS];
 };
 
 /* A child of fork(): the stacks its parent sent belong to the parent's stream. */
@@ -216,6 +228,18 @@ static int table_insert(uint64_t id)
     return 1; /* table crowded here: send the frames again; the analyzer keeps one copy */
 }
 
+/* table_insert, asked only when this thread has not met the id lately. */
+static inline int seen_insert(struct cgs_thread *t, uint64_t id)
+{
+    if (!t->ucache)
+        return table_insert(id);
+    uint64_t *slot = &t->ucache->seen[id & (SEEN_SLOTS - 1)];
+    if (*slot == id)
+        return 0;
+    *slot = id;
+    return table_insert(id);
+}
+
 /*
  * C frames cost a DWARF unwind (libunwind): about a microsecond-tenth per frame. Programs
  * allocate from the same few places over and over, so each thread remembers the unwinds it
@@ -230,6 +254,10 @@ static inline int stop_here(uintptr_t pc)
 {
     return (pc >= (uintptr_t)__start_cgoscope_hook && pc < (uintptr_t)__stop_cgoscope_hook) || in_go(pc);
 }
+static int stop_fn(uintptr_t pc) { return stop_here(pc); }
+
+static uint32_t unwind_check(uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max, uintptr_t *go_ip,
+                             uintptr_t *go_bp, uintptr_t *go_slot);
 
 /* The full unwind: frames from the caller of the allocation function up to the cgo hook, Go
  * code or the thread's entry; with the stack slot of each one's return address. When it stops
@@ -237,6 +265,21 @@ static inline int stop_here(uintptr_t pc)
 __attribute__((noinline)) static uint32_t unwind_slow(uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max,
                                                       uintptr_t *go_ip, uintptr_t *go_bp, uintptr_t *go_slot)
 {
+    if (CGS_UNLIKELY(check_fast))
+        return unwind_check(cfa, pcs, slots, max, go_ip, go_bp, go_slot);
+    if (use_fast) {
+        uint32_t got = 0;
+        uintptr_t at[3] = {0, 0, 0};
+        if (cgs_unwind_fast(cfa, pcs, slots, max, &got, stop_fn, at) == 0) {
+            if (go_ip && at[0] && in_go(at[0])) {
+                *go_ip = at[0];
+                *go_bp = at[1];
+                if (go_slot)
+                    *go_slot = at[2];
+            }
+            return got;
+        }
+    }
     unw_context_t uc;
     unw_cursor_t cur;
     if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
@@ -271,6 +314,47 @@ __attribute__((noinline)) static uint32_t unwind_slow(uintptr_t cfa, uint64_t *p
         if (unw_step(&cur) <= 0 || unw_get_reg(&cur, UNW_REG_SP, &sp) != 0)
             break;
         slot = sp - 8; /* the frame we stepped out of kept its return address just below */
+    }
+    return n;
+}
+
+/* CGOSCOPE_UNWIND=check: libunwind's walk, and unwind.c's compared with it. */
+__attribute__((noinline)) static uint32_t unwind_check(uintptr_t cfa, uint64_t *pcs, uintptr_t *slots, uint32_t max,
+                                                       uintptr_t *go_ip, uintptr_t *go_bp, uintptr_t *go_slot)
+{
+    check_fast = 0;
+    use_fast = 0;
+    uintptr_t gi = 0, gb = 0, gs = 0;
+    uint32_t n = unwind_slow(cfa, pcs, slots, max, &gi, &gb, &gs);
+    use_fast = 1;
+    check_fast = 1;
+    uint64_t fp[CGS_MAX_C_FRAMES];
+    uintptr_t fs[CGS_MAX_C_FRAMES], at[3] = {0, 0, 0};
+    uint32_t m = 0;
+    int rc = cgs_unwind_fast(cfa, fp, fs, max < CGS_MAX_C_FRAMES ? max : CGS_MAX_C_FRAMES, &m, stop_fn, at);
+    int same = rc == 0 && m == n && (!in_go(at[0]) ? !gi : at[0] == gi && at[1] == gb && at[2] == gs);
+    for (uint32_t i = 0; same && i < n; i++)
+        same = fp[i] == pcs[i] && fs[i] == slots[i];
+    char buf[160];
+    int len = snprintf(buf, sizeof buf, "cgoscope unwind check: %s n=%u fast rc=%d n=%u first=%#lx go=%#lx/%#lx\n",
+                       same ? "same" : "DIFFERENT", n, rc, m, n ? (unsigned long)pcs[0] : 0ul, (unsigned long)gi,
+                       (unsigned long)at[0]);
+    if (!same || getenv("CGOSCOPE_UNWIND_ALL"))
+        if (write(2, buf, (size_t)len) < 0)
+            n = n + 0;
+    if (!same && rc == 0)
+        for (uint32_t i = 0; i < n || i < m; i++) {
+            len = snprintf(buf, sizeof buf, "   %u: lu %#lx @%#lx  fast %#lx @%#lx\n", i,
+                           i < n ? (unsigned long)pcs[i] : 0ul, i < n ? (unsigned long)slots[i] : 0ul,
+                           i < m ? (unsigned long)fp[i] : 0ul, i < m ? (unsigned long)fs[i] : 0ul);
+            if (write(2, buf, (size_t)len) < 0)
+                break;
+        }
+    if (go_ip && gi) {
+        *go_ip = gi;
+        *go_bp = gb;
+        if (go_slot)
+            *go_slot = gs;
     }
     return n;
 }
@@ -474,7 +558,7 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
         cx->ids[i].id = h;
     }
 
-    if (table_insert(h)) {
+    if (seen_insert(t, h)) {
         /* New to this process: send the frames, gathered only now. */
         if (e)
             memcpy(pcs, e->ip, nc * sizeof *pcs);

@@ -3,12 +3,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,18 +138,24 @@ static void publish_new_layouts(struct channel *ch, struct procset *ps)
 }
 
 /* Descendants whose parent died before them are reparented to cgoscope (a subreaper): reap
- * them, noting how they ended. */
-static void reap_orphans(struct procset *ps, pid_t main_pid)
+ * them, noting how they ended. The program itself may be reaped here too (its end seen before the
+ * loop asked for it): its status goes to *main_status, and the return value says so. */
+static int reap_orphans(struct procset *ps, pid_t main_pid, int *main_status)
 {
-    int status;
+    int status, main_reaped = 0;
     pid_t w;
     while ((w = waitpid(-1, &status, WNOHANG | __WALL)) > 0) {
-        if (w == main_pid)
+        if (w == main_pid) {
+            if (main_status)
+                *main_status = status;
+            main_reaped = 1;
             continue;
+        }
         for (size_t i = 0; i < ps->n; i++)
             if (ps->v[i]->pid == (uint32_t)w)
                 process_set_exit(ps->v[i], status);
     }
+    return main_reaped;
 }
 
 /* Margins under the reading time for a cut (reorder.h): a stamp may be read a few hundred
@@ -412,21 +421,95 @@ static int run_start(struct run_session *s)
     return RUN_GO_ON;
 }
 
+/* The program's end, seen without polling: a thread blocks in poll() on a pidfd of it (Linux 5.3
+ * and later) and wakes the loop, which then reaps it. Without a pidfd the loop asks waitpid after
+ * each sleep instead. */
+struct exit_watch {
+    int pidfd;
+    int running;
+    _Atomic int ended;
+    pthread_t thread;
+    struct channel *ch;
+};
+
+static void *watch_exit(void *arg)
+{
+    struct exit_watch *w = arg;
+    struct pollfd p = {w->pidfd, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    atomic_store(&w->ended, 1);
+    channel_wake(w->ch);
+    return NULL;
+}
+
+static void exit_watch_start(struct exit_watch *w, pid_t pid, struct channel *ch)
+{
+    memset(w, 0, sizeof *w);
+    w->ch = ch;
+    w->pidfd = -1;
+    if (getenv("CGOSCOPE_NO_PIDFD")) /* tests: the fallback */
+        return;
+#ifdef SYS_pidfd_open
+    w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+    if (w->pidfd < 0)
+        return;
+    /* Every signal stays with the main thread: SIGINT and SIGTERM must interrupt its sleep. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    w->running = pthread_create(&w->thread, NULL, watch_exit, w) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!w->running) {
+        close(w->pidfd);
+        w->pidfd = -1;
+    }
+}
+
+static void exit_watch_stop(struct exit_watch *w)
+{
+    if (w->running) {
+        if (!atomic_load(&w->ended))
+            pthread_cancel(w->thread); /* the loop ended otherwise: poll() is a cancellation point */
+        pthread_join(w->thread, NULL);
+        w->running = 0;
+    }
+    if (w->pidfd >= 0)
+        close(w->pidfd);
+    w->pidfd = -1;
+}
+
+/* How long the loop sleeps when a pass found no backlog: until a producer fills a chunk (the
+ * shim rings the channel's doorbell), the program ends, or this much time passes, after which
+ * the records of chunks still being written are read. Longer while nothing comes. */
+#define WAIT_BUSY_NS 4000000ull  /* the last pass read records (and less than a backlog) */
+#define WAIT_IDLE_MAX_NS 10000000ull
+#define WAIT_POLL_MAX_NS 5000000ull /* without a pidfd: waitpid after each sleep */
+#define WAIT_TIMER_NS 5000000ull    /* with --duration, --interval or a SIGTERM sent */
+
 /* While the program runs: drain, look for what it started, stop it when asked, print the live
  * table. Returns when the program has ended. */
 static void run_loop(struct run_session *s)
 {
     const struct run_options *o = &s->o;
-    long idle = 50;
+    uint64_t idle = WAIT_BUSY_NS;
     double started = clock_mono_s(), next_table = o->interval > 0 ? started + o->interval : 0;
     int killed = 0;
+    struct exit_watch watch;
+    exit_watch_start(&watch, s->pid, &s->ch);
+    uint64_t idle_max = watch.running ? WAIT_IDLE_MAX_NS : WAIT_POLL_MAX_NS;
     live_table_init(&s->lt, isatty(2));
     for (;;) {
         size_t n = drain_pass(&s->sink);
-        pid_t w = waitpid(s->pid, &s->status, WNOHANG);
-        if (w == s->pid || (w < 0 && errno == ECHILD))
-            break;
-        reap_orphans(&s->procs, s->pid);
+        s->ch.drained_nothing = n == 0;
+        if (!watch.running || atomic_load(&watch.ended)) {
+            pid_t w = waitpid(s->pid, &s->status, WNOHANG);
+            if (w == s->pid || (w < 0 && errno == ECHILD))
+                break;
+        }
+        if (reap_orphans(&s->procs, s->pid, &s->status))
+            break; /* the program's end, and its status */
         if (o->follow)
             descendants_scan(&s->desc, &s->procs);
         double t = clock_mono_s();
@@ -443,14 +526,14 @@ static void run_loop(struct run_session *s)
             live_table_print(&s->lt, stderr, s->main_proc, t - started);
             next_table += o->interval;
         }
-        if (n) {
-            idle = 50;
-        } else {
-            clock_sleep_us(idle);
-            if (idle < 5000)
-                idle *= 2;
-        }
+        if (n >= DRAIN_BYTES)
+            continue; /* a backlog: the next pass at once */
+        idle = n ? WAIT_BUSY_NS : (idle * 2 < idle_max ? idle * 2 : idle_max);
+        if (next_table || o->duration > 0 || s->term_sent_at)
+            idle = idle < WAIT_TIMER_NS ? idle : WAIT_TIMER_NS; /* timers to keep */
+        channel_wait(&s->ch, idle);
     }
+    exit_watch_stop(&watch);
     live_table_free(&s->lt);
 }
 
@@ -469,7 +552,7 @@ static int run_finish(struct run_session *s)
     for (size_t i = 0; i < s->procs.n; i++)
         process_finish(s->procs.v[i]);
     channel_each_stats(&s->ch, stats_sink, &s->sink);
-    reap_orphans(&s->procs, s->pid);
+    reap_orphans(&s->procs, s->pid, NULL);
     uint64_t end_ticks, end_ns;
     clock_sample(&end_ticks, &end_ns);
     for (size_t i = 0; i < s->procs.n; i++) {

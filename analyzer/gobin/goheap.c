@@ -3,6 +3,7 @@
  * unit named "runtime" is read: its structure types and its two variables.
  */
 #include "gobin/goheap.h"
+#include "gobin/golayout.h"
 
 #include "gobin/gobuild.h"
 #include "gobin/gopclntab.h"
@@ -367,10 +368,9 @@ static int read_uncached(const char *path, struct go_heap_layout *out)
 {
     const uint64_t bias = 0;
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (access(path, R_OK) != 0)
         return -1;
-    Dwarf *dw = dwarf_begin(fd, DWARF_C_READ);
+    Dwarf *dw = go_dwarf_open(path); /* kept from the start of the run (golayout.h) */
     int found = 0;
     if (dw) {
         Dwarf_Off off = 0, next;
@@ -391,9 +391,7 @@ static int read_uncached(const char *path, struct go_heap_layout *out)
             }
             off = next;
         }
-        dwarf_end(dw);
     }
-    close(fd);
     if (found == F_ALL)
         return 0;
     memset(out, 0, sizeof *out);

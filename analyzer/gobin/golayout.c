@@ -9,6 +9,7 @@
 #include <elfutils/libdw.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int member_offset(Dwarf_Die *type, const char *name, uint32_t *out)
@@ -32,12 +33,42 @@ static int member_offset(Dwarf_Die *type, const char *name, uint32_t *out)
     return -1;
 }
 
+static struct {
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+    off_t size;
+    int fd, tried;
+    Dwarf *dw;
+} kept = {.fd = -1};
+
+Dwarf *go_dwarf_open(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return NULL;
+    if (kept.tried && kept.dev == st.st_dev && kept.ino == st.st_ino && kept.size == st.st_size &&
+        kept.mtime.tv_sec == st.st_mtim.tv_sec && kept.mtime.tv_nsec == st.st_mtim.tv_nsec)
+        return kept.dw;
+    if (kept.dw)
+        dwarf_end(kept.dw);
+    if (kept.fd >= 0)
+        close(kept.fd);
+    kept.dw = NULL;
+    kept.fd = open(path, O_RDONLY | O_CLOEXEC);
+    kept.tried = 1;
+    kept.dev = st.st_dev;
+    kept.ino = st.st_ino;
+    kept.size = st.st_size;
+    kept.mtime = st.st_mtim;
+    if (kept.fd >= 0)
+        kept.dw = dwarf_begin(kept.fd, DWARF_C_READ);
+    return kept.dw;
+}
+
 int go_layout_read(const char *path, struct go_layout *out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    Dwarf *dw = dwarf_begin(fd, DWARF_C_READ);
+    Dwarf *dw = go_dwarf_open(path);
     int found = 0; /* bit 0: g.m; bit 1: m.ncgocall and m.procid */
     if (dw) {
         Dwarf_Off off = 0, next;
@@ -63,8 +94,6 @@ int go_layout_read(const char *path, struct go_layout *out)
             }
             off = next;
         }
-        dwarf_end(dw);
     }
-    close(fd);
     return found == 3 ? 0 : -1;
 }

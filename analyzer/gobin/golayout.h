@@ -14,4 +14,11 @@ struct go_layout {
 /* 0 when all three were found in path's DWARF; -1 otherwise (no DWARF, not Go, a field missing). */
 int go_layout_read(const char *path, struct go_layout *out);
 
+/* path's DWARF, opened once and kept for the next reader of the same file (go_layout_read at the
+ * start of a run, goheap.c's layout at its end): inflating a large Go binary's compressed DWARF
+ * takes ~70 ms (the go-sqlite3 test binary). Only the last file asked for is kept. NULL when it
+ * has none. The caller must not dwarf_end it. */
+struct Dwarf;
+struct Dwarf *go_dwarf_open(const char *path);
+
 #endif

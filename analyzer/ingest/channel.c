@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -348,7 +350,36 @@ void channel_each_stats(struct channel *c, channel_stats_fn fn, void *arg)
         uint32_t st = atomic_load_explicit(&c->desc[i].state, memory_order_acquire);
         if (st != CGS_CHUNK_WRITING || c->desc[i].kind != CGS_KIND_STATS)
             continue;
+        /* A process that has ended may still have its exit helper adding its open store-free
+         * runs: wait for it, as retire() does. (Reached here when the process's end was seen
+         * before the periodic look for ended processes retired its chunks.) */
+        const struct cgs_stats_chunk *sc = (const struct cgs_stats_chunk *)(c->chunks + (size_t)i * chunk_size);
+        if (atomic_load_explicit(&sc->lean, memory_order_acquire) == CGS_LEAN_OPEN && process_gone(c->desc[i].pid))
+            wait_lean(c, i, c->desc[i].pid);
         memcpy(c->copy, c->chunks + (size_t)i * chunk_size, sizeof(struct cgs_stats_chunk));
         fn(arg, c->desc[i].pid, (const struct cgs_stats_chunk *)c->copy);
     }
+}
+
+int channel_wait(struct channel *c, uint64_t timeout_ns)
+{
+    struct cgs_shm_header *h = c->h;
+    atomic_store_explicit(&h->analyzer_sleeping, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    /* A chunk marked FULL before the doorbell was set: its producer may not have looked at it. */
+    if (atomic_load_explicit(&h->undrained, memory_order_relaxed) && !c->drained_nothing) {
+        atomic_store_explicit(&h->analyzer_sleeping, 0, memory_order_relaxed);
+        return 1;
+    }
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+    long rc = syscall(SYS_futex, &h->analyzer_sleeping, FUTEX_WAIT, 1, &ts, NULL, 0);
+    int woken = rc == 0 && !atomic_load_explicit(&h->analyzer_sleeping, memory_order_relaxed);
+    atomic_store_explicit(&h->analyzer_sleeping, 0, memory_order_relaxed);
+    return woken;
+}
+
+void channel_wake(struct channel *c)
+{
+    if (atomic_exchange_explicit(&c->h->analyzer_sleeping, 0, memory_order_seq_cst))
+        syscall(SYS_futex, &c->h->analyzer_sleeping, FUTEX_WAKE, 1, NULL, NULL, 0);
 }

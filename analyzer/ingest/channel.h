@@ -39,6 +39,9 @@ struct channel {
      * cmd_run scans their memory then (reach.h). */
     uint32_t *ended;
     size_t nended, capended;
+    /* The caller's last pass read nothing: channel_wait then sleeps even when the count of FULL
+     * chunks says there is work (it can be ahead of their state, or off after a crash). */
+    int drained_nothing;
 };
 
 /* Called with each run of new records, in claim order per thread. */
@@ -59,6 +62,12 @@ size_t channel_drain(struct channel *c, channel_sink sink, void *arg);
  * of an allocation event still unread in the chunks it did not reach (else UINT64_MAX). */
 size_t channel_drain_some(struct channel *c, channel_sink sink, void *arg, size_t max_bytes, uint64_t *bound);
 void channel_destroy(struct channel *c);
+/* Sleeps until a producer marks a chunk FULL or waits for a free one (the shim rings the doorbell,
+ * record.h analyzer_sleeping), channel_wake is called, a signal arrives or timeout_ns pass;
+ * returns at once when a FULL chunk is waiting. Returns 1 when it was woken. */
+int channel_wait(struct channel *c, uint64_t timeout_ns);
+/* Ends a channel_wait in progress (from another thread: a process ended). */
+void channel_wake(struct channel *c);
 
 typedef void (*channel_stats_fn)(void *arg, uint32_t pid, const struct cgs_stats_chunk *stats);
 /* Where channel_drain hands the statistics of processes (and program images) that ended. */

@@ -39,6 +39,21 @@ struct sym_module {
     size_t nstarts;
     int starts_built;
     int pcln_tried;
+    struct fn_index *fnidx; /* per compilation unit looked into: its functions by address */
+    size_t nfnidx;
+};
+
+/* The functions of one compilation unit by address, read once: finding the function of an
+ * address by libdw's dwarf_getscopes walks the whole unit (twice more for an inlined body), which
+ * in a large one (SQLite's amalgamation) cost most of a report's time. */
+struct fn_range {
+    Dwarf_Addr lo, hi;
+    Dwarf_Off die;
+};
+struct fn_index {
+    Dwarf_Off cu;
+    struct fn_range *v;
+    size_t n;
 };
 
 /* A cgo wrapper of the executable and the C function it calls: what names its code when the
@@ -189,6 +204,9 @@ void symbolizer_free(struct symbolizer *s)
     for (size_t i = 0; i < s->nmods; i++) {
         free(s->mods[i].cus);
         free(s->mods[i].starts);
+        for (size_t k = 0; k < s->mods[i].nfnidx; k++)
+            free(s->mods[i].fnidx[k].v);
+        free(s->mods[i].fnidx);
         gopclntab_free(s->mods[i].pcln);
     }
     free(s->mods);
@@ -279,6 +297,107 @@ static int find_cu(struct sym_module *m, Dwarf_Addr addr, Dwarf_Die *cu)
             return 1;
     }
     return 0;
+}
+
+static int cmp_fn(const void *a, const void *b)
+{
+    const struct fn_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* The index of cu's functions (its DW_TAG_subprogram children with code), built on first use. */
+static const struct fn_index *fn_index_of(struct sym_module *m, Dwarf_Die *cu)
+{
+    Dwarf_Off off = dwarf_dieoffset(cu);
+    for (size_t i = 0; i < m->nfnidx; i++)
+        if (m->fnidx[i].cu == off)
+            return &m->fnidx[i];
+    struct fn_index *nv = realloc(m->fnidx, (m->nfnidx + 1) * sizeof *nv);
+    if (!nv)
+        return NULL;
+    m->fnidx = nv;
+    struct fn_index *x = &m->fnidx[m->nfnidx++];
+    memset(x, 0, sizeof *x);
+    x->cu = off;
+    size_t cap = 0;
+    Dwarf_Die child;
+    if (dwarf_child(cu, &child) != 0)
+        return x;
+    do {
+        if (dwarf_tag(&child) != DW_TAG_subprogram)
+            continue;
+        Dwarf_Addr base, start, end;
+        ptrdiff_t it = 0;
+        while ((it = dwarf_ranges(&child, it, &base, &start, &end)) > 0) {
+            if (end <= start)
+                continue;
+            if (x->n == cap) {
+                cap = cap ? cap * 2 : 64;
+                struct fn_range *v = realloc(x->v, cap * sizeof *v);
+                if (!v)
+                    return x;
+                x->v = v;
+            }
+            x->v[x->n++] = (struct fn_range){start, end, dwarf_dieoffset(&child)};
+        }
+    } while (dwarf_siblingof(&child, &child) == 0);
+    qsort(x->v, x->n, sizeof *x->v, cmp_fn);
+    return x;
+}
+
+/* The function of cu whose code holds a, by the index. */
+static int find_function(struct sym_module *m, Dwarf_Die *cu, Dwarf_Addr a, Dwarf_Die *fn)
+{
+    const struct fn_index *x = fn_index_of(m, cu);
+    if (!x || !x->n)
+        return 0;
+    size_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (x->v[mid].lo <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i > 0 && lo - i < 8; i--) {
+        const struct fn_range *r = &x->v[i - 1];
+        if (a >= r->lo && a < r->hi)
+            return dwarf_offdie(m->dw, r->die, fn) != NULL;
+    }
+    return 0;
+}
+
+/* What dwarf_getscopes and dwarf_getscopes_die gave together, from inside fn alone: the inlined
+ * bodies that hold a, innermost first, then fn. Descends through lexical blocks and inlined
+ * bodies whose code holds a. Returns the count, in a malloc'ed array. */
+static int function_scopes(Dwarf_Die *fn, Dwarf_Addr a, Dwarf_Die **out)
+{
+    Dwarf_Die chain[64], cur = *fn, child;
+    int n = 0;
+    chain[n++] = *fn;
+    for (int depth = 0; depth < 256 && dwarf_child(&cur, &child) == 0; depth++) {
+        int found = 0;
+        do {
+            int tag = dwarf_tag(&child);
+            if ((tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block || tag == DW_TAG_try_block ||
+                 tag == DW_TAG_catch_block || tag == DW_TAG_with_stmt) &&
+                dwarf_haspc(&child, a) == 1) {
+                found = 1;
+                break;
+            }
+        } while (dwarf_siblingof(&child, &child) == 0);
+        if (!found)
+            break;
+        cur = child;
+        if (dwarf_tag(&cur) == DW_TAG_inlined_subroutine && n < 64)
+            chain[n++] = cur;
+    }
+    *out = malloc((size_t)n * sizeof **out);
+    if (!*out)
+        return -1;
+    for (int i = 0; i < n; i++)
+        (*out)[i] = chain[n - 1 - i];
+    return n;
 }
 
 static const char *die_name(Dwarf_Die *die)
@@ -444,16 +563,21 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
 
         /* The innermost function scope holding the address, then its physical nesting in the
          * DIE tree: inlined bodies inside the function they were inlined into. */
-        Dwarf_Die *scopes = NULL;
-        int ns = dwarf_getscopes(&cu, a, &scopes);
-        for (int i = 0; i < ns; i++) {
-            int tag = dwarf_tag(&scopes[i]);
-            if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
-                Dwarf_Die fn = scopes[i];
-                free(scopes);
-                scopes = NULL;
-                ns = dwarf_getscopes_die(&fn, &scopes);
-                break;
+        Dwarf_Die *scopes = NULL, fnd;
+        int ns;
+        if (find_function(m, &cu, a, &fnd)) {
+            ns = function_scopes(&fnd, a, &scopes); /* the same chain, from inside the function */
+        } else {
+            ns = dwarf_getscopes(&cu, a, &scopes);
+            for (int i = 0; i < ns; i++) {
+                int tag = dwarf_tag(&scopes[i]);
+                if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+                    Dwarf_Die fn = scopes[i];
+                    free(scopes);
+                    scopes = NULL;
+                    ns = dwarf_getscopes_die(&fn, &scopes);
+                    break;
+                }
             }
         }
         size_t made = 0;

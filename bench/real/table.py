@@ -130,6 +130,26 @@ if suites:
             out.append(f"{a_cg / a_hp:.2f}" if a_hp > 0 else "n/a")
         print(f"| {s} | {out[0]} | {out[1]} | {out[2]} | {out[3]} |")
     print("\nMedians over the runs; the ratios are of the median differences.\n")
+    # Issue 14's target: cgoscope (full report, --json) adds at most half of what heaptrack adds.
+    # Judged also round by round (plain, heaptrack and cgoscope run back to back), as bench/run.sh
+    # judges its ratios: the median of the per-round ratios.
+    for s in suites:
+        pl, ht, cg = (runs(f"{s}.{t}") for t in ["plain", "heaptrack", "cgoscope"])
+        n = min(len(pl), len(ht), len(cg))
+        if not n:
+            continue
+        verdicts = []
+        for i, what in ((0, "wall"), (1, "CPU")):
+            rs = [(cg[k][i] - pl[k][i]) / (ht[k][i] - pl[k][i]) for k in range(n) if ht[k][i] > pl[k][i]]
+            if not rs:
+                verdicts.append(f"{what}: n/a")
+                continue
+            m = statistics.median(rs)
+            verdicts.append(f"{what} {m:.2f} ({'met' if m <= 0.5 else 'missed'}; rounds: "
+                            + ", ".join(f"{r:.2f}" for r in rs) + ")")
+        print(f"- {s}: cgoscope's added time / heaptrack's, median of the rounds' ratios, target <= 0.50: "
+              + "; ".join(verdicts))
+    print()
 
     print("## Test suites: what cgoscope and heaptrack found (blocks / bytes; every run, separated by ; when they differ)\n")
     print("| suite | allocations | events lost | leaked (definitely + indirectly lost) blocks / bytes | runtime leaked | possibly lost | still reachable | reachability scan s | bytes scanned | heaptrack: allocations / leaked allocations / bytes leaked |")

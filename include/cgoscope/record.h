@@ -84,6 +84,11 @@ struct cgs_shm_header {
         uint32_t g_m, m_ncgocall, m_procid;
         uint64_t exe_dev, exe_ino;
     } go_layouts[CGS_GO_LAYOUTS];
+    /* The analyzer's doorbell, a futex word (launcher mode): the analyzer sets it to 1 before it
+     * sleeps waiting for work, and sleeps only while it stays 1. A producer that marks a chunk
+     * FULL, or waits for a free one, and finds it 1 sets it to 0 and wakes the analyzer: one
+     * system call per 64 KiB of records at most, and none while the analyzer is awake. */
+    _Atomic uint32_t analyzer_sleeping;
 };
 _Static_assert(sizeof(struct cgs_shm_header) <= 4096, "the channel's header must fit its first page");
 
