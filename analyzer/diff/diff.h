@@ -55,6 +55,10 @@ struct diff_call_change {
     int regression;
 };
 
+/* A call site's crossing cost must grow by at least this much (in all, over the run) to be a
+ * regression, whatever the percentage: less is within the run-to-run spread of the estimate. */
+#define DIFF_CROSSING_FLOOR_NS 100000.0
+
 struct diff_limits {
     uint64_t max_leak_increase;   /* bytes */
     double max_crossing_increase; /* percent; < 0: crossings never regress */

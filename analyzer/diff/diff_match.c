@@ -133,8 +133,12 @@ static int match_calls(const struct diff_side *base, const struct diff_side *hea
         /* A new call site is shown as such, not judged: it did not grow, it came with the change
          * (a fix that frees what it leaked adds calls of free). An unmeasured one cannot be judged. */
         c->crossing_pct = growth_pct(b ? b->crossing_ns : 0, h->crossing_ns);
+        /* The crossing cost per call is an estimate that moves by tens of nanoseconds between
+         * runs; a site called a few times would swing by "+67%" on nothing. Below
+         * DIFF_CROSSING_FLOOR_NS of added time a growth is shown but not judged. */
         c->regression = b && lim->max_crossing_increase >= 0 && !isnan(c->crossing_pct) &&
-                        c->crossing_pct > lim->max_crossing_increase;
+                        c->crossing_pct > lim->max_crossing_increase &&
+                        h->crossing_ns - b->crossing_ns >= DIFF_CROSSING_FLOOR_NS;
     }
     for (size_t k = 0; k < base->ncalls; k++)
         if (!btaken[k])

@@ -346,7 +346,8 @@ static json_object *report_json(const char *leaks, const char *calls)
     crossing "}"
 
 /* From JSON: only user leaks no suppression matched take part; crossing cost growth is judged
- * against --max-crossing-increase; a new call site and an unmeasured one are never judged. */
+ * against --max-crossing-increase above DIFF_CROSSING_FLOOR_NS; a new call site and an unmeasured
+ * one are never judged. */
 START_TEST(diff_from_json)
 {
     struct diff_side base, head;
@@ -355,18 +356,19 @@ START_TEST(diff_from_json)
     char err[256];
     json_object *b = report_json(LEAK("user", "false", "main.a", 10, 8) "," LEAK("user", "true", "main.b", 11, 8) ","
                                  LEAK("runtime", "false", "net.c", 12, 8),
-                                 CALL("add", 100, "1000") "," CALL("nap", 10, "null"));
+                                 CALL("add", 100, "1000000") "," CALL("nap", 10, "null") "," CALL("tiny", 3, "90"));
     json_object *h = report_json(LEAK("user", "false", "main.a", 10, 8),
-                                 CALL("add", 200, "2000") "," CALL("nap", 100, "500") "," CALL("fresh", 1, "20"));
+                                 CALL("add", 200, "2000000") "," CALL("nap", 100, "500") "," CALL("fresh", 1, "20") ","
+                                     CALL("tiny", 3, "150"));
     ck_assert_int_eq(diff_add_document(&base, b, NULL, err, sizeof err), 0);
     ck_assert_int_eq(diff_add_document(&head, h, NULL, err, sizeof err), 0);
     ck_assert_uint_eq(base.nleaks, 1);
-    ck_assert_uint_eq(base.ncalls, 2);
+    ck_assert_uint_eq(base.ncalls, 3);
     struct diff_limits lim = {.max_leak_increase = 0, .max_crossing_increase = 150};
     struct diff_result r;
     ck_assert_int_eq(diff_compare(&base, &head, &lim, &r), 0);
     ck_assert_uint_eq(r.leak_regressions, 0);
-    ck_assert_uint_eq(r.ncalls, 3);
+    ck_assert_uint_eq(r.ncalls, 4);
     for (size_t i = 0; i < r.ncalls; i++) {
         const char *fn = r.calls[i].head->function;
         if (!strcmp(fn, "add")) {
@@ -375,6 +377,9 @@ START_TEST(diff_from_json)
         } else if (!strcmp(fn, "nap")) {
             ck_assert(isnan(r.calls[i].crossing_pct));
             ck_assert_int_eq(r.calls[i].regression, 0);
+        } else if (!strcmp(fn, "tiny")) {
+            ck_assert(fabs(r.calls[i].crossing_pct - 200.0 / 3) < 1e-9);
+            ck_assert_int_eq(r.calls[i].regression, 0);
         } else {
             ck_assert(isinf(r.calls[i].crossing_pct));
             ck_assert_int_eq(r.calls[i].regression, 0);
@@ -382,9 +387,13 @@ START_TEST(diff_from_json)
     }
     ck_assert_uint_eq(r.call_regressions, 0);
     diff_result_free(&r);
+    /* add grew by 100% and 1 ms: a regression; tiny by 67% but 60 ns, the estimate's spread (a
+     * site called 3 times): not one. */
     lim.max_crossing_increase = 50;
     ck_assert_int_eq(diff_compare(&base, &head, &lim, &r), 0);
     ck_assert_uint_eq(r.call_regressions, 1);
+    for (size_t i = 0; i < r.ncalls; i++)
+        ck_assert_int_eq(r.calls[i].regression, !strcmp(r.calls[i].head->function, "add"));
     diff_result_free(&r);
     /* Suppressions given to diff apply to JSON reports too. */
     struct gate g;
