@@ -255,32 +255,63 @@ void procset_cut(struct procset *s, struct cut c)
     }
 }
 
+static int set_proc(struct process *p, const uint8_t *rec, size_t size)
+{
+    const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
+    if (size < sizeof(struct cgs_rec_proc))
+        return corrupt(p, "short process record");
+    const struct cgs_rec_proc *r = (const void *)rec;
+    const char *exe = rec_string(rec, size, sizeof *r);
+    if (!exe)
+        return corrupt(p, "process record without an executable name");
+    p->attached = 1;
+    p->clock = h->aux & CGS_PROC_CLOCK_MASK;
+    p->life.forked = (h->aux & CGS_PROC_FORKED) != 0;
+    p->start_ticks = r->ts;
+    p->start_ns = r->mono_ns;
+    p->pid = r->pid;
+    p->ppid = r->ppid;
+    p->helper_pid = r->helper_pid;
+    free(p->exe);
+    p->exe = strdup(exe);
+    size_t args_at = sizeof *r + strlen(exe) + 1;
+    if (r->argv_len && !p->argc && args_at + r->argv_len <= size)
+        process_set_argv(p, (const char *)rec + args_at, r->argv_len);
+    return 0;
+}
+
+static int add_call(struct process *p, uint32_t tid, const uint8_t *rec, size_t size)
+{
+    if (size < sizeof(struct cgs_rec_call))
+        return corrupt(p, "short call record");
+    const struct cgs_rec_call *r = (const void *)rec;
+    struct timeline_event ev = {tid, r->site, r->t0, r->t1};
+    if (!p->timeline) {
+        p->timeline = malloc(TIMELINE_CAP * sizeof *p->timeline);
+        if (!p->timeline)
+            return -1;
+    }
+    /* Past the cap, keep a uniform sample of the whole run (reservoir sampling), so every
+     * thread and every phase stays represented in a timeline of bounded size. */
+    uint64_t seen = p->ntimeline + p->timeline_dropped;
+    if (p->ntimeline < TIMELINE_CAP) {
+        p->timeline[p->ntimeline++] = ev;
+        return 0;
+    }
+    p->timeline_rng = p->timeline_rng * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t j = (p->timeline_rng >> 16) % (seen + 1);
+    if (j < TIMELINE_CAP)
+        p->timeline[j] = ev;
+    p->timeline_dropped++;
+    return 0;
+}
+
 static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t size)
 {
     const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
     switch (h->type) {
-    case CGS_REC_PROC: {
-        if (size < sizeof(struct cgs_rec_proc))
-            return corrupt(p, "short process record");
-        const struct cgs_rec_proc *r = (const void *)rec;
-        const char *exe = rec_string(rec, size, sizeof *r);
-        if (!exe)
-            return corrupt(p, "process record without an executable name");
-        p->attached = 1;
-        p->clock = h->aux & CGS_PROC_CLOCK_MASK;
-        p->life.forked = (h->aux & CGS_PROC_FORKED) != 0;
-        p->start_ticks = r->ts;
-        p->start_ns = r->mono_ns;
-        p->pid = r->pid;
-        p->ppid = r->ppid;
-        p->helper_pid = r->helper_pid;
-        free(p->exe);
-        p->exe = strdup(exe);
-        size_t args_at = sizeof *r + strlen(exe) + 1;
-        if (r->argv_len && !p->argc && args_at + r->argv_len <= size)
-            process_set_argv(p, (const char *)rec + args_at, r->argv_len);
-        return 0;
-    }
+    case CGS_REC_PROC:
+        return set_proc(p, rec, size);
     case CGS_REC_MODULE: {
         if (size < sizeof(struct cgs_rec_module))
             return corrupt(p, "short module record");
@@ -366,30 +397,8 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
             lifetime_realloc_end(&p->life, tid, 1, r->old_addr);
         return 0;
     }
-    case CGS_REC_CALL: {
-        if (size < sizeof(struct cgs_rec_call))
-            return corrupt(p, "short call record");
-        const struct cgs_rec_call *r = (const void *)rec;
-        struct timeline_event ev = {tid, r->site, r->t0, r->t1};
-        if (!p->timeline) {
-            p->timeline = malloc(TIMELINE_CAP * sizeof *p->timeline);
-            if (!p->timeline)
-                return -1;
-        }
-        /* Past the cap, keep a uniform sample of the whole run (reservoir sampling), so every
-         * thread and every phase stays represented in a timeline of bounded size. */
-        uint64_t seen = p->ntimeline + p->timeline_dropped;
-        if (p->ntimeline < TIMELINE_CAP) {
-            p->timeline[p->ntimeline++] = ev;
-            return 0;
-        }
-        p->timeline_rng = p->timeline_rng * 6364136223846793005ull + 1442695040888963407ull;
-        uint64_t j = (p->timeline_rng >> 16) % (seen + 1);
-        if (j < TIMELINE_CAP)
-            p->timeline[j] = ev;
-        p->timeline_dropped++;
-        return 0;
-    }
+    case CGS_REC_CALL:
+        return add_call(p, tid, rec, size);
     default:
         return 0; /* a newer shim's record: skip it by its size */
     }
