@@ -217,6 +217,7 @@ static size_t tin_read(struct tin *t, void *dst, size_t n)
     return got;
 }
 
+/* Long: one loop over the blocks of the trace, one branch per block kind, with the errors each can meet. */
 static int read_launcher_trace(const uint8_t *data, size_t size, const char *path, struct procset *ps, char *err,
                                size_t errlen)
 {
