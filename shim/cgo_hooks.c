@@ -517,6 +517,7 @@ static int hook_stripped(const uint8_t *img, size_t fsize, uintptr_t bias)
     return hooked;
 }
 
+/* Long: the executable is mapped once and its symbol table read in two passes that share it. */
 int cgs_hook_cgo_sites(uintptr_t bias)
 {
     int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);

@@ -9,7 +9,7 @@
  * register-state cache is global: sigprocmask, mutex, sigprocmask), and on a miss of that cache
  * masks signals around dl_iterate_phdr; the mempool behind its CIE parsing locks the same way.
  * On a KVM guest each sigprocmask costs microseconds: a cold 16-frame unwind took ~200 us
- * (bench/README.md, "The C unwinder"). libunwind stays for what this does not handle (a frame
+ * (bench/README.md, "Issue 14"). libunwind stays for what this does not handle (a frame
  * whose rule uses a DWARF expression, such as a signal trampoline; code outside the modules loaded
  * at start-up): the caller falls back to it for the whole stack.
  *

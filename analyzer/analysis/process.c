@@ -27,7 +27,7 @@ void process_set_rate(struct process *p, double ticks_per_ns)
 {
     if (ticks_per_ns <= 0)
         ticks_per_ns = 1.0;
-    p->est_ticks_per_ns = ticks_per_ns;
+    p->clock.est_ticks_per_ns = ticks_per_ns;
     growth_free(&p->growth);
     growth_init(&p->growth, (uint64_t)(SNAPSHOT_NS * ticks_per_ns));
 }
@@ -35,15 +35,15 @@ void process_set_rate(struct process *p, double ticks_per_ns)
 void process_finish(struct process *p)
 {
     process_cut(p, UINT64_MAX); /* nothing more will be read: every held event goes */
-    if (p->last_ts)
-        growth_snapshot(&p->growth, &p->live, p->last_ts);
+    if (p->clock.last_ts)
+        growth_snapshot(&p->growth, &p->live, p->clock.last_ts);
     lifetime_finish(&p->life, &p->live); /* what is still pending freed no live block */
 }
 
 static void advance(struct process *p, uint64_t ts)
 {
-    if (ts > p->last_ts)
-        p->last_ts = ts;
+    if (ts > p->clock.last_ts)
+        p->clock.last_ts = ts;
     growth_tick(&p->growth, &p->live, ts);
 }
 
@@ -71,10 +71,10 @@ void process_free(struct process *p)
     lifetime_free(&p->life);
     reach_free(&p->reach);
     growth_free(&p->growth);
-    free(p->calls);
-    free(p->callbacks);
-    free(p->callers);
-    free(p->timeline);
+    free(p->cx.calls);
+    free(p->cx.callbacks);
+    free(p->cx.callers);
+    free(p->tl.events);
     memset(p, 0, sizeof *p);
 }
 
@@ -251,36 +251,67 @@ void procset_cut(struct procset *s, struct cut c)
     for (size_t i = 0; i < s->n; i++) {
         struct process *p = s->v[i];
         if (p->attached) /* before its PROC record, which clock it stamps with is not known */
-            process_cut(p, p->clock == CGS_CLOCK_TSC ? c.tsc : c.mono);
+            process_cut(p, p->clock.source == CGS_CLOCK_TSC ? c.tsc : c.mono);
     }
+}
+
+static int set_proc(struct process *p, const uint8_t *rec, size_t size)
+{
+    const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
+    if (size < sizeof(struct cgs_rec_proc))
+        return corrupt(p, "short process record");
+    const struct cgs_rec_proc *r = (const void *)rec;
+    const char *exe = rec_string(rec, size, sizeof *r);
+    if (!exe)
+        return corrupt(p, "process record without an executable name");
+    p->attached = 1;
+    p->clock.source = h->aux & CGS_PROC_CLOCK_MASK;
+    p->life.forked = (h->aux & CGS_PROC_FORKED) != 0;
+    p->clock.start_ticks = r->ts;
+    p->clock.start_ns = r->mono_ns;
+    p->pid = r->pid;
+    p->ppid = r->ppid;
+    p->helper_pid = r->helper_pid;
+    free(p->exe);
+    p->exe = strdup(exe);
+    size_t args_at = sizeof *r + strlen(exe) + 1;
+    if (r->argv_len && !p->argc && args_at + r->argv_len <= size)
+        process_set_argv(p, (const char *)rec + args_at, r->argv_len);
+    return 0;
+}
+
+static int add_call(struct process *p, uint32_t tid, const uint8_t *rec, size_t size)
+{
+    if (size < sizeof(struct cgs_rec_call))
+        return corrupt(p, "short call record");
+    const struct cgs_rec_call *r = (const void *)rec;
+    struct timeline_event ev = {tid, r->site, r->t0, r->t1};
+    if (!p->tl.events) {
+        p->tl.events = malloc(TIMELINE_CAP * sizeof *p->tl.events);
+        if (!p->tl.events)
+            return -1;
+    }
+    /* Past the cap, keep a uniform sample of the whole run (reservoir sampling), so every
+     * thread and every phase stays represented in a timeline of bounded size. */
+    uint64_t seen = p->tl.n + p->tl.dropped;
+    if (p->tl.n < TIMELINE_CAP) {
+        p->tl.events[p->tl.n++] = ev;
+        return 0;
+    }
+    p->tl.rng = p->tl.rng * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t j = (p->tl.rng >> 16) % (seen + 1);
+    if (j < TIMELINE_CAP)
+        p->tl.events[j] = ev;
+    p->tl.dropped++;
+    return 0;
 }
 
 static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t size)
 {
     const struct cgs_rec_hdr *h = (const struct cgs_rec_hdr *)rec;
     switch (h->type) {
-    case CGS_REC_PROC: {
-        if (size < sizeof(struct cgs_rec_proc))
-            return corrupt(p, "short process record");
-        const struct cgs_rec_proc *r = (const void *)rec;
-        const char *exe = rec_string(rec, size, sizeof *r);
-        if (!exe)
-            return corrupt(p, "process record without an executable name");
-        p->attached = 1;
-        p->clock = h->aux & CGS_PROC_CLOCK_MASK;
-        p->life.forked = (h->aux & CGS_PROC_FORKED) != 0;
-        p->start_ticks = r->ts;
-        p->start_ns = r->mono_ns;
-        p->pid = r->pid;
-        p->ppid = r->ppid;
-        p->helper_pid = r->helper_pid;
-        free(p->exe);
-        p->exe = strdup(exe);
-        size_t args_at = sizeof *r + strlen(exe) + 1;
-        if (r->argv_len && !p->argc && args_at + r->argv_len <= size)
-            process_set_argv(p, (const char *)rec + args_at, r->argv_len);
-        return 0;
-    }
+    case CGS_REC_PROC:
+        return set_proc(p, rec, size);
     case CGS_REC_MODULE: {
         if (size < sizeof(struct cgs_rec_module))
             return corrupt(p, "short module record");
@@ -366,30 +397,8 @@ static int feed_one(struct process *p, uint32_t tid, const uint8_t *rec, size_t 
             lifetime_realloc_end(&p->life, tid, 1, r->old_addr);
         return 0;
     }
-    case CGS_REC_CALL: {
-        if (size < sizeof(struct cgs_rec_call))
-            return corrupt(p, "short call record");
-        const struct cgs_rec_call *r = (const void *)rec;
-        struct timeline_event ev = {tid, r->site, r->t0, r->t1};
-        if (!p->timeline) {
-            p->timeline = malloc(TIMELINE_CAP * sizeof *p->timeline);
-            if (!p->timeline)
-                return -1;
-        }
-        /* Past the cap, keep a uniform sample of the whole run (reservoir sampling), so every
-         * thread and every phase stays represented in a timeline of bounded size. */
-        uint64_t seen = p->ntimeline + p->timeline_dropped;
-        if (p->ntimeline < TIMELINE_CAP) {
-            p->timeline[p->ntimeline++] = ev;
-            return 0;
-        }
-        p->timeline_rng = p->timeline_rng * 6364136223846793005ull + 1442695040888963407ull;
-        uint64_t j = (p->timeline_rng >> 16) % (seen + 1);
-        if (j < TIMELINE_CAP)
-            p->timeline[j] = ev;
-        p->timeline_dropped++;
-        return 0;
-    }
+    case CGS_REC_CALL:
+        return add_call(p, tid, rec, size);
     default:
         return 0; /* a newer shim's record: skip it by its size */
     }
@@ -477,38 +486,38 @@ int process_add_stats(struct process *p, const struct cgs_stats_chunk *c)
 {
     if (c->magic != CGS_STATS_MAGIC || c->nsites > CGS_STATS_SITES)
         return corrupt(p, "bad statistics chunk");
-    p->have_stats = 1;
+    p->cx.have_stats = 1;
     for (uint32_t i = 0; i < c->nsites; i++) {
         const struct cgs_site_stats *s = &c->sites[i];
         if (s->kind == CGS_STATS_CALL) {
             if (s->site >= CGS_NSTUBS)
                 return corrupt(p, "statistics for an impossible cgo site");
-            if (s->site >= p->ncalls) {
+            if (s->site >= p->cx.ncalls) {
                 size_t n = (size_t)s->site + 1;
-                struct call_stats *nv = realloc(p->calls, n * sizeof *nv);
+                struct call_stats *nv = realloc(p->cx.calls, n * sizeof *nv);
                 if (!nv)
                     return -1;
-                memset(nv + p->ncalls, 0, (n - p->ncalls) * sizeof *nv);
-                for (size_t k = p->ncalls; k < n; k++)
+                memset(nv + p->cx.ncalls, 0, (n - p->cx.ncalls) * sizeof *nv);
+                for (size_t k = p->cx.ncalls; k < n; k++)
                     nv[k].site = (uint32_t)k;
-                p->calls = nv;
-                p->ncalls = n;
+                p->cx.calls = nv;
+                p->cx.ncalls = n;
             }
-            merge(&p->calls[s->site], s);
+            merge(&p->cx.calls[s->site], s);
         } else if (s->kind == CGS_STATS_CALLBACK) {
             size_t k = 0;
-            while (k < p->ncallbacks && p->callbacks[k].key != s->key)
+            while (k < p->cx.ncallbacks && p->cx.callbacks[k].key != s->key)
                 k++;
-            if (k == p->ncallbacks) {
-                struct call_stats *nv = realloc(p->callbacks, (k + 1) * sizeof *nv);
+            if (k == p->cx.ncallbacks) {
+                struct call_stats *nv = realloc(p->cx.callbacks, (k + 1) * sizeof *nv);
                 if (!nv)
                     return -1;
-                p->callbacks = nv;
+                p->cx.callbacks = nv;
                 memset(&nv[k], 0, sizeof nv[k]);
                 nv[k].key = s->key;
-                p->ncallbacks++;
+                p->cx.ncallbacks++;
             }
-            merge(&p->callbacks[k], s);
+            merge(&p->cx.callbacks[k], s);
         }
     }
     for (uint32_t i = 0; i < CGS_STATS_CALLERS; i++) {
@@ -516,39 +525,39 @@ int process_add_stats(struct process *p, const struct cgs_stats_chunk *c)
         if (!e->count)
             continue;
         size_t k = 0;
-        while (k < p->ncallers && !(p->callers[k].site == e->site && memcmp(p->callers[k].pcs, e->pcs, sizeof e->pcs) == 0))
+        while (k < p->cx.ncallers && !(p->cx.callers[k].site == e->site && memcmp(p->cx.callers[k].pcs, e->pcs, sizeof e->pcs) == 0))
             k++;
-        if (k == p->ncallers) {
-            struct caller_sample *nv = realloc(p->callers, (k + 1) * sizeof *nv);
+        if (k == p->cx.ncallers) {
+            struct caller_sample *nv = realloc(p->cx.callers, (k + 1) * sizeof *nv);
             if (!nv)
                 return -1;
-            p->callers = nv;
+            p->cx.callers = nv;
             nv[k].site = e->site;
             memcpy(nv[k].pcs, e->pcs, sizeof e->pcs);
             nv[k].count = 0;
             nv[k].exact = 0;
-            p->ncallers++;
+            p->cx.ncallers++;
         }
-        p->callers[k].count += e->count;
-        p->callers[k].exact += e->exact;
+        p->cx.callers[k].count += e->count;
+        p->cx.callers[k].exact += e->exact;
     }
-    p->store_free_calls += c->lean_calls;
+    p->cx.store_free_calls += c->lean_calls;
     if (c->gap_count) {
-        if (!p->gap_count || c->gap_min < p->gap_min)
-            p->gap_min = c->gap_min;
-        p->gap_count += c->gap_count;
+        if (!p->cx.gap_count || c->gap_min < p->cx.gap_min)
+            p->cx.gap_min = c->gap_min;
+        p->cx.gap_count += c->gap_count;
     }
-    p->callers_dropped += c->callers_dropped;
+    p->cx.callers_dropped += c->callers_dropped;
     return 0;
 }
 
 double process_ticks_to_ns(const struct process *p, double ticks)
 {
-    if (p->clock != CGS_CLOCK_TSC)
+    if (p->clock.source != CGS_CLOCK_TSC)
         return ticks;
-    if (p->end_ns > p->start_ns && p->end_ticks > p->start_ticks)
-        return ticks * (double)(p->end_ns - p->start_ns) / (double)(p->end_ticks - p->start_ticks);
-    return ticks / p->est_ticks_per_ns; /* the run is still going: the rate estimated at its start */
+    if (p->clock.end_ns > p->clock.start_ns && p->clock.end_ticks > p->clock.start_ticks)
+        return ticks * (double)(p->clock.end_ns - p->clock.start_ns) / (double)(p->clock.end_ticks - p->clock.start_ticks);
+    return ticks / p->clock.est_ticks_per_ns; /* the run is still going: the rate estimated at its start */
 }
 
 void procset_init(struct procset *s) { memset(s, 0, sizeof *s); }
@@ -605,7 +614,7 @@ void procset_drop_unseen(struct procset *s, uint32_t keep_pid)
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
         struct process *p = s->v[i];
-        if (p->pid != keep_pid && !p->attached && !p->untraced_why[0] && !p->allocations && !p->have_stats) {
+        if (p->pid != keep_pid && !p->attached && !p->untraced_why[0] && !p->allocations && !p->cx.have_stats) {
             process_free(p);
             free(p);
             continue;

@@ -59,6 +59,37 @@ struct timeline_event {
 
 #define TIMELINE_CAP 200000
 
+/* Ticks of the shim's clock, related to CLOCK_MONOTONIC at start and end. */
+struct proc_clock {
+    int source; /* the clock the shim stamps with: CGS_CLOCK_TSC or CGS_CLOCK_MONO */
+    uint64_t start_ticks, start_ns, end_ticks, end_ns;
+    /* the clock rate estimated when the run started, for spacing snapshots of live memory
+     * before the exact rate is known (process_set_rate) */
+    double est_ticks_per_ns;
+    uint64_t last_ts; /* the latest stamp of an event applied */
+};
+
+/* cgo crossings, from the threads' statistics chunks (process_add_stats). */
+struct proc_crossings {
+    struct call_stats *calls; /* by site index */
+    size_t ncalls;
+    struct call_stats *callbacks;
+    size_t ncallbacks;
+    struct caller_sample *callers;
+    size_t ncallers;
+    uint64_t gap_min, gap_count, callers_dropped;
+    uint64_t store_free_calls; /* of the cgo calls counted, those counted with no store in the hook */
+    int have_stats;
+};
+
+/* Cgo calls of --timeline, at most TIMELINE_CAP of them. */
+struct proc_timeline {
+    struct timeline_event *events;
+    size_t n;
+    uint64_t dropped; /* events seen beyond the cap (a uniform sample is kept) */
+    uint64_t rng;
+};
+
 enum exit_kind {
     EXIT_UNKNOWN = 0,
     EXIT_CODE = 1,
@@ -99,32 +130,13 @@ struct process {
     struct reorder order;
     uint64_t last_cut; /* events stamped at or before it need not wait (reorder.h) */
 
-    /* clock: ticks of the shim's clock, related to CLOCK_MONOTONIC at start and end */
-    int clock;
-    uint64_t start_ticks, start_ns, end_ticks, end_ns;
+    struct proc_clock clock;
+    struct proc_crossings cx;
+    int layout_looked; /* cgoscope run looked for its executable's Go layout (cmd_run.c) */
 
-    /* cgo crossings (from the threads' stats chunks) */
-    struct call_stats *calls; /* by site index */
-    size_t ncalls;
-    struct call_stats *callbacks;
-    size_t ncallbacks;
-    struct caller_sample *callers;
-    size_t ncallers;
-    uint64_t gap_min, gap_count, callers_dropped;
-    uint64_t store_free_calls; /* of the cgo calls counted, those counted with no store in the hook */
-    int layout_looked;         /* cgoscope run looked for its executable's Go layout (cmd_run.c) */
-    int have_stats;
+    struct growth growth; /* live memory over time (growth.h) */
 
-    /* live memory over time (growth.h); the clock rate estimated when the run started, for
-     * spacing snapshots before the exact rate is known */
-    struct growth growth;
-    double est_ticks_per_ns;
-    uint64_t last_ts;
-
-    struct timeline_event *timeline;
-    size_t ntimeline;
-    uint64_t timeline_dropped; /* events seen beyond the cap (a uniform sample is kept) */
-    uint64_t timeline_rng;
+    struct proc_timeline tl;
 };
 
 /* The processes of one traced run, by pid, in the order they first appeared. */

@@ -556,8 +556,8 @@ static int run_finish(struct run_session *s)
     uint64_t end_ticks, end_ns;
     clock_sample(&end_ticks, &end_ns);
     for (size_t i = 0; i < s->procs.n; i++) {
-        s->procs.v[i]->end_ticks = end_ticks;
-        s->procs.v[i]->end_ns = end_ns;
+        s->procs.v[i]->clock.end_ticks = end_ticks;
+        s->procs.v[i]->clock.end_ns = end_ns;
     }
     if (s->main_proc)
         s->main_proc->events_lost = s->ch.h->events_lost;

@@ -141,7 +141,7 @@ void trace_write_end(struct trace_writer *w, const struct process *p)
     if (rb)
         trace_write_block(w, TRACE_REACH, p->pid, 0, rb, rlen);
     free(rb);
-    struct end_block e = {p->exit_kind, p->exit_value, p->events_lost, p->end_ticks, p->end_ns};
+    struct end_block e = {p->exit_kind, p->exit_value, p->events_lost, p->clock.end_ticks, p->clock.end_ns};
     trace_write_block(w, TRACE_END, p->pid, 0, &e, sizeof e);
 }
 
@@ -217,6 +217,7 @@ static size_t tin_read(struct tin *t, void *dst, size_t n)
     return got;
 }
 
+/* Long: one loop over the blocks of the trace, one branch per block kind, with the errors each can meet. */
 static int read_launcher_trace(const uint8_t *data, size_t size, const char *path, struct procset *ps, char *err,
                                size_t errlen)
 {
@@ -339,8 +340,8 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
                 p->exit_value = e.exit_value;
             }
             p->events_lost = e.events_lost;
-            p->end_ticks = e.end_ticks;
-            p->end_ns = e.end_ns;
+            p->clock.end_ticks = e.end_ticks;
+            p->clock.end_ns = e.end_ns;
             ended = 1;
         }
     }
@@ -486,8 +487,8 @@ static int read_shim_file(const uint8_t *m, uint64_t fsize, const char *path, st
      * while the machine has not rebooted since). */
     for (size_t i = 0; i < ps->n; i++) {
         process_finish(ps->v[i]);
-        ps->v[i]->end_ticks = ticks;
-        ps->v[i]->end_ns = ns;
+        ps->v[i]->clock.end_ticks = ticks;
+        ps->v[i]->clock.end_ns = ns;
     }
     if (ps->n)
         ps->v[0]->events_lost += h->events_lost;

@@ -100,8 +100,8 @@ static void add_callers(struct crossing_site *cs, const struct call_stats *st, c
     double est[64];
     size_t n = 0;
     double scale = sample_scale(st);
-    for (size_t i = 0; i < p->ncallers; i++) {
-        const struct caller_sample *c = &p->callers[i];
+    for (size_t i = 0; i < p->cx.ncallers; i++) {
+        const struct caller_sample *c = &p->cx.callers[i];
         if (c->site != st->site)
             continue;
         struct crossing_caller cc = {0};
@@ -130,22 +130,22 @@ static void add_callers(struct crossing_site *cs, const struct call_stats *st, c
 int crossings_build(struct crossings *x, const struct process *p, struct symbolizer *sym)
 {
     memset(x, 0, sizeof *x);
-    x->clock_calibrated = p->clock != CGS_CLOCK_TSC || (p->end_ticks > p->start_ticks && p->end_ns > p->start_ns);
-    x->per_call_ns = p->gap_count ? (double)llround(process_ticks_to_ns(p, (double)p->gap_min)) : -1;
+    x->clock_calibrated = p->clock.source != CGS_CLOCK_TSC || (p->clock.end_ticks > p->clock.start_ticks && p->clock.end_ns > p->clock.start_ns);
+    x->per_call_ns = p->cx.gap_count ? (double)llround(process_ticks_to_ns(p, (double)p->cx.gap_min)) : -1;
     /* No crossing takes microseconds: a least gap that long means the program never made two
      * calls back to back (a server handling a request now and then), not a slow crossing. */
     if (x->per_call_ns > CROSSING_PLAUSIBLE_NS) {
         x->implausible_gap_ns = x->per_call_ns;
         x->per_call_ns = -1;
     }
-    x->gap_samples = p->gap_count;
-    x->store_free_calls = p->store_free_calls;
-    x->sites = calloc(p->ncalls ? p->ncalls : 1, sizeof *x->sites);
-    x->callbacks = calloc(p->ncallbacks ? p->ncallbacks : 1, sizeof *x->callbacks);
+    x->gap_samples = p->cx.gap_count;
+    x->store_free_calls = p->cx.store_free_calls;
+    x->sites = calloc(p->cx.ncalls ? p->cx.ncalls : 1, sizeof *x->sites);
+    x->callbacks = calloc(p->cx.ncallbacks ? p->cx.ncallbacks : 1, sizeof *x->callbacks);
     if (!x->sites || !x->callbacks)
         return -1;
-    for (size_t i = 0; i < p->ncalls; i++) {
-        const struct call_stats *st = &p->calls[i];
+    for (size_t i = 0; i < p->cx.ncalls; i++) {
+        const struct call_stats *st = &p->cx.calls[i];
         if (!st->calls)
             continue;
         const struct site_info *si = process_site(p, st->site);
@@ -167,8 +167,8 @@ int crossings_build(struct crossings *x, const struct process *p, struct symboli
         add_callers(cs, st, p, sym);
     }
     qsort(x->sites, x->nsites, sizeof *x->sites, cmp_site);
-    for (size_t i = 0; i < p->ncallbacks; i++) {
-        const struct call_stats *st = &p->callbacks[i];
+    for (size_t i = 0; i < p->cx.ncallbacks; i++) {
+        const struct call_stats *st = &p->cx.callbacks[i];
         struct crossing_callback *cb = &x->callbacks[x->ncallbacks++];
         size_t n;
         const struct frame *f = symbolize(sym, st->key, &n);
@@ -312,13 +312,13 @@ int crossings_write_timeline(const char *path, const struct process *p)
         return -1;
     fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"cgoscope\",\"events\":%zu,\"dropped\":%" PRIu64
                ",\"note\":\"timed cgo calls only (see --timing); past %d events, a uniform sample of them\"},\n\"traceEvents\":[\n",
-            p->ntimeline, p->timeline_dropped, TIMELINE_CAP);
-    uint32_t *tids = calloc(p->ntimeline + 1, sizeof *tids);
+            p->tl.n, p->tl.dropped, TIMELINE_CAP);
+    uint32_t *tids = calloc(p->tl.n + 1, sizeof *tids);
     size_t ntids = 0;
-    for (size_t i = 0; i < p->ntimeline; i++) {
-        const struct timeline_event *e = &p->timeline[i];
+    for (size_t i = 0; i < p->tl.n; i++) {
+        const struct timeline_event *e = &p->tl.events[i];
         const struct site_info *si = process_site(p, e->site);
-        double ts = process_ticks_to_ns(p, (double)(e->t0 - p->start_ticks)) / 1e3;
+        double ts = process_ticks_to_ns(p, (double)(e->t0 - p->clock.start_ticks)) / 1e3;
         double dur = process_ticks_to_ns(p, (double)(e->t1 - e->t0)) / 1e3;
         fprintf(f, "{\"name\":\"C.%s\",\"cat\":\"cgo\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":%u,"
                    "\"args\":{\"package\":\"%s\"}},\n",

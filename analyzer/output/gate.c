@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "output/exports.h"
-#include "output/output.h"
 
 void gate_init(struct gate *g)
 {
@@ -195,7 +194,7 @@ static void note_unsymbolized(const struct report *r)
     }
 }
 
-int gate_export(struct gate *g, const struct report *reports, size_t n, const struct output_options *o)
+int gate_export(struct gate *g, const struct report *reports, size_t n, int show_runtime, int full_stacks)
 {
     if (!g)
         return 0;
@@ -206,7 +205,7 @@ int gate_export(struct gate *g, const struct report *reports, size_t n, const st
     if (g->sarif_path && export_sarif(gate_path(g, g->sarif_path, first, n), reports, n, g->source_root) != 0)
         rc = -1;
     if (g->folded_path &&
-        export_folded(gate_path(g, g->folded_path, first, n), reports, n, o->show_runtime, o->full_stacks) != 0)
+        export_folded(gate_path(g, g->folded_path, first, n), reports, n, show_runtime, full_stacks) != 0)
         rc = -1;
     for (size_t i = 0; i < n; i++)
         note_unsymbolized(&reports[i]);

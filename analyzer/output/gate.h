@@ -84,9 +84,9 @@ void gate_usage(FILE *out);
 /* Marks the suppressed leak sites, moves them out of the headline numbers, counts what the
  * gate sees. */
 void gate_apply(struct gate *g, struct report *reports, size_t n);
-struct output_options;
-/* Writes the exports asked for. Returns 0, or -1 when one failed (already told). */
-int gate_export(struct gate *g, const struct report *reports, size_t n, const struct output_options *o);
+/* Writes the exports asked for (show_runtime, full_stacks: the folded stacks' options, as
+ * output_options has them). Returns 0, or -1 when one failed (already told). */
+int gate_export(struct gate *g, const struct report *reports, size_t n, int show_runtime, int full_stacks);
 /* path with "%p" replaced by the (first) process id, "%%" by "%". The string lives as long
  * as the gate; path itself when there is nothing to replace or g is NULL. */
 const char *gate_path(struct gate *g, const char *path, const struct process *procs, size_t n);

@@ -91,7 +91,7 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
             rc = -1;
         json_object_put(doc);
     }
-    if (gate_export(o->gate, reports, n, o) != 0)
+    if (gate_export(o->gate, reports, n, o->show_runtime, o->full_stacks) != 0)
         rc = -1;
     for (size_t i = 0; i < n; i++)
         report_free(&reports[i]);

@@ -106,9 +106,9 @@ START_TEST(shim_file_images_and_statistics)
     ck_assert_uint_eq(ps.v[0]->live.live_bytes, 10);
     ck_assert_uint_eq(ps.v[1]->live.live_bytes, 11);
     /* The statistics belong to the program that wrote them, not to the one that replaced it. */
-    ck_assert_uint_ge(ps.v[0]->ncalls, 1);
-    ck_assert_uint_eq(ps.v[0]->calls[0].calls, 42);
-    ck_assert_uint_eq(ps.v[1]->ncalls, 0);
+    ck_assert_uint_ge(ps.v[0]->cx.ncalls, 1);
+    ck_assert_uint_eq(ps.v[0]->cx.calls[0].calls, 42);
+    ck_assert_uint_eq(ps.v[1]->cx.ncalls, 0);
     procset_free(&ps);
     free(m);
 }
