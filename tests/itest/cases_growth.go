@@ -85,7 +85,7 @@ func caseGrowthService() {
 		failf("no plot: %v", err)
 		return
 	}
-	if !bytes.Contains(svg, []byte("handle_request (main.go:")) || !bytes.Contains(svg, []byte("<svg")) {
+	if !bytes.Contains(svg, []byte("handle_request \u2190 main.main (main.go:")) || !bytes.Contains(svg, []byte("<svg")) {
 		failf("the plot does not name the handler's site")
 	}
 	png := filepath.Join(*work, "service.png")
