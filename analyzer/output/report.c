@@ -402,8 +402,9 @@ static void place(char *buf, size_t len, const struct report_frame *f)
         snprintf(buf, len, "%s", fn);
 }
 
-/* "C path <- Go line <- the Go function that called it": the C frames (at most 4), the Go line,
- * and the next Go frame of the program's own code. */
+/* "C path <- Go line <- the Go function that called it": the C frames (at most 4: the two
+ * innermost, "...", the one Go called), the Go line, and the next Go frame of the program's own
+ * code. */
 static char *path_label(const struct leak_group *g)
 {
     long at = leaksite_go_line(g->frames, g->nframes);
@@ -413,16 +414,25 @@ static char *path_label(const struct leak_group *g)
         return strdup(buf);
     }
     leaksite_c_name(g->frames, g->nframes, buf, sizeof buf);
-    size_t shown = 1;
-    for (long i = 1; i < at; i++) {
+    /* The C frames between the innermost and the Go line, each name once (inlined frames and
+     * recursion repeat them): the innermost two, then "..." and the function Go called. */
+    const char *names[64];
+    size_t nn = 0;
+    for (long i = 1; i < at && nn < 64; i++) {
         const struct report_frame *f = &g->frames[i];
         if (f->lang == LANG_GO || !f->function || leaksite_frame_is_noise(f) || leaksite_frame_is_cgo_generated(f))
             continue;
-        if (shown++ == 4) {
+        if ((nn && strcmp(names[nn - 1], f->function) == 0) || (!nn && strcmp(buf, f->function) == 0))
+            continue;
+        names[nn++] = f->function;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        if (nn > 2 && i == 1) {
             snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " ...");
-            break;
+            i = nn - 2;
+            continue;
         }
-        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " %s", f->function);
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " %s", names[i]);
     }
     place(one, sizeof one, &g->frames[at]);
     snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " %s", one);
@@ -757,12 +767,20 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
         if (nheld && !o->show_reachable) {
             /* What holds the most: the roots of the largest groups. */
             size_t named = 0;
+            const char *said[3];
             for (size_t i = 0; i < r->ngroups && named < 3; i++) {
                 const struct leak_group *g = &r->groups[i];
                 if (g->origin != ORIGIN_USER || g->suppressed || g->kind != REACH_REACHABLE || !g->nheld)
                     continue;
                 const struct held_ref *h = &g->held[0];
-                fprintf(out, "%s%s", named++ ? ", " : ", held by ", h->symbol ? h->symbol : held_root_name(h));
+                const char *name = h->symbol ? h->symbol : held_root_name(h);
+                int dup = 0; /* each holder once: "held by go_heap", not three times */
+                for (size_t k = 0; k < named && !dup; k++)
+                    dup = strcmp(said[k], name) == 0;
+                if (dup)
+                    continue;
+                fprintf(out, "%s%s", named ? ", " : ", held by ", name);
+                said[named++] = name;
             }
             fprintf(out, "; --show-reachable lists them");
         }
