@@ -159,7 +159,7 @@ static void call_line(FILE *out, const struct diff_call_change *c, int md)
         fprintf(out, " (calls %s)", bc ? (hc > bc ? "grew" : "fell") : "new");
     double bct = c->base ? per_call(c->base->c_time_ns, bc) : 0, hct = c->head ? per_call(c->head->c_time_ns, hc) : 0;
     fprintf(out, "%s%s%s -> %s (%s)", sep, md ? "" : "C per call ", crossings_human_ns(bct, a, sizeof a),
-            crossings_human_ns(hct, b, sizeof b), ratio(bct, hct, q, sizeof q));
+            crossings_human_ns(hct, b, sizeof b), c->head ? ratio(bct, hct, q, sizeof q) : "gone");
     int bm = c->base && c->base->crossing_ns >= 0, hm = c->head && c->head->crossing_ns >= 0;
     double bx = bm ? per_call(c->base->crossing_ns, bc) : 0, hx = hm ? per_call(c->head->crossing_ns, hc) : 0;
     fprintf(out, "%s%s%s -> %s", sep, md ? "" : "crossing per call ", bm ? crossings_human_ns(bx, x, sizeof x) : "?",
