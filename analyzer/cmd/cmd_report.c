@@ -24,6 +24,8 @@ static void report_usage(FILE *out)
                  "  --json FILE      also write the report as JSON\n"
                  "  --show-runtime   also list leaks of the Go runtime and system libraries\n"
             "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
+            "  --full-report      every leak group and path, and each site's stack (the text\n"
+            "                     report shows the top 10 groups; the JSON report has all)\n"
                  "  -q, --quiet      no text report (use with --json)\n"
                  "  -h, --help       this help\n"
                  "\n"
@@ -36,6 +38,7 @@ int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", required_argument, NULL, 'j'}, {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'},
+        {"full-report", no_argument, NULL, 'A'},
         {"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
         GATE_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
@@ -51,6 +54,7 @@ int cmd_report(int argc, char **argv)
         case 'j': out.json_path = optarg; break;
         case 'r': out.show_runtime = 1; break;
         case 'F': out.full_stacks = 1; break;
+        case 'A': out.full_report = 1; break;
         case 'q': out.quiet = 1; break;
         case 'h': report_usage(stdout); return 0;
         default: {

@@ -58,6 +58,8 @@ static void run_usage(FILE *out)
             "  --plot FILE.svg    a chart of live C memory over time, total and top sites\n"
             "  --show-runtime     also list leaks of the Go runtime and system libraries\n"
             "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
+            "  --full-report      every leak group and path, and each site's stack (the text\n"
+            "                     report shows the top 10 groups; the JSON report has all)\n"
             "  -q, --quiet        no text report (use with --json)\n"
             "  -h, --help         this help\n"
             "\n"
@@ -287,7 +289,8 @@ static int run_parse(struct run_session *s, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
-        {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
+        {"show-runtime", no_argument, NULL, 'r'}, {"full-stacks", no_argument, NULL, 'F'},
+        {"full-report", no_argument, NULL, 'A'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},       {"timing", required_argument, NULL, 't'},
         {"timeline", required_argument, NULL, 'T'}, {"no-follow", no_argument, NULL, 'N'},
         {"duration", required_argument, NULL, 'D'}, {"kill-after", required_argument, NULL, 'K'},
@@ -304,6 +307,7 @@ static int run_parse(struct run_session *s, int argc, char **argv)
         case 'o': o->trace_path = optarg; break;
         case 'r': o->out.show_runtime = 1; break;
         case 'F': o->out.full_stacks = 1; break;
+        case 'A': o->out.full_report = 1; break;
         case 'q': o->out.quiet = 1; break;
         case 't':
             if (!valid_timing(optarg)) {

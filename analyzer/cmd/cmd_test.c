@@ -74,6 +74,8 @@ static void test_usage(FILE *out)
             "  --no-follow        trace only the test binaries, not the processes they start\n"
             "  --show-runtime     also list leaks of the Go runtime and system libraries\n"
             "  --full-stacks      also show cgo glue frames (runtime.cgocall, _Cfunc_ stubs)\n"
+            "  --full-report      every leak group and path, and each site's stack (the text\n"
+            "                     report shows the top 10 groups; the JSON report has all)\n"
             "  -q, --quiet        no text report (use with --json)\n"
             "  -h, --help         this help\n"
             "\n"
@@ -606,12 +608,13 @@ struct test_options {
 };
 
 /* cgoscope's own options: the long options of `run` that make sense for a whole go test. */
-enum { OPT_JSON = 'j', OPT_SHOW_RUNTIME = 'r', OPT_FULL = 'F', OPT_QUIET = 'q', OPT_HELP = 'h', OPT_TIMING = 't',
+enum { OPT_JSON = 'j', OPT_SHOW_RUNTIME = 'r', OPT_FULL = 'F', OPT_FULL_REPORT = 'A', OPT_QUIET = 'q', OPT_HELP = 'h', OPT_TIMING = 't',
        OPT_TIMELINE = 'T', OPT_NO_FOLLOW = 'N', OPT_PLOT = 'P', OPT_NOT_FOR_TEST = 'X' };
 
 static const struct option test_opts[] = {
     {"json", required_argument, NULL, OPT_JSON},         {"show-runtime", no_argument, NULL, OPT_SHOW_RUNTIME},
-    {"full-stacks", no_argument, NULL, OPT_FULL},        {"quiet", no_argument, NULL, OPT_QUIET},
+    {"full-stacks", no_argument, NULL, OPT_FULL},        {"full-report", no_argument, NULL, OPT_FULL_REPORT},
+           {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},               {"timing", required_argument, NULL, OPT_TIMING},
     {"timeline", required_argument, NULL, OPT_TIMELINE}, {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
     {"plot", required_argument, NULL, OPT_PLOT},         {"output", required_argument, NULL, OPT_NOT_FOR_TEST},
@@ -665,6 +668,7 @@ static int test_parse(struct test_options *o, int argc, char **argv)
         case OPT_JSON: o->out.json_path = optarg; break;
         case OPT_SHOW_RUNTIME: o->out.show_runtime = 1; break;
         case OPT_FULL: o->out.full_stacks = 1; break;
+        case OPT_FULL_REPORT: o->out.full_report = 1; break;
         case OPT_QUIET: o->out.quiet = 1; break;
         case OPT_TIMELINE: o->out.timeline_path = optarg; break;
         case OPT_PLOT: o->out.plot_path = optarg; break;

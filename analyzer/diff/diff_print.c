@@ -61,34 +61,30 @@ static void put_frame(FILE *out, const struct report_frame *f, int md)
         fprintf(out, " (%s:%d)", leaksite_basename(f->file), f->line);
 }
 
-/* "where (file:line) <- caller (file:line) <- caller": the site and two callers. */
+/* "C function ← Go function (file:line) ← caller (file:line)": the site's label (leaksite_label)
+ * and the Go function that called its Go line. */
 static void put_site(FILE *out, const struct diff_leak *l, int md)
 {
-    long at = leaksite_location(l->frames, l->nframes);
-    size_t k = 0;
-    if (at >= 0)
-        k = (size_t)at;
-    else
-        while (k < l->nframes && leaksite_frame_is_noise(&l->frames[k]))
-            k++;
-    if (k >= l->nframes) {
+    if (!l->nframes) {
         fputs("(stack not recorded)", out);
         return;
     }
-    put_frame(out, &l->frames[k], md);
-    int callers = 0;
-    for (size_t j = k + 1; j < l->nframes && callers < 2; j++) {
-        if (leaksite_frame_is_noise(&l->frames[j]) || leaksite_frame_is_cgo_generated(&l->frames[j]) ||
-            !l->frames[j].function)
-            continue;
-        if (!strcmp(l->frames[j].function, l->frames[j - 1].function ? l->frames[j - 1].function : ""))
-            continue; /* recursion */
-        fputs(md ? " ← " : " <- ", out);
-        put_frame(out, &l->frames[j], md);
-        callers++;
+    char label[1024];
+    leaksite_label(l->frames, l->nframes, label, sizeof label);
+    if (md)
+        fputc('`', out);
+    put_escaped(out, label, md);
+    if (md)
+        fputc('`', out);
+    long at = leaksite_go_line(l->frames, l->nframes);
+    if (at < 0)
+        return;
+    long up = leaksite_go_line(l->frames + at + 1, l->nframes - (size_t)at - 1);
+    if (up >= 0) {
+        fputs(" " LEAKSITE_ARROW " ", out);
+        put_frame(out, &l->frames[at + 1 + up], md);
     }
 }
-
 
 static const char *pct(double p, char *buf, size_t len)
 {
@@ -113,7 +109,7 @@ static void verdict(FILE *out, const struct diff_result *r, const struct diff_li
                 r->leak_regressions, r->leak_regressions == 1 ? "" : "s", lim->max_leak_increase,
                 r->call_regressions ? ";" : "");
     if (r->call_regressions)
-        fprintf(out, " %zu cgo call site%s whose crossing cost grew by more than %.0f%% (--max-crossing-increase)",
+        fprintf(out, " %zu cgo call site%s whose total crossing time grew by more than %.0f%% (--max-crossing-increase)",
                 r->call_regressions, r->call_regressions == 1 ? "" : "s", lim->max_crossing_increase);
     fprintf(out, md ? ".\n" : "\n");
 }
@@ -138,18 +134,39 @@ static void text_leaks(FILE *out, const struct diff_result *r)
     free(v);
 }
 
+static double per_call(double total, uint64_t calls) { return calls ? total / (double)calls : 0; }
+
+static const char *ratio(double a, double b, char *buf, size_t len)
+{
+    if (a <= 0 || isnan(a) || isnan(b))
+        snprintf(buf, len, "%s", b > 0 ? "new" : "same");
+    else
+        snprintf(buf, len, "%+.0f%%", (b - a) / a * 100);
+    return buf;
+}
+
+/* One cgo call site: calls before and after (their change said apart), the cost per call (C time,
+ * crossing), and the total crossing time, whose growth --max-crossing-increase judges. */
 static void call_line(FILE *out, const struct diff_call_change *c, int md)
 {
     const struct diff_call *any = c->head ? c->head : c->base;
-    char a[32], b[32], x[32], y[32], p[32];
+    char a[32], b[32], x[32], y[32], p[32], q[32], u[32], v[32];
     const char *sep = md ? " | " : "  ";
+    uint64_t bc = c->base ? c->base->calls : 0, hc = c->head ? c->head->calls : 0;
     fprintf(out, md ? "| `%s.%s`" : "  %s.%s", any->package, any->function);
-    fprintf(out, "%s%s%" PRIu64 " -> %" PRIu64 "", sep, md ? "" : "calls ", c->base ? c->base->calls : 0,
-            c->head ? c->head->calls : 0);
-    fprintf(out, "%s%s%s -> %s", sep, md ? "" : "C time ", crossings_human_ns(c->base ? c->base->c_time_ns : 0, a, sizeof a),
-            crossings_human_ns(c->head ? c->head->c_time_ns : 0, b, sizeof b));
-    fprintf(out, "%s%s%s -> %s (%s)%s", sep, md ? "" : "crossing ", crossings_human_ns(c->base ? c->base->crossing_ns : 0, x, sizeof x),
-            crossings_human_ns(c->head ? c->head->crossing_ns : 0, y, sizeof y), c->head ? pct(c->crossing_pct, p, sizeof p) : "gone",
+    fprintf(out, "%s%s%" PRIu64 " -> %" PRIu64 "", sep, md ? "" : "calls ", bc, hc);
+    if (!md && c->base && c->head && bc != hc)
+        fprintf(out, " (calls %s)", bc ? (hc > bc ? "grew" : "fell") : "new");
+    double bct = c->base ? per_call(c->base->c_time_ns, bc) : 0, hct = c->head ? per_call(c->head->c_time_ns, hc) : 0;
+    fprintf(out, "%s%s%s -> %s (%s)", sep, md ? "" : "C per call ", crossings_human_ns(bct, a, sizeof a),
+            crossings_human_ns(hct, b, sizeof b), c->head ? ratio(bct, hct, q, sizeof q) : "gone");
+    int bm = c->base && c->base->crossing_ns >= 0, hm = c->head && c->head->crossing_ns >= 0;
+    double bx = bm ? per_call(c->base->crossing_ns, bc) : 0, hx = hm ? per_call(c->head->crossing_ns, hc) : 0;
+    fprintf(out, "%s%s%s -> %s", sep, md ? "" : "crossing per call ", bm ? crossings_human_ns(bx, x, sizeof x) : "?",
+            hm ? crossings_human_ns(hx, y, sizeof y) : "?");
+    fprintf(out, "%s%s%s -> %s (%s)%s", sep, md ? "" : "crossing total ",
+            crossings_human_ns(c->base ? c->base->crossing_ns : 0, u, sizeof u),
+            crossings_human_ns(c->head ? c->head->crossing_ns : 0, v, sizeof v), c->head ? pct(c->crossing_pct, p, sizeof p) : "gone",
             c->regression ? (md ? " **regression**" : "  REGRESSION") : "");
     fprintf(out, md ? " |\n" : "\n");
 }
@@ -197,7 +214,7 @@ void diff_print_markdown(FILE *out, const struct diff_side *base, const struct d
     verdict(out, r, lim, 1);
     md_leaks(out, r);
     if (r->ncalls) {
-        fprintf(out, "\n| cgo call | calls | C time | crossing cost |\n|---|--:|--:|--:|\n");
+        fprintf(out, "\n| cgo call | calls | C time per call | crossing per call | crossing total |\n|---|--:|--:|--:|--:|\n");
         for (size_t i = 0; i < r->ncalls; i++)
             call_line(out, &r->calls[i], 1);
     }

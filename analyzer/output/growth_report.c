@@ -1,6 +1,7 @@
 #include "output/growth_report.h"
 
 #include "output/exports.h"
+#include "output/leaksite.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,19 +76,11 @@ size_t growth_sites(const struct process *p, const struct report *r, struct grow
 void growth_label(const struct growth_site *s, char *buf, size_t len)
 {
     const struct leak_group *g = s->group;
-    const struct report_frame *f = NULL;
-    if (g && g->nframes)
-        f = &g->frames[g->user_frame >= 0 ? (size_t)g->user_frame : 0];
-    if (!f || !f->function) {
+    if (!g || !g->nframes) {
         snprintf(buf, len, "stack %016" PRIx64, s->series->stack);
         return;
     }
-    const char *file = f->file ? strrchr(f->file, '/') : NULL;
-    file = file ? file + 1 : f->file;
-    if (file)
-        snprintf(buf, len, "%s (%s:%d)", f->function, file, f->line);
-    else
-        snprintf(buf, len, "%s", f->function);
+    leaksite_label(g->frames, g->nframes, buf, len);
 }
 
 static const char *human_bytes(double b, char *buf, size_t len)

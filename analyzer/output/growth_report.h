@@ -18,7 +18,8 @@ struct growth_site {
 /* The sites worth showing: the `max` with the most live bytes at the last snapshot, judged.
  * Returns how many were filled in. Times are converted with the process's clock. */
 size_t growth_sites(const struct process *p, const struct report *r, struct growth_site *out, size_t max);
-/* "main.handler (main.go:42)" for a site: its innermost frame of the program's own code. */
+/* "grab ← main.handler (main.go:42)" for a site: its C function and the Go line of the cgo
+ * call that reached it (leaksite_label). */
 void growth_label(const struct growth_site *s, char *buf, size_t len);
 
 void growth_print_text(FILE *out, const struct report *r);

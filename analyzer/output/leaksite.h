@@ -21,6 +21,21 @@ int leaksite_frame_is_cgo_generated(const struct report_frame *f);
  * after a hash of the package's files, so "_cgo_317c6cfcf4f2_Cfunc_f" becomes "_cgo_Cfunc_f"
  * and survives any edit. Returns name itself or buf. */
 const char *leaksite_stable_name(const char *name, char *buf, size_t len);
+/* Index of the Go line of the cgo call that made an allocation: the innermost Go frame of the
+ * program's own code (not the standard library, the runtime or the cgo glue), or -1 when the
+ * stack has none. */
+long leaksite_go_line(const struct report_frame *frames, size_t n);
+/* The name of a stack's innermost frame, as a reader knows it: cgo's stub for C.malloc is
+ * "C.malloc"; "0x..." when unnamed. */
+void leaksite_c_name(const struct report_frame *frames, size_t n, char *buf, size_t len);
+/* "C function \u2190 Go function (file:line)": the innermost frame and the Go line of the cgo
+ * call (leaksite_go_line); the innermost frame alone, with its file and line, when there is no
+ * Go line. What the growth table, the live table, the plot and `cgoscope diff` call a site. */
+void leaksite_label(const struct report_frame *frames, size_t n, char *buf, size_t len);
+/* A Go function's name without its package's path: "github.com/a/b.(*T).M" -> "b.(*T).M". */
+const char *leaksite_short_go(const char *function);
+#define LEAKSITE_ARROW "\xe2\x86\x90" /* U+2190, in UTF-8 */
+
 /* The file's last path element. */
 const char *leaksite_basename(const char *path);
 

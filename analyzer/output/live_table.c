@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "output/growth_report.h"
+#include "output/leaksite.h"
 #include "output/report.h"
 
 #define ROWS 10
@@ -23,37 +24,27 @@ void live_table_free(struct live_table *t)
     memset(t, 0, sizeof *t);
 }
 
-/* The innermost frame of the program's own code in a stack, as "func (file:line)". */
+/* A stack's label, "C function ← Go function (file:line)" (leaksite_label). */
 static void label_of(struct live_table *t, const struct process *p, uint64_t stack, char *buf, size_t len)
 {
     const struct stack_info *st = process_stack(p, stack);
     snprintf(buf, len, "(stack not seen yet)");
     if (!st || !t->sym)
         return;
-    int first = 1;
-    for (uint32_t i = 0; i < st->n; i++) {
+    struct report_frame frames[512];
+    size_t nf = 0;
+    for (uint32_t i = 0; i < st->n && nf < sizeof frames / sizeof frames[0]; i++) {
         size_t n;
+        if (st->pcs[i] == CGS_PC_OMITTED)
+            continue;
         const struct frame *f = symbolize(t->sym, st->pcs[i], &n);
-        for (size_t k = 0; k < n; k++) {
-            if (!f[k].function)
-                continue;
-            const char *file = f[k].file ? strrchr(f[k].file, '/') : NULL;
-            file = file ? file + 1 : f[k].file;
-            if (first) { /* fallback: the innermost named frame */
-                snprintf(buf, len, "%s (%s:%d)", f[k].function, file ? file : "?", f[k].line);
-                first = 0;
-            }
-            int mine = f[k].module && !f[k].system &&
-                       (f[k].lang == LANG_GO ? gobuild_is_user_package(t->have_gb ? &t->gb : NULL, f[k].function) &&
-                                                   !report_frame_is_glue(f[k].function, 1)
-                                             : strncmp(f[k].function, "_cgo_", 5) != 0 &&
-                                                   strncmp(f[k].function, "x_cgo_", 6) != 0);
-            if (mine) {
-                snprintf(buf, len, "%s (%s:%d)", f[k].function, file ? file : "?", f[k].line);
-                return;
-            }
-        }
+        for (size_t k = 0; k < n && nf < sizeof frames / sizeof frames[0]; k++)
+            frames[nf++] = (struct report_frame){.pc = f[k].pc, .function = f[k].function, .file = f[k].file,
+                                                 .line = f[k].line, .lang = f[k].lang,
+                                                 .object = f[k].module ? f[k].module->path : NULL};
     }
+    if (nf)
+        leaksite_label(frames, nf, buf, len);
 }
 
 static const char *kib(double b, char *buf, size_t len)
@@ -84,7 +75,7 @@ void live_table_print(struct live_table *t, FILE *out, const struct process *p, 
     fprintf(out, "== cgoscope: %.1f s, pid %u: live C memory %s in %" PRIu64 " blocks\n", elapsed_s, p->pid,
             kib((double)p->live.live_bytes, a, sizeof a), p->live.live_count);
     lines++;
-    fprintf(out, "   %12s %10s %12s  %s\n", "live", "blocks", "growth/s", "site (innermost frame of the program's code)");
+    fprintf(out, "   %12s %10s %12s  %s\n", "live", "blocks", "growth/s", "site (C function ← Go line of the cgo call)");
     lines++;
     for (size_t i = 0; i < n; i++) {
         label_of(t, p, sites[i].series->stack, label, sizeof label);

@@ -67,6 +67,7 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
     gate_apply(o->gate, reports, n);
     if (!o->quiet) {
         struct report_options ro = {.show_runtime = o->show_runtime, .full_stacks = o->full_stacks,
+                                    .full_report = o->full_report,
                                     .show_reachable = o->gate && o->gate->show_reachable};
         for (size_t i = 0; i < n; i++)
             report_print_text(stderr, &reports[i], &ro);

@@ -15,6 +15,7 @@ struct output_options {
     const char *plot_path;
     int show_runtime;
     int full_stacks;
+    int full_report; /* every leak group and path, and each site's stack */
     int quiet; /* no text report */
     struct gate *gate; /* suppressions, --fail-on-leak, exports (gate.h); NULL for none */
 };

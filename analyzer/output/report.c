@@ -6,6 +6,7 @@
 
 #include "gobin/gobuild.h"
 #include "output/growth_report.h"
+#include "output/leaksite.h"
 #include "output/symbolize.h"
 #include "util/version.h"
 #include "cgoscope/record.h"
@@ -378,6 +379,230 @@ static void print_stack(FILE *out, const struct leak_group *g, int full)
                 hidden == 1 ? "" : "s");
 }
 
+/* ---- Sites grouped by the Go line of the cgo call ---------------------------------------- */
+
+static int same_frame_place(const struct report_frame *a, const struct report_frame *b)
+{
+    if (!a || !b)
+        return a == b;
+    if ((a->function == NULL) != (b->function == NULL) || (a->file == NULL) != (b->file == NULL))
+        return 0;
+    if (!a->function)
+        return a->pc == b->pc;
+    return strcmp(a->function, b->function) == 0 && a->line == b->line && (!a->file || strcmp(a->file, b->file) == 0);
+}
+
+static void place(char *buf, size_t len, const struct report_frame *f)
+{
+    const char *file = leaksite_basename(f->file);
+    const char *fn = f->function ? (f->lang == LANG_GO ? leaksite_short_go(f->function) : f->function) : "?";
+    if (file)
+        snprintf(buf, len, "%s (%s:%d)", fn, file, f->line);
+    else
+        snprintf(buf, len, "%s", fn);
+}
+
+/* "C path <- Go line <- the Go function that called it": the C frames (at most 4: the two
+ * innermost, "...", the one Go called), the Go line, and the next Go frame of the program's own
+ * code. */
+static char *path_label(const struct leak_group *g)
+{
+    long at = leaksite_go_line(g->frames, g->nframes);
+    char buf[1024], one[512];
+    if (at < 1) {
+        leaksite_label(g->frames, g->nframes, buf, sizeof buf);
+        return strdup(buf);
+    }
+    leaksite_c_name(g->frames, g->nframes, buf, sizeof buf);
+    /* The C frames between the innermost and the Go line, each name once (inlined frames and
+     * recursion repeat them): the innermost two, then "..." and the function Go called. */
+    const char *names[64];
+    size_t nn = 0;
+    for (long i = 1; i < at && nn < 64; i++) {
+        const struct report_frame *f = &g->frames[i];
+        if (f->lang == LANG_GO || !f->function || leaksite_frame_is_noise(f) || leaksite_frame_is_cgo_generated(f))
+            continue;
+        if ((nn && strcmp(names[nn - 1], f->function) == 0) || (!nn && strcmp(buf, f->function) == 0))
+            continue;
+        names[nn++] = f->function;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        if (nn > 2 && i == 1) {
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " ...");
+            i = nn - 2;
+            continue;
+        }
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " %s", names[i]);
+    }
+    place(one, sizeof one, &g->frames[at]);
+    snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " %s", one);
+    long up = leaksite_go_line(g->frames + at + 1, g->nframes - (size_t)at - 1);
+    if (up >= 0) {
+        place(one, sizeof one, &g->frames[at + 1 + up]);
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " " LEAKSITE_ARROW " %s", one);
+    }
+    return strdup(buf);
+}
+
+static int push_index(size_t **v, size_t *n, size_t x)
+{
+    if ((*n & (*n - 1)) == 0) { /* grows at powers of two */
+        size_t *nv = realloc(*v, (*n ? *n * 2 : 1) * sizeof *nv);
+        if (!nv)
+            return -1;
+        *v = nv;
+    }
+    (*v)[(*n)++] = x;
+    return 0;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+    const struct line_path *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes ? -1 : 1;
+    if (x->blocks != y->blocks)
+        return x->blocks > y->blocks ? -1 : 1;
+    return strcmp(x->label, y->label);
+}
+
+static int cmp_line_group(const void *a, const void *b)
+{
+    const struct line_group *x = a, *y = b;
+    if (x->origin != y->origin)
+        return x->origin - y->origin;
+    struct leak_group gx = {.kind = x->kind}, gy = {.kind = y->kind};
+    if (leak_group_rank(&gx) != leak_group_rank(&gy))
+        return leak_group_rank(&gx) - leak_group_rank(&gy);
+    if (x->suppressed != y->suppressed)
+        return x->suppressed - y->suppressed;
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes ? -1 : 1;
+    if (x->blocks != y->blocks)
+        return x->blocks > y->blocks ? -1 : 1;
+    return x->sites[0] < y->sites[0] ? -1 : x->sites[0] > y->sites[0];
+}
+
+void report_line_groups_free(struct line_group *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < v[i].npaths; k++) {
+            free(v[i].paths[k].label);
+            free(v[i].paths[k].sites);
+        }
+        free(v[i].paths);
+        free(v[i].sites);
+    }
+    free(v);
+}
+
+static uint64_t hash_key(const struct leak_group *g, const struct report_frame *at)
+{
+    uint64_t h = 1469598103934665603ull;
+#define MIX(x) (h = (h ^ (uint64_t)(x)) * 1099511628211ull)
+    MIX(g->origin);
+    MIX(g->kind);
+    MIX(g->suppressed);
+    if (at) {
+        for (const char *c = at->function; c && *c; c++)
+            MIX((unsigned char)*c);
+        for (const char *c = at->file; c && *c; c++)
+            MIX((unsigned char)*c);
+        MIX(at->line);
+        if (!at->function)
+            MIX(at->pc);
+    }
+#undef MIX
+    return h ? h : 1;
+}
+
+int report_line_groups(const struct report *r, struct line_group **out, size_t *nout)
+{
+    struct line_group *v = NULL;
+    size_t n = 0, cap = 0;
+    struct u64map index; /* key hash -> index+1 of the first group with it */
+    u64map_init(&index);
+    int err = 0;
+    for (size_t i = 0; i < r->ngroups && !err; i++) {
+        const struct leak_group *g = &r->groups[i];
+        long at = leaksite_go_line(g->frames, g->nframes);
+        const struct report_frame *f = at >= 0 ? &g->frames[at] : g->nframes ? &g->frames[0] : NULL;
+        int added;
+        uint64_t *slot = u64map_put(&index, hash_key(g, f), &added);
+        if (!slot) {
+            err = 1;
+            break;
+        }
+        size_t k = n;
+        if (!added) { /* a hash's groups: the one that matches, or a new one (a collision) */
+            for (k = *slot - 1; k < n; k++)
+                if (v[k].origin == g->origin && v[k].kind == g->kind && v[k].suppressed == g->suppressed &&
+                    v[k].is_go_line == (at >= 0) && same_frame_place(v[k].at, f))
+                    break;
+        }
+        if (k == n) {
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                struct line_group *nv = realloc(v, nc * sizeof *nv);
+                if (!nv) {
+                    err = 1;
+                    break;
+                }
+                v = nv;
+                cap = nc;
+            }
+            v[n] = (struct line_group){.origin = g->origin, .kind = g->kind, .suppressed = g->suppressed, .at = f,
+                                       .is_go_line = at >= 0};
+            if (added)
+                *slot = n + 1;
+            n++;
+        }
+        struct line_group *lg = &v[k];
+        lg->bytes += g->bytes;
+        lg->blocks += g->blocks;
+        char *label = path_label(g);
+        if (!label || push_index(&lg->sites, &lg->nsites, i) != 0) {
+            free(label);
+            err = 1;
+            break;
+        }
+        size_t p = 0;
+        while (p < lg->npaths && strcmp(lg->paths[p].label, label) != 0)
+            p++;
+        if (p == lg->npaths) {
+            if ((lg->npaths & (lg->npaths - 1)) == 0) {
+                struct line_path *np = realloc(lg->paths, (lg->npaths ? lg->npaths * 2 : 1) * sizeof *np);
+                if (!np) {
+                    free(label);
+                    err = 1;
+                    break;
+                }
+                lg->paths = np;
+            }
+            lg->paths[lg->npaths++] = (struct line_path){.label = label};
+        } else {
+            free(label);
+        }
+        struct line_path *lp = &lg->paths[p];
+        lp->bytes += g->bytes;
+        lp->blocks += g->blocks;
+        if (push_index(&lp->sites, &lp->nsites, i) != 0)
+            err = 1;
+    }
+    u64map_free(&index);
+    if (err) {
+        report_line_groups_free(v, n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        qsort(v[i].paths, v[i].npaths, sizeof *v[i].paths, cmp_path);
+    if (n)
+        qsort(v, n, sizeof *v, cmp_line_group);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
 static void describe_exit(FILE *out, const struct process *p)
 {
     if (p->exit_kind == EXIT_CODE)
@@ -423,13 +648,37 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
                 r->user_blocks + r->runtime_blocks + r->possibly_blocks + r->reachable_blocks);
         return;
     }
-    size_t shown = 0, shown_poss = 0, shown_held = 0;
-    for (size_t i = 0; i < r->ngroups; i++) {
-        const struct leak_group *g = &r->groups[i];
-        if (g->origin == ORIGIN_RUNTIME && !o->show_runtime)
+    struct line_group *lgs = NULL;
+    size_t nlg = 0;
+    if (report_line_groups(r, &lgs, &nlg) != 0) {
+        fprintf(out, "== cgoscope: out of memory grouping the report; the JSON report has every site\n");
+        nlg = 0;
+    }
+    /* The headline first: what the program leaked, and how many places in its Go code made it. */
+    size_t nlost_lines = 0;
+    for (size_t i = 0; i < nlg; i++)
+        nlost_lines += lgs[i].origin == ORIGIN_USER && !lgs[i].suppressed && lgs[i].kind != REACH_POSSIBLE &&
+                       lgs[i].kind != REACH_REACHABLE;
+    fprintf(out, "== Leaked by the program: %" PRIu64 " bytes in %" PRIu64 " block%s from %zu Go line%s of cgo calls "
+                 "(%zu site%s)\n",
+            r->user_bytes, r->user_blocks, r->user_blocks == 1 ? "" : "s", nlost_lines, nlost_lines == 1 ? "" : "s",
+            nuser, nuser == 1 ? "" : "s");
+    size_t shown = 0, shown_poss = 0, shown_held = 0, printed = 0, more = 0, more_sites = 0;
+    uint64_t more_bytes = 0;
+    for (size_t i = 0; i < nlg; i++) {
+        const struct line_group *lg = &lgs[i];
+        if (lg->origin == ORIGIN_RUNTIME && !o->show_runtime)
             continue;
-        if (g->kind == REACH_REACHABLE && !o->show_reachable)
+        if (lg->kind == REACH_REACHABLE && !o->show_reachable)
             continue;
+        if (!o->full_report && printed == REPORT_TOP_GROUPS) {
+            more++;
+            more_sites += lg->nsites;
+            more_bytes += lg->bytes;
+            continue;
+        }
+        printed++;
+        const struct leak_group *g = &r->groups[lg->sites[0]];
         const char *who = g->origin == ORIGIN_USER ? "User" : "Runtime";
         if (g->kind == REACH_POSSIBLE)
             fprintf(out, "\n%s possibly lost %zu: ", who, ++shown_poss);
@@ -437,25 +686,75 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
             fprintf(out, "\n%s still reachable %zu: ", who, ++shown_held);
         else
             fprintf(out, "\n%s leak %zu: ", who, ++shown);
-        fprintf(out, "%" PRIu64 " bytes in %" PRIu64 " block%s", g->bytes, g->blocks, g->blocks == 1 ? "" : "s");
+        fprintf(out, "%" PRIu64 " bytes in %" PRIu64 " block%s", lg->bytes, lg->blocks, lg->blocks == 1 ? "" : "s");
         if (g->kind == REACH_DEFINITE || g->kind == REACH_INDIRECT)
             fprintf(out, " (%s)", g->kind == REACH_DEFINITE ? "definitely lost" : "indirectly lost: only lost blocks point to them");
         else if (g->kind == REACH_POSSIBLE)
             fprintf(out, " (only pointers into their middle)");
+        if (lg->at) {
+            char where[512];
+            place(where, sizeof where, lg->at);
+            fprintf(out, " %s %s", lg->is_go_line ? "from the cgo call in" : "in", where);
+        }
+        fprintf(out, ": %zu site%s, %zu path%s", lg->nsites, lg->nsites == 1 ? "" : "s", lg->npaths,
+                lg->npaths == 1 ? "" : "s");
         if (g->suppressed)
             fprintf(out, "  (suppressed by leak:%s, %s)", g->suppressed_pattern, g->suppressed_source);
         fprintf(out, "\n");
-        for (size_t k = 0; k < g->nheld; k++) {
-            const struct held_ref *h = &g->held[k];
-            if (h->symbol)
-                fprintf(out, "    held by %s (%s at 0x%" PRIx64 ")\n", h->symbol, held_root_name(h), h->addr);
-            else
-                fprintf(out, "    held by %s memory at 0x%" PRIx64 "\n", held_root_name(h), h->addr);
+        /* What holds them: the roots of its sites, each named once, at most HELD_MAX. */
+        const struct held_ref *seen[HELD_MAX];
+        size_t nseen = 0;
+        for (size_t s = 0; s < lg->nsites && nseen < HELD_MAX; s++) {
+            const struct leak_group *sg = &r->groups[lg->sites[s]];
+            for (size_t k = 0; k < sg->nheld && nseen < HELD_MAX; k++) {
+                const struct held_ref *h = &sg->held[k];
+                int dup = 0;
+                for (size_t j = 0; j < nseen && !dup; j++)
+                    dup = seen[j]->root == h->root &&
+                          (h->symbol && seen[j]->symbol ? strcmp(h->symbol, seen[j]->symbol) == 0 : seen[j]->addr == h->addr);
+                if (dup)
+                    continue;
+                seen[nseen++] = h;
+                if (h->symbol)
+                    fprintf(out, "    held by %s (%s at 0x%" PRIx64 ")\n", h->symbol, held_root_name(h), h->addr);
+                else
+                    fprintf(out, "    held by %s memory at 0x%" PRIx64 "\n", held_root_name(h), h->addr);
+            }
+        }
+        size_t npaths = o->full_report || lg->npaths <= REPORT_TOP_PATHS + 1 ? lg->npaths : REPORT_TOP_PATHS;
+        for (size_t k = 0; k < npaths; k++) {
+            const struct line_path *lp = &lg->paths[k];
+            fprintf(out, "    %10" PRIu64 " bytes %8" PRIu64 " block%s  %s", lp->bytes, lp->blocks,
+                    lp->blocks == 1 ? " " : "s", lp->label);
+            if (lp->nsites > 1)
+                fprintf(out, "  (%zu sites)", lp->nsites);
+            fprintf(out, "\n");
+        }
+        if (npaths < lg->npaths) {
+            uint64_t b = 0, n = 0;
+            for (size_t k = npaths; k < lg->npaths; k++) {
+                b += lg->paths[k].bytes;
+                n += lg->paths[k].blocks;
+            }
+            fprintf(out, "    (%zu more paths: %" PRIu64 " bytes in %" PRIu64 " blocks; --full-report lists them)\n",
+                    lg->npaths - npaths, b, n);
         }
         if (!g->nframes)
             fprintf(out, "    (stack not recorded)\n");
-        print_stack(out, g, o->full_stacks);
+        if (o->full_report) {
+            for (size_t s = 0; s < lg->nsites; s++) {
+                const struct leak_group *sg = &r->groups[lg->sites[s]];
+                fprintf(out, "  site %zu: %" PRIu64 " bytes in %" PRIu64 " block%s\n", s + 1, sg->bytes, sg->blocks,
+                        sg->blocks == 1 ? "" : "s");
+                print_stack(out, sg, o->full_stacks);
+            }
+        }
     }
+    if (more)
+        fprintf(out, "\n== %zu more group%s (%zu site%s, %" PRIu64 " bytes) in the JSON report (\"groups\"); "
+                     "--full-report prints them\n",
+                more, more == 1 ? "" : "s", more_sites, more_sites == 1 ? "" : "s", more_bytes);
+    report_line_groups_free(lgs, nlg);
     fprintf(out, "\n== Summary: %" PRIu64 " bytes in %" PRIu64 " blocks leaked by the program (%zu site%s)%s\n",
             r->user_bytes, r->user_blocks, nuser, nuser == 1 ? "" : "s",
             p->reach.state == REACH_SCANNED ? ": definitely and indirectly lost" : "");
@@ -468,12 +767,20 @@ void report_print_text(FILE *out, const struct report *r, const struct report_op
         if (nheld && !o->show_reachable) {
             /* What holds the most: the roots of the largest groups. */
             size_t named = 0;
+            const char *said[3];
             for (size_t i = 0; i < r->ngroups && named < 3; i++) {
                 const struct leak_group *g = &r->groups[i];
                 if (g->origin != ORIGIN_USER || g->suppressed || g->kind != REACH_REACHABLE || !g->nheld)
                     continue;
                 const struct held_ref *h = &g->held[0];
-                fprintf(out, "%s%s", named++ ? ", " : ", held by ", h->symbol ? h->symbol : held_root_name(h));
+                const char *name = h->symbol ? h->symbol : held_root_name(h);
+                int dup = 0; /* each holder once: "held by go_heap", not three times */
+                for (size_t k = 0; k < named && !dup; k++)
+                    dup = strcmp(said[k], name) == 0;
+                if (dup)
+                    continue;
+                fprintf(out, "%s%s", named ? ", " : ", held by ", name);
+                said[named++] = name;
             }
             fprintf(out, "; --show-reachable lists them");
         }
@@ -519,6 +826,23 @@ json_object *report_frame_json(const struct report_frame *f)
     snprintf(buf, sizeof buf, "0x%" PRIx64, f->pc);
     json_object_object_add(o, "pc", json_object_new_string(buf));
     return o;
+}
+
+static json_object *go_line_json(const struct report_frame *f)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "function", f->function ? json_object_new_string(f->function) : NULL);
+    json_object_object_add(o, "file", f->file ? json_object_new_string(f->file) : NULL);
+    json_object_object_add(o, "line", json_object_new_int(f->line));
+    return o;
+}
+
+static json_object *index_list(const size_t *v, size_t n)
+{
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_int64((int64_t)v[i]));
+    return a;
 }
 
 json_object *report_process_json(const struct report *r)
@@ -604,9 +928,44 @@ json_object *report_process_json(const struct report *r)
         for (size_t k = 0; k < g->nframes; k++)
             json_object_array_add(st, report_frame_json(&g->frames[k]));
         json_object_object_add(l, "stack", st);
+        long at = leaksite_go_line(g->frames, g->nframes);
+        json_object_object_add(l, "go_line", at >= 0 ? go_line_json(&g->frames[at]) : NULL);
+        char label[1024];
+        leaksite_label(g->frames, g->nframes, label, sizeof label);
+        json_object_object_add(l, "label", json_object_new_string(label));
         json_object_array_add(leaks, l);
     }
     json_object_object_add(o, "leaks", leaks);
+    /* The same sites grouped by the Go line of the cgo call, as the text report shows them. */
+    struct line_group *lgs = NULL;
+    size_t nlg = 0;
+    if (report_line_groups(r, &lgs, &nlg) == 0) {
+        json_object *groups = json_object_new_array();
+        for (size_t i = 0; i < nlg; i++) {
+            const struct line_group *lg = &lgs[i];
+            json_object *j = json_object_new_object();
+            json_object_object_add(j, "go_line", lg->is_go_line ? go_line_json(lg->at) : NULL);
+            json_object_object_add(j, "origin", json_object_new_string(lg->origin == ORIGIN_USER ? "user" : "runtime"));
+            json_object_object_add(j, "kind", json_object_new_string(reach_kind_name(lg->kind)));
+            json_object_object_add(j, "suppressed", json_object_new_boolean(lg->suppressed));
+            json_object_object_add(j, "bytes", json_object_new_int64((int64_t)lg->bytes));
+            json_object_object_add(j, "blocks", json_object_new_int64((int64_t)lg->blocks));
+            json_object_object_add(j, "leaks", index_list(lg->sites, lg->nsites));
+            json_object *paths = json_object_new_array();
+            for (size_t k = 0; k < lg->npaths; k++) {
+                json_object *pj = json_object_new_object();
+                json_object_object_add(pj, "label", json_object_new_string(lg->paths[k].label));
+                json_object_object_add(pj, "bytes", json_object_new_int64((int64_t)lg->paths[k].bytes));
+                json_object_object_add(pj, "blocks", json_object_new_int64((int64_t)lg->paths[k].blocks));
+                json_object_object_add(pj, "leaks", index_list(lg->paths[k].sites, lg->paths[k].nsites));
+                json_object_array_add(paths, pj);
+            }
+            json_object_object_add(j, "paths", paths);
+            json_object_array_add(groups, j);
+        }
+        json_object_object_add(o, "groups", groups);
+        report_line_groups_free(lgs, nlg);
+    }
     lifetime_add_json(o, r);
     growth_add_json(o, r);
     crossings_add_json(o, &r->crossings);

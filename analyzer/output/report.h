@@ -61,7 +61,31 @@ struct report_options {
     int show_runtime;
     int show_reachable; /* list the still-reachable groups, with what holds them */
     int full_stacks; /* also the cgo glue frames, and recursion unfolded */
+    int full_report; /* every group, every path, and each site's stack (else the top REPORT_TOP_GROUPS) */
 };
+#define REPORT_TOP_GROUPS 10
+#define REPORT_TOP_PATHS 3
+
+/* Sites (leak_groups) of one origin, kind and suppression, made by the same Go line of a cgo call
+ * (leaksite_go_line; the innermost frame when there is none): what a user acts on. */
+struct line_path { /* sites alike as "C path <- Go line <- its Go caller" */
+    char *label;
+    uint64_t bytes, blocks;
+    size_t *sites, nsites; /* indices into report.groups */
+};
+struct line_group {
+    int origin, kind, suppressed;
+    const struct report_frame *at; /* the Go line, or the innermost frame; NULL without frames */
+    int is_go_line;
+    uint64_t bytes, blocks;
+    size_t *sites, nsites; /* indices into report.groups, largest first */
+    struct line_path *paths; /* largest first */
+    size_t npaths;
+};
+/* The report's sites grouped by Go line, in the report's order: user before runtime, lost before
+ * possibly lost before still reachable, unsuppressed first, then by bytes. */
+int report_line_groups(const struct report *r, struct line_group **out, size_t *n);
+void report_line_groups_free(struct line_group *v, size_t n);
 
 int report_build(struct report *r, const struct process *p);
 /* Is this group counted as leaked (lost, or unclassified when no scan was made)? */

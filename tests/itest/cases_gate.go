@@ -706,8 +706,8 @@ func caseGateDiff() {
 		failf("leakfix's truth has no main.makeNames leak")
 		return
 	}
-	fixedLine := regexp.MustCompile(fmt.Sprintf(`(?m)^  fixed +-%d B +-%d blocks  main\.makeNames \(main\.go:%d\)`, names.Bytes, names.Blocks, names.Frames[0].Line))
-	newLine := regexp.MustCompile(fmt.Sprintf(`(?m)^  new +\+%d B +\+%d blocks  main\.makeNames \(main\.go:%d\).*REGRESSION$`, names.Bytes, names.Blocks, names.Frames[0].Line))
+	fixedLine := regexp.MustCompile(fmt.Sprintf(`(?m)^  fixed +-%d B +-%d blocks  C\.malloc ← main\.makeNames \(main\.go:%d\)`, names.Bytes, names.Blocks, names.Frames[0].Line))
+	newLine := regexp.MustCompile(fmt.Sprintf(`(?m)^  new +\+%d B +\+%d blocks  C\.malloc ← main\.makeNames \(main\.go:%d\).*REGRESSION$`, names.Bytes, names.Blocks, names.Frames[0].Line))
 
 	d := run(nil, *cgoscope, "diff", before, after)
 	if d.code != 0 || !fixedLine.Match(d.stdout) || !bytes.Contains(d.stdout, []byte("  shrunk ")) ||
@@ -718,13 +718,28 @@ func caseGateDiff() {
 	if d.code != 1 || !newLine.Match(d.stdout) || !bytes.Contains(d.stdout, []byte("  grown ")) {
 		failf("diff after before: exit %d, want 1 with main.makeNames new and make_scratch grown:\n%s%s", d.code, d.stdout, d.stderr)
 	}
-	// The thresholds: leak growth allowed, then crossing cost growth (main.step: 100 times the calls).
+	// The thresholds: leak growth allowed, then crossing time growth (main.step: 100 times the calls,
+	// the same cost per call). The line says the calls grew, shows the cost per call, and judges the
+	// total crossing time, whose growth is that of the reports' crossing_ns_estimate.
 	if d = run(nil, *cgoscope, "diff", "--max-leak-increase", "100000", after, before); d.code != 0 {
 		failf("diff after before --max-leak-increase 100000: exit %d, want 0:\n%s", d.code, d.stdout)
 	}
 	d = run(nil, *cgoscope, "diff", "--max-leak-increase", "100000", "--max-crossing-increase", "50", after, before)
-	if d.code != 1 || !regexp.MustCompile(`(?m)^  main\.step  calls 200 -> 20000 .*REGRESSION$`).Match(d.stdout) {
-		failf("diff with --max-crossing-increase 50: exit %d, want 1 with main.step a regression:\n%s", d.code, d.stdout)
+	stepBase, stepHead := callOf(readReport(after, d).Processes[0], "step"), callOf(readReport(before, d).Processes[0], "step")
+	if stepBase.CrossingNs == nil || stepHead.CrossingNs == nil || *stepBase.CrossingNs == 0 {
+		failf("leakfix's main.step: no crossing estimate in the reports")
+		return
+	}
+	stepLine := `(?m)^  main\.step  calls 200 -> 20000 \(calls grew\)  C per call \S+ \S+ -> \S+ \S+ \([+-]\d+%\)  ` +
+		`crossing per call \S+ \S+ -> \S+ \S+  crossing total \S+ \S+ -> \S+ \S+ \(` +
+		regexp.QuoteMeta(fmt.Sprintf("%+.0f%%", float64(*stepHead.CrossingNs-*stepBase.CrossingNs)/float64(*stepBase.CrossingNs)*100)) +
+		`\)  REGRESSION$`
+	if stepBase.Calls != 200 || stepHead.Calls != 20000 {
+		failf("leakfix's main.step: %d and %d calls in the reports, want 200 and 20000", stepBase.Calls, stepHead.Calls)
+	}
+	if d.code != 1 || !regexp.MustCompile(stepLine).Match(d.stdout) ||
+		!bytes.Contains(d.stdout, []byte("whose total crossing time grew by more than 50% (--max-crossing-increase)")) {
+		failf("diff with --max-crossing-increase 50: exit %d, want 1 with main.step a regression (%s):\n%s", d.code, stepLine, d.stdout)
 	}
 	if d = run(nil, *cgoscope, "diff", "--max-crossing-increase", "50", before, after); d.code != 0 {
 		failf("diff before after --max-crossing-increase 50: exit %d, want 0:\n%s", d.code, d.stdout)
@@ -733,7 +748,7 @@ func caseGateDiff() {
 	d = run(nil, *cgoscope, "diff", "--format", "markdown", after, before)
 	md := string(d.stdout)
 	if d.code != 1 || !strings.Contains(md, "| change | leak site | bytes | blocks |") ||
-		!strings.Contains(md, fmt.Sprintf("| **new** | `main.makeNames` (main.go:%d)", names.Frames[0].Line)) ||
+		!strings.Contains(md, fmt.Sprintf("| **new** | `C.malloc ← main.makeNames (main.go:%d)`", names.Frames[0].Line)) ||
 		!strings.Contains(md, "| `main.step` | 200 -> 20000 |") || !strings.Contains(md, "**Regression:**") {
 		failf("diff --format markdown: exit %d:\n%s", d.code, md)
 	}
@@ -762,4 +777,15 @@ func caseGateDiff() {
 			failf("diff %v: exit %d, stderr %q; want 2 and a reason", args, d.code, d.stderr)
 		}
 	}
+}
+
+// The cgo call site of C function fn in a report (a zero one when absent).
+func callOf(p process, fn string) cgoCall {
+	for _, c := range p.CgoCalls {
+		if c.Function == fn {
+			return c
+		}
+	}
+	failf("no cgo call site %s in the report", fn)
+	return cgoCall{CrossingNs: new(int64)}
 }

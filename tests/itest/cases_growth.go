@@ -85,7 +85,7 @@ func caseGrowthService() {
 		failf("no plot: %v", err)
 		return
 	}
-	if !bytes.Contains(svg, []byte("handle_request (main.go:")) || !bytes.Contains(svg, []byte("<svg")) {
+	if !bytes.Contains(svg, []byte("handle_request \u2190 main.main (main.go:")) || !bytes.Contains(svg, []byte("<svg")) {
 		failf("the plot does not name the handler's site")
 	}
 	png := filepath.Join(*work, "service.png")
@@ -114,7 +114,7 @@ func caseGrowthInterval() {
 	if tables < 2 {
 		failf("%d live tables on stderr during 3 s with --interval 1, want at least 2:\n%s", tables, r.stderr)
 	}
-	if !strings.Contains(string(r.stderr), "handle_request (main.go:") {
+	if !strings.Contains(string(r.stderr), "handle_request \u2190 main.main (main.go:") {
 		failf("the live table does not name the handler's site:\n%s", r.stderr)
 	}
 }

@@ -325,9 +325,13 @@ func caseTestcmdFlags() {
 	name := testcmdPkg + "leaky.Name"
 	block := testcmdPkg + "leaky.Block"
 
-	// -run and -count: only TestName, twice in one test binary.
-	t := cgoscopeTest("run-count", "-run", "TestName", "-count=2", "./leaky")
+	// -run and -count: only TestName, twice in one test binary; --full-report (cgoscope's) shows
+	// each site's stack under its group.
+	t := cgoscopeTest("run-count", "--full-report", "-run", "TestName", "-count=2", "./leaky")
 	wantCode("-run TestName -count=2", t.r, 0)
+	if !strings.Contains(string(t.r.stderr), "\n  site 1: ") || !strings.Contains(string(t.r.stderr), "    #0  ") {
+		failf("cgoscope test --full-report: no site with its stack in the report:\n%s", t.r.stderr)
+	}
 	if e := t.expect[name]; e.Blocks != 2 || len(t.expect) != 1 {
 		failf("-run TestName -count=2: the tests stated %+v, want TestName's leak twice and nothing else", t.expect)
 	}
