@@ -8,6 +8,8 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,37 +35,106 @@ static int member_offset(Dwarf_Die *type, const char *name, uint32_t *out)
     return -1;
 }
 
-static struct {
+/* The files opened, each inflated once. A file is let go (least recently asked for first) only
+ * when more than KEPT_MAX are kept and nobody holds it (go_dwarf_hold). */
+#define KEPT_MAX 8
+struct kept {
     dev_t dev;
     ino_t ino;
     struct timespec mtime;
     off_t size;
-    int fd, tried;
+    int fd;
+    unsigned holds;
+    unsigned long used;
     Dwarf *dw;
-} kept = {.fd = -1};
+};
+static struct kept **kept;
+static size_t nkept;
+static unsigned long kept_clock;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 
-Dwarf *go_dwarf_open(const char *path)
+static void kept_drop(size_t i)
+{
+    struct kept *k = kept[i];
+    if (k->dw)
+        dwarf_end(k->dw);
+    if (k->fd >= 0)
+        close(k->fd);
+    free(k);
+    kept[i] = kept[--nkept];
+}
+
+/* With kept_lock held. NULL only when out of memory. */
+static struct kept *kept_get(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return NULL;
-    if (kept.tried && kept.dev == st.st_dev && kept.ino == st.st_ino && kept.size == st.st_size &&
-        kept.mtime.tv_sec == st.st_mtim.tv_sec && kept.mtime.tv_nsec == st.st_mtim.tv_nsec)
-        return kept.dw;
-    if (kept.dw)
-        dwarf_end(kept.dw);
-    if (kept.fd >= 0)
-        close(kept.fd);
-    kept.dw = NULL;
-    kept.fd = open(path, O_RDONLY | O_CLOEXEC);
-    kept.tried = 1;
-    kept.dev = st.st_dev;
-    kept.ino = st.st_ino;
-    kept.size = st.st_size;
-    kept.mtime = st.st_mtim;
-    if (kept.fd >= 0)
-        kept.dw = dwarf_begin(kept.fd, DWARF_C_READ);
-    return kept.dw;
+    for (size_t i = 0; i < nkept; i++) {
+        struct kept *k = kept[i];
+        if (k->dev == st.st_dev && k->ino == st.st_ino && k->size == st.st_size &&
+            k->mtime.tv_sec == st.st_mtim.tv_sec && k->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+            k->used = ++kept_clock;
+            return k;
+        }
+    }
+    if (nkept >= KEPT_MAX) { /* the least recently used that nobody holds */
+        size_t victim = nkept;
+        for (size_t i = 0; i < nkept; i++)
+            if (!kept[i]->holds && (victim == nkept || kept[i]->used < kept[victim]->used))
+                victim = i;
+        if (victim < nkept)
+            kept_drop(victim);
+    }
+    struct kept **nv = realloc(kept, (nkept + 1) * sizeof *nv);
+    struct kept *k = nv ? calloc(1, sizeof *k) : NULL;
+    if (nv)
+        kept = nv;
+    if (!k)
+        return NULL;
+    k->dev = st.st_dev;
+    k->ino = st.st_ino;
+    k->size = st.st_size;
+    k->mtime = st.st_mtim;
+    k->used = ++kept_clock;
+    k->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (k->fd >= 0)
+        k->dw = dwarf_begin(k->fd, DWARF_C_READ);
+    kept[nkept++] = k;
+    return k;
+}
+
+Dwarf *go_dwarf_open(const char *path)
+{
+    pthread_mutex_lock(&kept_lock);
+    struct kept *k = kept_get(path);
+    Dwarf *dw = k ? k->dw : NULL;
+    pthread_mutex_unlock(&kept_lock);
+    return dw;
+}
+
+Dwarf *go_dwarf_hold(const char *path)
+{
+    pthread_mutex_lock(&kept_lock);
+    struct kept *k = kept_get(path);
+    Dwarf *dw = k ? k->dw : NULL;
+    if (dw)
+        k->holds++;
+    pthread_mutex_unlock(&kept_lock);
+    return dw;
+}
+
+void go_dwarf_release(Dwarf *dw)
+{
+    if (!dw)
+        return;
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < nkept; i++)
+        if (kept[i]->dw == dw && kept[i]->holds) {
+            kept[i]->holds--;
+            break;
+        }
+    pthread_mutex_unlock(&kept_lock);
 }
 
 int go_layout_read(const char *path, struct go_layout *out)

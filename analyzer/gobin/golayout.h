@@ -15,10 +15,14 @@ struct go_layout {
 int go_layout_read(const char *path, struct go_layout *out);
 
 /* path's DWARF, opened once and kept for the next reader of the same file (go_layout_read at the
- * start of a run, goheap.c's layout at its end): inflating a large Go binary's compressed DWARF
- * takes ~70 ms (the go-sqlite3 test binary). Only the last file asked for is kept. NULL when it
- * has none. The caller must not dwarf_end it. */
+ * start of a run, goheap.c's layout and the symbolizer at its end): inflating a large Go binary's
+ * compressed DWARF takes ~70-100 ms (the go-sqlite3 test binary). The last 8 files asked for are
+ * kept, and any file held. NULL when it has none. The caller must not dwarf_end it; it stays valid
+ * until 8 other files have been asked for, unless held. Thread-safe. */
 struct Dwarf;
 struct Dwarf *go_dwarf_open(const char *path);
+/* The same, and kept until go_dwarf_release (each hold is released once). */
+struct Dwarf *go_dwarf_hold(const char *path);
+void go_dwarf_release(struct Dwarf *dw);
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gobin/golayout.h"
 #include "gobin/gopclntab.h"
 #include "util/u64map.h"
 
@@ -41,6 +42,7 @@ struct sym_module {
     int pcln_tried;
     struct fn_index *fnidx; /* per compilation unit looked into: its functions by address */
     size_t nfnidx;
+    int dw_held; /* dw is golayout.h's copy of the file's DWARF, held */
 };
 
 /* The functions of one compilation unit by address, read once: finding the function of an
@@ -208,6 +210,8 @@ void symbolizer_free(struct symbolizer *s)
             free(s->mods[i].fnidx[k].v);
         free(s->mods[i].fnidx);
         gopclntab_free(s->mods[i].pcln);
+        if (s->mods[i].dw_held)
+            go_dwarf_release(s->mods[i].dw);
     }
     free(s->mods);
     free(s->wrappers);
@@ -431,6 +435,23 @@ static struct sym_module *module_for(struct symbolizer *s, uint64_t pc)
     return NULL;
 }
 
+/* The module's DWARF, read on first use. An executable's comes from golayout.h's copy, inflated
+ * once in the run (before the program started, for the Go runtime's layout) where libdwfl would
+ * inflate every compressed debug section again: ~100 ms of a Go test binary's report. Its
+ * addresses are link-time, like those of dwfl_module_getdwarf's, and the module was reported at
+ * the process's bias. */
+static void load_dwarf(struct sym_module *m)
+{
+    if (m->dw || m->cus_built)
+        return;
+    if (m->info->is_exe && (m->dw = go_dwarf_hold(m->info->path)) != NULL) {
+        m->dw_held = 1;
+        m->dwbias = m->info->bias;
+        return;
+    }
+    m->dw = dwfl_module_getdwarf(m->mod, &m->dwbias);
+}
+
 /* Go code of an executable without DWARF: its .gopclntab names the function (and what was
  * inlined into it), the file and the line. Returns the frames appended. */
 static size_t resolve_go_table(struct symbolizer *s, struct sym_module *m, uint64_t addr, struct frame base)
@@ -541,8 +562,7 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
     GElf_Off off;
     GElf_Sym sym;
     const char *symname = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
-    if (!m->dw && !m->cus_built)
-        m->dw = dwfl_module_getdwarf(m->mod, &m->dwbias);
+    load_dwarf(m);
     if (!m->dw)
         m->cus_built = 1;
 
@@ -675,8 +695,7 @@ const char *symbolizer_go_package_of(struct symbolizer *s, const char *name)
             if (!sn || strncmp(sn, "_cgoexp_", 8) != 0 || strlen(sn) != 8 + 12 + 1 + nlen || sn[20] != '_' ||
                 strcmp(sn + 21, name) != 0)
                 continue;
-            if (!m->dw && !m->cus_built)
-                m->dw = dwfl_module_getdwarf(m->mod, &m->dwbias);
+            load_dwarf(m);
             Dwarf_Die cu;
             if (m->dw && find_cu(m, addr - m->dwbias, &cu)) {
                 const char *pkg = dwarf_diename(&cu);
