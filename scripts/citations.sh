@@ -18,7 +18,7 @@ fail() { echo "$*"; bad=$((bad + 1)); }
 
 mapfile -t files < <(find shim analyzer include bench scripts tests -type f \
   \( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.sh' -o -name '*.go' -o -name '*.py' \
-     -o -name 'CMakeLists.txt' \) -not -path '*/.out/*' | LC_ALL=C sort)
+     -o -name 'CMakeLists.txt' \) -not -path '*/.out/*' -not -path '*/.build/*' | LC_ALL=C sort)
 files+=(CMakeLists.txt)
 
 resolve() { # FILE CITED -> the path it names

@@ -615,6 +615,8 @@ static void describe_exit(FILE *out, const struct process *p)
         fprintf(out, "ended; its exit status was not seen (its parent collected it, or no launcher ran)");
 }
 
+/* Long: the text report's sections in the order a reader meets them (errors, groups, summary lines,
+ * crossings, growth), each a few lines of printing; split, they would pass the same dozen values. */
 void report_print_text(FILE *out, const struct report *r, const struct report_options *o)
 {
     const struct process *p = r->proc;
@@ -845,6 +847,8 @@ static json_object *index_list(const size_t *v, size_t n)
     return a;
 }
 
+/* Long: one JSON object per process, its fields in the documented order (docs/json-report.md), each
+ * a line or two; read top to bottom against that document. */
 json_object *report_process_json(const struct report *r)
 {
     const struct process *p = r->proc;
