@@ -122,16 +122,10 @@ int gate_prepare(struct gate *g)
 static int cmp_group(const void *a, const void *b)
 {
     const struct leak_group *x = a, *y = b;
-    if (x->origin != y->origin)
-        return x->origin - y->origin;
-    if (leak_group_rank(x) != leak_group_rank(y))
-        return leak_group_rank(x) - leak_group_rank(y);
-    if (x->suppressed != y->suppressed)
-        return x->suppressed - y->suppressed;
-    if (x->bytes != y->bytes)
-        return x->bytes > y->bytes ? -1 : 1;
-    if (x->blocks != y->blocks)
-        return x->blocks > y->blocks ? -1 : 1;
+    int c = leak_order_cmp((struct leak_order){x->origin, x->kind, x->suppressed, x->bytes, x->blocks},
+                           (struct leak_order){y->origin, y->kind, y->suppressed, y->bytes, y->blocks});
+    if (c)
+        return c;
     return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
 

@@ -68,14 +68,21 @@ static int is_users(const struct report_frame *f, const char *root, size_t rootl
     return !(rootlen && strncmp(f->file, root, rootlen) == 0);
 }
 
-long leaksite_location(const struct report_frame *frames, size_t n)
+/* The index of the first frame pred accepts, given where the Go toolchain's sources are; -1. */
+static long first_frame(const struct report_frame *frames, size_t n,
+                        int (*pred)(const struct report_frame *, const char *, size_t))
 {
     const char *root = NULL;
     size_t rootlen = goroot_src(frames, n, &root);
     for (size_t i = 0; i < n; i++)
-        if (is_users(&frames[i], root, rootlen))
+        if (pred(&frames[i], root, rootlen))
             return (long)i;
     return -1;
+}
+
+long leaksite_location(const struct report_frame *frames, size_t n)
+{
+    return first_frame(frames, n, is_users);
 }
 
 /* A package of the standard library, by name alone: its path's first element has no dot
@@ -103,12 +110,7 @@ static int is_program_go(const struct report_frame *f, const char *root, size_t 
 
 long leaksite_go_line(const struct report_frame *frames, size_t n)
 {
-    const char *root = NULL;
-    size_t rootlen = goroot_src(frames, n, &root);
-    for (size_t i = 0; i < n; i++)
-        if (is_program_go(&frames[i], root, rootlen))
-            return (long)i;
-    return -1;
+    return first_frame(frames, n, is_program_go);
 }
 
 const char *leaksite_short_go(const char *function)

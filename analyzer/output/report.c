@@ -72,6 +72,22 @@ int leak_group_rank(const struct leak_group *g)
     return leak_group_is_lost(g) ? 0 : g->kind == REACH_POSSIBLE ? 1 : 2;
 }
 
+int leak_order_cmp(struct leak_order x, struct leak_order y)
+{
+    if (x.origin != y.origin)
+        return x.origin - y.origin;
+    struct leak_group gx = {.kind = x.kind}, gy = {.kind = y.kind};
+    if (leak_group_rank(&gx) != leak_group_rank(&gy))
+        return leak_group_rank(&gx) - leak_group_rank(&gy);
+    if (x.suppressed != y.suppressed)
+        return x.suppressed - y.suppressed;
+    if (x.bytes != y.bytes)
+        return x.bytes > y.bytes ? -1 : 1;
+    if (x.blocks != y.blocks)
+        return x.blocks > y.blocks ? -1 : 1;
+    return 0;
+}
+
 void report_count_group(struct report *r, const struct leak_group *g, int sign)
 {
     uint64_t *blocks = &r->user_blocks, *bytes = &r->user_bytes;
@@ -232,14 +248,11 @@ static int symbolize_group(struct report *r, struct leak_group *g, const struct 
 static int cmp_group(const void *a, const void *b)
 {
     const struct leak_group *x = a, *y = b;
-    if (x->origin != y->origin)
-        return x->origin - y->origin;
-    if (leak_group_rank(x) != leak_group_rank(y))
-        return leak_group_rank(x) - leak_group_rank(y);
-    if (x->bytes != y->bytes)
-        return x->bytes > y->bytes ? -1 : 1;
-    if (x->blocks != y->blocks)
-        return x->blocks > y->blocks ? -1 : 1;
+    /* Suppressions are not known yet when the report is built: not part of this order. */
+    int c = leak_order_cmp((struct leak_order){x->origin, x->kind, 0, x->bytes, x->blocks},
+                           (struct leak_order){y->origin, y->kind, 0, y->bytes, y->blocks});
+    if (c)
+        return c;
     return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
 
@@ -469,17 +482,10 @@ static int cmp_path(const void *a, const void *b)
 static int cmp_line_group(const void *a, const void *b)
 {
     const struct line_group *x = a, *y = b;
-    if (x->origin != y->origin)
-        return x->origin - y->origin;
-    struct leak_group gx = {.kind = x->kind}, gy = {.kind = y->kind};
-    if (leak_group_rank(&gx) != leak_group_rank(&gy))
-        return leak_group_rank(&gx) - leak_group_rank(&gy);
-    if (x->suppressed != y->suppressed)
-        return x->suppressed - y->suppressed;
-    if (x->bytes != y->bytes)
-        return x->bytes > y->bytes ? -1 : 1;
-    if (x->blocks != y->blocks)
-        return x->blocks > y->blocks ? -1 : 1;
+    int c = leak_order_cmp((struct leak_order){x->origin, x->kind, x->suppressed, x->bytes, x->blocks},
+                           (struct leak_order){y->origin, y->kind, y->suppressed, y->bytes, y->blocks});
+    if (c)
+        return c;
     return x->sites[0] < y->sites[0] ? -1 : x->sites[0] > y->sites[0];
 }
 

@@ -92,6 +92,14 @@ int report_build(struct report *r, const struct process *p);
 int leak_group_is_lost(const struct leak_group *g);
 /* Order of kinds in a report: lost first, then possibly lost, then still reachable. */
 int leak_group_rank(const struct leak_group *g);
+/* What orders leaks everywhere (sites, Go-line groups, the gate's list): user before runtime,
+ * lost before possibly lost before still reachable, unsuppressed first, then most bytes, then
+ * most blocks. 0 when those are equal: the caller breaks the tie. */
+struct leak_order {
+    int origin, kind, suppressed;
+    uint64_t bytes, blocks;
+};
+int leak_order_cmp(struct leak_order x, struct leak_order y);
 /* "go_global", "c_global", "go_heap", ...: the JSON name of a root. */
 const char *held_root_name(const struct held_ref *h);
 /* Adds (sign 1) or removes (-1) a user group's blocks to the report's total for its kind. */
