@@ -539,6 +539,7 @@ static void run_loop(struct run_session *s)
     }
     exit_watch_stop(&watch);
     live_table_free(&s->lt);
+    clock_phase("(program ended)");
 }
 
 /* The program has ended: what it left running, the rest of the channel, the reachability scan,
@@ -553,8 +554,10 @@ static int run_finish(struct run_session *s)
     /* The program is gone; everything it committed is still in the channel. */
     while (drain_pass(&s->sink)) /* with cuts, as while it ran: what waits stays small */
         ;
+    clock_phase("drain the rest");
     for (size_t i = 0; i < s->procs.n; i++)
         process_finish(s->procs.v[i]);
+    clock_phase("apply held events");
     channel_each_stats(&s->ch, stats_sink, &s->sink);
     reap_orphans(&s->procs, s->pid, NULL);
     uint64_t end_ticks, end_ns;
@@ -580,12 +583,14 @@ static int run_finish(struct run_session *s)
 
     procset_drop_unseen(&s->procs, (uint32_t)s->pid);
     reach_scan_procset(&s->procs); /* lost or held: what still points to each unfreed block */
+    clock_phase("reachability scan");
     if (s->sink.trace) {
         for (size_t i = 0; i < s->procs.n; i++)
             trace_write_end(s->sink.trace, s->procs.v[i]);
         s->sink.trace = NULL;
         if (trace_writer_close(&s->tw, err, sizeof err) != 0)
             fprintf(stderr, "cgoscope: %s\n", err);
+        clock_phase("trace end");
     }
     struct process *flat = procset_flat(&s->procs);
     if (flat)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "output/gate.h"
+#include "util/clock.h"
 
 static int write_json(const char *path, json_object *doc)
 {
@@ -64,6 +65,7 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
             rc = -1;
         }
     }
+    clock_phase("report build (symbolize)");
     gate_apply(o->gate, reports, n);
     if (!o->quiet) {
         struct report_options ro = {.show_runtime = o->show_runtime, .full_stacks = o->full_stacks,
@@ -72,6 +74,7 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
         for (size_t i = 0; i < n; i++)
             report_print_text(stderr, &reports[i], &ro);
         fflush(stderr);
+        clock_phase("text report");
     }
     if (o->plot_path) {
         /* The first Go program of the run (the program itself, unless it is a wrapper). */
@@ -88,14 +91,18 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
     }
     if (o->json_path) {
         json_object *doc = report_document(reports, n);
+        clock_phase("JSON build");
         if (write_json(gate_path(o->gate, o->json_path, procs, n), doc) != 0)
             rc = -1;
+        clock_phase("JSON write");
         json_object_put(doc);
+        clock_phase("JSON free");
     }
     if (gate_export(o->gate, reports, n, o->show_runtime, o->full_stacks) != 0)
         rc = -1;
     for (size_t i = 0; i < n; i++)
         report_free(&reports[i]);
     free(reports);
+    clock_phase("report free");
     return rc;
 }

@@ -1,5 +1,7 @@
 #include "util/clock.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -46,4 +48,20 @@ void clock_sleep_us(long us)
 {
     struct timespec d = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&d, NULL);
+}
+
+void clock_phase(const char *what)
+{
+    static int on = -1;
+    static uint64_t last;
+    if (on < 0) {
+        const char *e = getenv("CGOSCOPE_PHASES");
+        on = e && *e == '1';
+    }
+    if (!on)
+        return;
+    uint64_t now = clock_mono_ns();
+    if (last)
+        fprintf(stderr, "cgoscope phase: %-24s %8.1f ms\n", what, (double)(now - last) / 1e6);
+    last = now;
 }

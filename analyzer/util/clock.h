@@ -14,6 +14,10 @@ void clock_sample(uint64_t *ticks, uint64_t *ns);
 /* The TSC, read after every load before it and before every load after it (0 off x86-64): a
  * pass over the channel that begins with it sees everything stamped earlier (reorder.h). */
 uint64_t clock_tsc_fenced(void);
+/* With CGOSCOPE_PHASES=1 in the analyzer's environment, prints to stderr how long since the
+ * last mark (or the first call) and the name of the step that just ended: where the time after
+ * a program's end goes (bench/README.md). Costs one getenv the first time, nothing after. */
+void clock_phase(const char *what);
 /* Sleeps us microseconds. */
 void clock_sleep_us(long us);
 
