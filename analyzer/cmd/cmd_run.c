@@ -25,6 +25,7 @@
 #include "cmd/launch.h"
 #include "output/live_table.h"
 #include "output/output.h"
+#include "output/symwarm.h"
 #include "gobin/preflight.h"
 #include "analysis/process.h"
 #include "analysis/reach.h"
@@ -271,6 +272,7 @@ struct run_session {
     struct process *main_proc;
     int status;         /* from waitpid */
     double term_sent_at; /* SIGTERM sent (--duration or Ctrl-C), or 0 */
+    struct symwarm *warm; /* the report's symbolizer, read ahead while the program runs */
 };
 
 static void run_session_init(struct run_session *s)
@@ -400,6 +402,8 @@ static int run_start(struct run_session *s)
     if (s->sink.trace)
         trace_write_block(s->sink.trace, TRACE_RATE, 0, 0, &s->procs.ticks_per_ns, sizeof s->procs.ticks_per_ns);
     publish_go_layout(&s->ch, s->pf.found ? s->pf.path : NULL); /* before the program runs: its shim finds it */
+    if (output_wanted(&o->out) && !getenv("CGOSCOPE_NO_READ_AHEAD")) /* bench/: the report without it */
+        s->o.out.warm = s->warm = symwarm_start();
     struct launch l = {s->shim, o->follow, o->timing, o->out.timeline_path ? "1" : NULL};
     s->pid = launch_program(&l, o->prog, &s->ch, &s->exec_errno, err, sizeof err);
     if (s->pid < 0) {
@@ -507,6 +511,8 @@ static void run_loop(struct run_session *s)
     for (;;) {
         size_t n = drain_pass(&s->sink);
         s->ch.drained_nothing = n == 0;
+        if (n)
+            symwarm_feed(s->warm, &s->procs);
         if (!watch.running || atomic_load(&watch.ended)) {
             pid_t w = waitpid(s->pid, &s->status, WNOHANG);
             if (w == s->pid || (w < 0 && errno == ECHILD))
@@ -554,6 +560,7 @@ static int run_finish(struct run_session *s)
     /* The program is gone; everything it committed is still in the channel. */
     while (drain_pass(&s->sink)) /* with cuts, as while it ran: what waits stays small */
         ;
+    symwarm_feed(s->warm, &s->procs); /* it goes on while the end is read and scanned */
     clock_phase("drain the rest");
     for (size_t i = 0; i < s->procs.n; i++)
         process_finish(s->procs.v[i]);
@@ -607,6 +614,8 @@ static void run_cleanup(struct run_session *s)
     descendants_free(&s->desc);
     channel_destroy(&s->ch);
     trace_writer_close(&s->tw, err, sizeof err); /* only when a step failed: the trace is incomplete */
+    symwarm_free(s->warm); /* before the processes: it reads their stacks */
+    s->warm = NULL;
     procset_free(&s->procs);
     gate_free(&s->o.gate);
 }

@@ -273,7 +273,7 @@ static int load_trace(struct diff_side *s, const char *path, struct gate *g, cha
     int rc = reports ? 0 : -1;
     size_t built = 0;
     for (; rc == 0 && built < ps.n; built++)
-        if (report_build(&reports[built], ps.v[built]) != 0)
+        if (report_build(&reports[built], ps.v[built], NULL) != 0)
             rc = -1;
     if (rc == 0) {
         gate_apply(g, reports, ps.n);

@@ -370,6 +370,7 @@ static int read_uncached(const char *path, struct go_heap_layout *out)
     memset(out, 0, sizeof *out);
     if (access(path, R_OK) != 0)
         return -1;
+    go_dwarf_lock();
     Dwarf *dw = go_dwarf_open(path); /* kept from the start of the run (golayout.h) */
     int found = 0;
     if (dw) {
@@ -392,6 +393,7 @@ static int read_uncached(const char *path, struct go_heap_layout *out)
             off = next;
         }
     }
+    go_dwarf_unlock();
     if (found == F_ALL)
         return 0;
     memset(out, 0, sizeof *out);

@@ -137,8 +137,15 @@ void go_dwarf_release(Dwarf *dw)
     pthread_mutex_unlock(&kept_lock);
 }
 
+static pthread_mutex_t use_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void go_dwarf_lock(void) { pthread_mutex_lock(&use_lock); }
+
+void go_dwarf_unlock(void) { pthread_mutex_unlock(&use_lock); }
+
 int go_layout_read(const char *path, struct go_layout *out)
 {
+    go_dwarf_lock();
     Dwarf *dw = go_dwarf_open(path);
     int found = 0; /* bit 0: g.m; bit 1: m.ncgocall and m.procid */
     if (dw) {
@@ -166,5 +173,6 @@ int go_layout_read(const char *path, struct go_layout *out)
             off = next;
         }
     }
+    go_dwarf_unlock();
     return found == 3 ? 0 : -1;
 }

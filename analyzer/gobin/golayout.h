@@ -24,5 +24,10 @@ struct Dwarf *go_dwarf_open(const char *path);
 /* The same, and kept until go_dwarf_release (each hold is released once). */
 struct Dwarf *go_dwarf_hold(const char *path);
 void go_dwarf_release(struct Dwarf *dw);
+/* Held while reading any of these files' DWARF when another thread may read it too (libdw's
+ * readers share caches without locks; opening or holding may let an unheld file go): the report's
+ * symbolizer reads ahead in a thread of its own while the program runs (output/symwarm.h). */
+void go_dwarf_lock(void);
+void go_dwarf_unlock(void);
 
 #endif

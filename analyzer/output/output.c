@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "output/gate.h"
+#include "output/symwarm.h"
 #include "util/clock.h"
 
 static int write_json(const char *path, json_object *doc)
@@ -49,6 +50,8 @@ static int nothing_wanted(const struct output_options *o)
            (!g || (!g->fail_on_leak && !g->fail_on_error && !g->pprof_path && !g->sarif_path && !g->folded_path));
 }
 
+int output_wanted(const struct output_options *o) { return !nothing_wanted(o); }
+
 int output_reports(struct process *procs, size_t n, const struct output_options *o)
 {
     if (nothing_wanted(o))
@@ -60,7 +63,7 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (report_build(&reports[i], &procs[i]) != 0) {
+        if (report_build(&reports[i], &procs[i], symwarm_take(o->warm, &procs[i])) != 0) {
             fprintf(stderr, "cgoscope: out of memory building the report of process %u\n", procs[i].pid);
             rc = -1;
         }

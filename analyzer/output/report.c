@@ -258,7 +258,7 @@ static int cmp_group(const void *a, const void *b)
     return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
 
-int report_build(struct report *r, const struct process *p)
+int report_build(struct report *r, const struct process *p, struct symbolizer *sym)
 {
     memset(r, 0, sizeof *r);
     r->proc = p;
@@ -270,6 +270,7 @@ int report_build(struct report *r, const struct process *p)
         u64map_free(&acc.index[k]);
     if (acc.oom) {
         free(acc.groups);
+        symbolizer_free(sym);
         return -1;
     }
     r->groups = acc.groups;
@@ -282,7 +283,7 @@ int report_build(struct report *r, const struct process *p)
     if (have_gb)
         snprintf(r->go_version, sizeof r->go_version, "%s", gb.go_version);
     r->is_go = have_gb;
-    r->sym = symbolizer_new(p);
+    r->sym = sym ? sym : symbolizer_new(p);
     if (!r->sym) {
         if (have_gb)
             gobuild_free(&gb);

@@ -87,7 +87,9 @@ struct line_group {
 int report_line_groups(const struct report *r, struct line_group **out, size_t *n);
 void report_line_groups_free(struct line_group *v, size_t n);
 
-int report_build(struct report *r, const struct process *p);
+/* The report of p, symbolized with sym (which it then owns: symwarm.h reads one ahead) or, when
+ * sym is NULL, with a symbolizer of its own. */
+int report_build(struct report *r, const struct process *p, struct symbolizer *sym);
 /* Is this group counted as leaked (lost, or unclassified when no scan was made)? */
 int leak_group_is_lost(const struct leak_group *g);
 /* Order of kinds in a report: lost first, then possibly lost, then still reachable. */

@@ -27,7 +27,10 @@ struct cu_range {
 };
 
 struct sym_module {
-    const struct module_info *info;
+    struct module_info *info; /* the symbolizer's own copy: frames point to it */
+    int unreadable;           /* no file to open at its path */
+    int vdso;                 /* the kernel's: nothing to open, nothing to say */
+    int symtab_read;          /* symbolizer_warm loaded its symbol table */
     Dwfl_Module *mod;
     Dwarf *dw;
     Dwarf_Addr dwbias;
@@ -157,43 +160,124 @@ static void warn_stripped(struct symbolizer *s, struct sym_module *sm)
     warn(s, "%s", msg);
 }
 
-struct symbolizer *symbolizer_new(const struct process *p)
+struct symbolizer *symbolizer_new_empty(void)
 {
     struct symbolizer *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     u64map_init(&s->cache);
     s->dwfl = dwfl_begin(&offline_callbacks);
-    s->mods = calloc(p->nmodules ? p->nmodules : 1, sizeof *s->mods);
-    if (!s->dwfl || !s->mods) {
+    if (!s->dwfl) {
         symbolizer_free(s);
         return NULL;
     }
-    s->wrappers = calloc(p->nsites ? p->nsites : 1, sizeof *s->wrappers);
-    for (size_t i = 0; s->wrappers && i < p->nsites; i++)
-        if (p->sites[i].wrapper && p->sites[i].function)
-            s->wrappers[s->nwrappers++] = (struct wrapper_name){p->sites[i].wrapper, p->sites[i].function};
-    dwfl_report_begin(s->dwfl);
-    for (size_t i = 0; i < p->nmodules; i++) {
-        const struct module_info *m = &p->modules[i];
+    return s;
+}
+
+static int has_module(const struct symbolizer *s, const struct module_info *m)
+{
+    for (size_t i = 0; i < s->nmods; i++)
+        if (s->mods[i].info->bias == m->bias && strcmp(s->mods[i].info->path, m->path) == 0)
+            return 1;
+    return 0;
+}
+
+int symbolizer_add_modules(struct symbolizer *s, const struct module_info *mods, size_t n)
+{
+    size_t add = 0;
+    for (size_t i = 0; i < n; i++)
+        add += !has_module(s, &mods[i]);
+    if (!add)
+        return 0;
+    struct sym_module *nv = realloc(s->mods, (s->nmods + add) * sizeof *nv);
+    if (!nv)
+        return -1;
+    s->mods = nv;
+    int rc = 0;
+    dwfl_report_begin_add(s->dwfl); /* the modules already reported stay */
+    for (size_t i = 0; i < n; i++) {
+        const struct module_info *m = &mods[i];
+        if (has_module(s, m))
+            continue;
+        struct module_info *own = malloc(sizeof *own);
+        char *path = strdup(m->path);
+        if (!own || !path) {
+            free(own);
+            free(path);
+            rc = -1;
+            break;
+        }
+        *own = *m;
+        own->path = path;
         struct sym_module *sm = &s->mods[s->nmods++];
-        sm->info = m;
+        memset(sm, 0, sizeof *sm);
+        sm->info = own;
         const char *base = strrchr(m->path, '/');
         base = base ? base + 1 : m->path;
         sm->ldso = strncmp(base, "ld-linux", 8) == 0;
         sm->system = module_is_system(m->path);
-        if (strncmp(base, "linux-vdso", 10) == 0 || access(m->path, R_OK) != 0) {
-            if (strncmp(base, "linux-vdso", 10) != 0)
-                warn(s, "cannot read %s: its frames are shown as addresses\n", m->path);
+        sm->vdso = strncmp(base, "linux-vdso", 10) == 0;
+        if (sm->vdso)
+            continue;
+        if (access(m->path, R_OK) != 0) {
+            sm->unreadable = 1;
             continue;
         }
         sm->mod = dwfl_report_elf(s->dwfl, base, m->path, -1, m->bias, false);
-        if (!sm->mod)
-            warn(s, "cannot load %s: its frames are shown as addresses\n", m->path);
-        else if (m->is_exe)
-            warn_stripped(s, sm);
     }
     dwfl_report_end(s->dwfl, NULL, NULL);
+    return rc;
+}
+
+int symbolizer_sync(struct symbolizer *s, const struct process *p)
+{
+    struct wrapper_name *w = calloc(p->nsites ? p->nsites : 1, sizeof *w);
+    if (!w)
+        return -1;
+    free(s->wrappers);
+    s->wrappers = w;
+    s->nwrappers = 0;
+    for (size_t i = 0; i < p->nsites; i++)
+        if (p->sites[i].wrapper && p->sites[i].function)
+            s->wrappers[s->nwrappers++] = (struct wrapper_name){p->sites[i].wrapper, p->sites[i].function};
+    int rc = symbolizer_add_modules(s, p->modules, p->nmodules);
+    /* What the report says of its modules, in their order, from what is known now. */
+    s->warnings[0] = 0;
+    for (size_t i = 0; i < s->nmods; i++) {
+        struct sym_module *sm = &s->mods[i];
+        if (sm->unreadable)
+            warn(s, "cannot read %s: its frames are shown as addresses\n", sm->info->path);
+        else if (!sm->mod && !sm->vdso)
+            warn(s, "cannot load %s: its frames are shown as addresses\n", sm->info->path);
+        else if (sm->mod && sm->info->is_exe)
+            warn_stripped(s, sm);
+    }
+    return rc;
+}
+
+int symbolizer_matches(const struct symbolizer *s, const struct process *p)
+{
+    if (!s->nmods)
+        return 0;
+    for (size_t i = 0; i < s->nmods; i++) {
+        const struct module_info *m = s->mods[i].info;
+        size_t k = 0;
+        while (k < p->nmodules && !(p->modules[k].bias == m->bias && p->modules[k].is_exe == m->is_exe &&
+                                    strcmp(p->modules[k].path, m->path) == 0))
+            k++;
+        if (k == p->nmodules)
+            return 0;
+    }
+    return 1;
+}
+
+struct symbolizer *symbolizer_new(const struct process *p)
+{
+    struct symbolizer *s = symbolizer_new_empty();
+    if (s && symbolizer_sync(s, p) != 0) {
+        symbolizer_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -212,6 +296,8 @@ void symbolizer_free(struct symbolizer *s)
         gopclntab_free(s->mods[i].pcln);
         if (s->mods[i].dw_held)
             go_dwarf_release(s->mods[i].dw);
+        free(s->mods[i].info->path);
+        free(s->mods[i].info);
     }
     free(s->mods);
     free(s->wrappers);
@@ -543,6 +629,15 @@ static const char *wrapper_function(struct symbolizer *s, struct sym_module *m, 
     return NULL;
 }
 
+/* The symbol table's name for addr. Asked only when DWARF has no name: libdwfl searches the
+ * table linearly (~130 us an address in a Go test binary). */
+static const char *symbol_name(struct sym_module *m, uint64_t addr)
+{
+    GElf_Off off;
+    GElf_Sym sym;
+    return dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
+}
+
 /* Appends the frames for one address to s->frames; returns how many. */
 static size_t resolve(struct symbolizer *s, uint64_t pc)
 {
@@ -559,9 +654,6 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
         return 1;
     }
 
-    GElf_Off off;
-    GElf_Sym sym;
-    const char *symname = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
     load_dwarf(m);
     if (!m->dw)
         m->cus_built = 1;
@@ -611,7 +703,7 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
             f.line = line;
             const char *name = die_name(&scopes[i]);
             if (!name)
-                name = symname; /* DWARF's name is the source's: no .constprop.0 clone suffixes */
+                name = symbol_name(m, addr); /* DWARF's name is the source's: no .constprop.0 clone suffixes */
             f.function = keep(s, name);
             f.inlined = tag == DW_TAG_inlined_subroutine;
             push_frame(s, f);
@@ -639,6 +731,7 @@ static size_t resolve(struct symbolizer *s, uint64_t pc)
         if (made)
             return made;
     }
+    const char *symname = symbol_name(m, addr);
     if (!symname && m->info->is_exe) {
         const char *c = wrapper_function(s, m, addr);
         if (c) {
@@ -664,7 +757,9 @@ const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n)
         return &s->frames[(*v & ((1ull << 48) - 1))];
     }
     size_t first = s->nframes;
+    go_dwarf_lock();
     size_t made = resolve(s, pc);
+    go_dwarf_unlock();
     if (s->nframes < first + made) { /* out of memory */
         *n = 0;
         return NULL;
@@ -676,11 +771,66 @@ const struct frame *symbolize(struct symbolizer *s, uint64_t pc, size_t *n)
     return &s->frames[first];
 }
 
+static void warm(struct symbolizer *s, uint64_t pc);
+
+void symbolizer_warm(struct symbolizer *s, uint64_t pc)
+{
+    go_dwarf_lock();
+    warm(s, pc);
+    go_dwarf_unlock();
+}
+
+static void warm(struct symbolizer *s, uint64_t pc)
+{
+    uint64_t addr = pc ? pc - 1 : 0;
+    struct sym_module *m = module_for(s, addr);
+    if (!m || !m->mod)
+        return;
+    load_dwarf(m);
+    if (!m->dw) { /* the symbol table, or for Go code .gopclntab, will name it */
+        m->cus_built = 1;
+        if (!m->symtab_read) {
+            m->symtab_read = 1;
+            dwfl_module_getsymtab(m->mod);
+        }
+        if (m->info->is_exe && !m->pcln_tried) {
+            m->pcln_tried = 1;
+            GElf_Addr bias;
+            m->pcln = gopclntab_open(dwfl_module_getelf(m->mod, &bias));
+        }
+        return;
+    }
+    Dwarf_Die cu;
+    if (!find_cu(m, addr - m->dwbias, &cu))
+        return;
+    Dwarf_Off off = dwarf_dieoffset(&cu);
+    for (size_t i = 0; i < m->nfnidx; i++)
+        if (m->fnidx[i].cu == off)
+            return; /* this unit is ready */
+    fn_index_of(m, &cu);
+    Dwarf_Lines *lines;
+    size_t nlines;
+    dwarf_getsrclines(&cu, &lines, &nlines); /* libdw keeps both in the unit */
+    Dwarf_Files *files;
+    size_t nfiles;
+    dwarf_getsrcfiles(&cu, &files, &nfiles);
+}
+
 static const char *go_package_from_table(struct symbolizer *s, struct sym_module *m, const char *name);
 
 /* The export's Go function is "_cgoexp_<12 hex>_<name>", without a package prefix; the DWARF
  * unit that holds it is named after its package. */
+static const char *go_package_of(struct symbolizer *s, const char *name);
+
 const char *symbolizer_go_package_of(struct symbolizer *s, const char *name)
+{
+    go_dwarf_lock();
+    const char *pkg = go_package_of(s, name);
+    go_dwarf_unlock();
+    return pkg;
+}
+
+static const char *go_package_of(struct symbolizer *s, const char *name)
 {
     size_t nlen = strlen(name);
     for (size_t i = 0; i < s->nmods; i++) {

@@ -23,7 +23,20 @@ struct frame {
 
 struct symbolizer;
 
+/* A symbolizer for the modules of p, the wrappers of its cgo sites named after their C functions. */
 struct symbolizer *symbolizer_new(const struct process *p);
+/* One with no module yet, and the modules added to it (those it has not already: same path and
+ * bias). The symbolizer keeps copies. */
+struct symbolizer *symbolizer_new_empty(void);
+int symbolizer_add_modules(struct symbolizer *s, const struct module_info *mods, size_t n);
+/* Made ready for p as symbolizer_new would be: its modules added, its sites' wrappers, the
+ * warnings of its modules. Returns -1 when memory ran out. */
+int symbolizer_sync(struct symbolizer *s, const struct process *p);
+/* Every module of s is one of p's (s was made from an earlier state of p). */
+int symbolizer_matches(const struct symbolizer *s, const struct process *p);
+/* Reads ahead what resolving pc will need (its module's symbols or DWARF, the index and line table
+ * of its compilation unit) without resolving it: symwarm.h does this while the program runs. */
+void symbolizer_warm(struct symbolizer *s, uint64_t pc);
 void symbolizer_free(struct symbolizer *s);
 /* Frames for the return address pc, innermost (inlined) first. *n receives their number. The
  * array belongs to the symbolizer and is valid until the next call: copy what you keep. The

@@ -48,7 +48,7 @@ START_TEST(groups_sorted_and_classified)
     p.exit_kind = EXIT_CODE;
     p.exit_value = 3;
     struct report r;
-    ck_assert_int_eq(report_build(&r, &p), 0);
+    ck_assert_int_eq(report_build(&r, &p, NULL), 0);
     ck_assert_uint_eq(r.ngroups, 3);
     ck_assert_uint_eq(r.groups[0].stack, 300);
     ck_assert_int_eq(r.groups[0].origin, ORIGIN_USER);
@@ -95,7 +95,7 @@ START_TEST(missing_stack_still_counted)
     process_init(&p);
     process_feed(&p, 1, b.data, b.len);
     struct report r;
-    ck_assert_int_eq(report_build(&r, &p), 0);
+    ck_assert_int_eq(report_build(&r, &p, NULL), 0);
     ck_assert_uint_eq(r.ngroups, 1);
     ck_assert_uint_eq(r.groups[0].nframes, 0);
     ck_assert_uint_eq(r.runtime_bytes + r.user_bytes, 10);
