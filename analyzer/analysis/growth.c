@@ -48,7 +48,7 @@ static void thin(struct growth *g)
     g->interval *= 2;
 }
 
-static struct growth_series *series_for(struct growth *g, uint64_t stack, uint32_t at)
+static struct growth_series *series_for(struct growth *g, uint64_t stack, uint32_t live_index, uint32_t at)
 {
     uint64_t key = stack ? stack : 1;
     uint64_t *v = u64map_get(&g->index, key);
@@ -73,13 +73,45 @@ static struct growth_series *series_for(struct growth *g, uint64_t stack, uint32
         return NULL;
     }
     gs->stack = stack;
+    gs->live_index = live_index;
     gs->first = at;
     g->series[g->nseries++] = gs;
     *slot = g->nseries;
     return gs;
 }
 
-void growth_snapshot(struct growth *g, const struct liveset *live, uint64_t now)
+/* Appends sl's live memory at snapshot `at`, after repeating its last value over any it missed. */
+static void append(struct growth_series *gs, const struct stack_live *sl, uint32_t at)
+{
+    if (gs->first + gs->n < at) {
+        uint64_t b = gs->n ? gs->bytes[gs->n - 1] : 0, k = gs->n ? gs->blocks[gs->n - 1] : 0;
+        while (gs->first + gs->n < at && gs->n < GROWTH_POINTS) {
+            gs->bytes[gs->n] = b;
+            gs->blocks[gs->n] = k;
+            gs->n++;
+        }
+    }
+    if (gs->first + gs->n == at && gs->n < GROWTH_POINTS) {
+        gs->bytes[gs->n] = sl->bytes;
+        gs->blocks[gs->n] = sl->blocks;
+        gs->n++;
+    }
+}
+
+/* A stack whose memory changed: a new series when it has something live and none yet. */
+static void visit(struct growth *g, const struct liveset *live, size_t i, uint32_t at)
+{
+    const struct stack_live *sl = &live->per_stack[i];
+    if (!sl->bytes || u64map_get(&g->index, sl->stack ? sl->stack : 1))
+        return; /* nothing live and never seen, or its series has its value already */
+    struct growth_series *gs = series_for(g, sl->stack, (uint32_t)i, at);
+    if (gs)
+        append(gs, sl, at);
+}
+
+/* Every series gets a value; stacks without one are looked at only if their memory changed since
+ * the last snapshot (a stack that did not change has no series because it had nothing live). */
+void growth_snapshot(struct growth *g, struct liveset *live, uint64_t now)
 {
     if (g->n == GROWTH_POINTS)
         thin(g);
@@ -87,33 +119,19 @@ void growth_snapshot(struct growth *g, const struct liveset *live, uint64_t now)
     g->times[at] = now;
     g->total_bytes[at] = live->live_bytes;
     g->total_blocks[at] = live->live_count;
-    for (size_t i = 0; i < live->nstacks; i++) {
-        const struct stack_live *sl = &live->per_stack[i];
-        uint64_t *v = u64map_get(&g->index, sl->stack ? sl->stack : 1);
-        if (!v && !sl->bytes)
-            continue; /* nothing live and never seen: not worth a series */
-        struct growth_series *gs = v ? g->series[*v - 1] : series_for(g, sl->stack, at);
-        if (!gs)
-            continue;
-        if (gs->first + gs->n < at) {
-            /* It had no snapshot for a while (nothing changed it): repeat its last value. */
-            uint64_t b = gs->n ? gs->bytes[gs->n - 1] : 0, k = gs->n ? gs->blocks[gs->n - 1] : 0;
-            while (gs->first + gs->n < at && gs->n < GROWTH_POINTS) {
-                gs->bytes[gs->n] = b;
-                gs->blocks[gs->n] = k;
-                gs->n++;
-            }
-        }
-        if (gs->first + gs->n == at && gs->n < GROWTH_POINTS) {
-            gs->bytes[gs->n] = sl->bytes;
-            gs->blocks[gs->n] = sl->blocks;
-            gs->n++;
-        }
-    }
+    for (size_t i = 0; i < g->nseries; i++)
+        append(g->series[i], &live->per_stack[g->series[i]->live_index], at);
+    if (at == 0 || live->changed_all)
+        for (size_t i = 0; i < live->nstacks; i++)
+            visit(g, live, i, at);
+    else
+        for (size_t i = 0; i < live->nchanged; i++)
+            visit(g, live, live->changed[i], at);
+    liveset_clear_changed(live);
     g->next = now + g->interval;
 }
 
-void growth_tick(struct growth *g, const struct liveset *live, uint64_t now)
+void growth_tick(struct growth *g, struct liveset *live, uint64_t now)
 {
     if (g->next == 0 || now >= g->next)
         growth_snapshot(g, live, now);

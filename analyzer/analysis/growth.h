@@ -19,6 +19,7 @@
 
 struct growth_series {
     uint64_t stack;
+    uint32_t live_index; /* its entry in the live set's per_stack */
     uint32_t first; /* index in the time table of its first value */
     uint32_t n;
     uint64_t bytes[GROWTH_POINTS];
@@ -40,9 +41,9 @@ struct growth {
 void growth_init(struct growth *g, uint64_t interval_ticks);
 void growth_free(struct growth *g);
 /* Takes a snapshot if `now` has reached the next one. */
-void growth_tick(struct growth *g, const struct liveset *live, uint64_t now);
+void growth_tick(struct growth *g, struct liveset *live, uint64_t now);
 /* Takes one unconditionally (the program ended). */
-void growth_snapshot(struct growth *g, const struct liveset *live, uint64_t now);
+void growth_snapshot(struct growth *g, struct liveset *live, uint64_t now);
 
 /* The robust trend of a series: Theil-Sen slope (median of pairwise slopes) in units per
  * second, from times in ns. */

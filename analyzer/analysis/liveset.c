@@ -45,6 +45,7 @@ void liveset_free(struct liveset *s)
     u64map_free(&s->pending);
     u64map_free(&s->stack_index);
     free(s->per_stack);
+    free(s->changed);
     free(s->dups);
     free(s->pending_more);
     memset(s, 0, sizeof *s);
@@ -168,7 +169,7 @@ static struct stack_live *stack_entry(struct liveset *s, uint64_t stack, uint32_
             s->per_stack = nv;
             s->capstacks = nc;
         }
-        s->per_stack[s->nstacks] = (struct stack_live){stack, 0, 0, 0, 0};
+        s->per_stack[s->nstacks] = (struct stack_live){stack, 0, 0, 0, 0, 0};
         *v = ++s->nstacks;
     }
     s->last_stack = stack;
@@ -191,11 +192,31 @@ static struct live_block unpack(const struct liveset *s, const struct live_slot 
     return (struct live_block){e->addr, slot_size(s, e), s->per_stack[e->stack].stack, e->ts};
 }
 
+/* Puts sl in the list of changed stacks (growth.c's snapshots), once. */
+static void mark_changed(struct liveset *s, struct stack_live *sl)
+{
+    if (sl->changed || s->changed_all)
+        return;
+    if (s->nchanged == s->capchanged) {
+        size_t nc = s->capchanged ? s->capchanged * 2 : 1024;
+        uint32_t *nv = realloc(s->changed, nc * sizeof *nv);
+        if (!nv) {
+            s->changed_all = 1;
+            return;
+        }
+        s->changed = nv;
+        s->capchanged = nc;
+    }
+    s->changed[s->nchanged++] = (uint32_t)(sl - s->per_stack);
+    sl->changed = 1;
+}
+
 static void account_at(struct liveset *s, struct stack_live *sl, uint64_t size, int sign)
 {
     if (sl) {
         sl->bytes += sign > 0 ? size : -size;
         sl->blocks += sign > 0 ? 1 : (uint64_t)-1;
+        mark_changed(s, sl);
     }
     s->live_count += sign > 0 ? 1 : (uint64_t)-1;
     s->live_bytes += sign > 0 ? size : -size;
@@ -364,4 +385,15 @@ void liveset_each(const struct liveset *s, void (*fn)(const struct live_block *,
     }
     for (size_t i = 0; i < s->ndups; i++)
         fn(&s->dups[i], arg);
+}
+
+void liveset_clear_changed(struct liveset *s)
+{
+    for (size_t i = 0; i < s->nchanged; i++)
+        s->per_stack[s->changed[i]].changed = 0;
+    s->nchanged = 0;
+    if (s->changed_all) /* every stack was taken as changed: none is in the list */
+        for (size_t i = 0; i < s->nstacks; i++)
+            s->per_stack[i].changed = 0;
+    s->changed_all = 0;
 }

@@ -30,6 +30,7 @@ struct stack_live {
     uint64_t stack;
     uint64_t bytes, blocks;       /* live now */
     uint64_t allocs, alloc_bytes; /* every allocation ever made from this stack */
+    uint32_t changed;             /* in liveset.changed */
 };
 
 struct live_slot {
@@ -66,6 +67,11 @@ struct liveset {
     struct ts_entry *pending_more;
     size_t npending_more, cappending_more;
     uint64_t live_count, live_bytes;
+    /* per_stack indices whose live memory changed since liveset_clear_changed: growth.c's
+     * snapshots visit these, not every stack (tens of thousands in a real test suite). */
+    uint32_t *changed;
+    size_t nchanged, capchanged;
+    int changed_all; /* the list could not grow: take every stack as changed */
 };
 
 void liveset_init(struct liveset *s);
@@ -77,6 +83,8 @@ int liveset_free_block(struct liveset *s, uint64_t addr, uint64_t ts);
 /* The same; when a live block ended, *ended (if given) is that block (lifetime.c). */
 int liveset_free_block_ex(struct liveset *s, uint64_t addr, uint64_t ts, struct live_block *ended);
 size_t liveset_pending(const struct liveset *s);
+/* Empties the list of changed stacks. */
+void liveset_clear_changed(struct liveset *s);
 /* Is a block live at addr (in the table proper)? */
 int liveset_has(const struct liveset *s, uint64_t addr);
 /* Slots allocated over all the tables (for tests and memory figures). */

@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "util/u64map.h"
@@ -96,6 +98,14 @@ static void *warm_thread(void *arg)
         pthread_mutex_lock(&w->lock);
     }
     pthread_mutex_unlock(&w->lock);
+    if (getenv("CGOSCOPE_PHASES")) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        size_t pcs = 0;
+        for (size_t i = 0; i < w->n; i++)
+            pcs += w->v[i]->seen.len;
+        fprintf(stderr, "cgoscope read-ahead: %zu addresses, %.3f s CPU\n", pcs, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    }
     return NULL;
 }
 

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -61,7 +62,14 @@ void clock_phase(const char *what)
     if (!on)
         return;
     uint64_t now = clock_mono_ns();
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru); /* the analyzer's own CPU time so far, all its threads */
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
     if (last)
-        fprintf(stderr, "cgoscope phase: %-24s %8.1f ms\n", what, (double)(now - last) / 1e6);
+        fprintf(stderr, "cgoscope phase: %-24s %8.1f ms  (analyzer CPU so far %.3f s)\n", what,
+                (double)(now - last) / 1e6, cpu);
+    else
+        fprintf(stderr, "cgoscope phase: %-24s           (analyzer CPU so far %.3f s)\n", what, cpu);
     last = now;
 }
