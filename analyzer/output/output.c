@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "output/gate.h"
+#include "output/jsonout.h"
 #include "output/symwarm.h"
 #include "util/clock.h"
 
@@ -20,21 +21,13 @@ static int write_json(const char *path, json_object *doc)
         fprintf(stderr, "cgoscope: cannot write the JSON report to %s: %s\n", path, strerror(errno));
         return -1;
     }
-    const char *s = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-    size_t len = strlen(s), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, s + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            fprintf(stderr, "cgoscope: writing the JSON report to %s failed: %s%s\n", path, strerror(errno),
-                    errno == ENOSPC ? " (disk full)" : "");
-            close(fd);
-            return -1;
-        }
-        off += (size_t)w;
+    if (jsonout_write_fd(fd, doc) != 0) {
+        fprintf(stderr, "cgoscope: writing the JSON report to %s failed: %s%s\n", path, strerror(errno),
+                errno == ENOSPC ? " (disk full)" : "");
+        close(fd);
+        return -1;
     }
-    if (write(fd, "\n", 1) != 1 || close(fd) != 0) {
+    if (close(fd) != 0) {
         fprintf(stderr, "cgoscope: writing the JSON report to %s failed: %s\n", path, strerror(errno));
         return -1;
     }
