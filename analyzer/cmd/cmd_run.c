@@ -21,6 +21,7 @@
 #include "ingest/descendants.h"
 #include "output/gate.h"
 #include "gobin/golayout.h"
+#include "gobin/gobuild.h"
 #include "ingest/images.h"
 #include "cmd/launch.h"
 #include "output/live_table.h"
@@ -114,8 +115,18 @@ static void publish_go_layout(struct channel *ch, const char *path)
     for (uint32_t i = 0; i < n && i < CGS_GO_LAYOUTS; i++)
         if (h->go_layouts[i].exe_dev == (uint64_t)st.st_dev && h->go_layouts[i].exe_ino == (uint64_t)st.st_ino)
             return;
+    if (n >= CGS_GO_LAYOUTS)
+        return;
+    /* The release's row when there is one: the DWARF is then inflated only when a reader needs it
+     * (the symbolizer's read-ahead, in a thread of its own while the program runs). */
     struct go_layout gl;
-    if (n >= CGS_GO_LAYOUTS || go_layout_read(path, &gl) != 0)
+    struct gobuild gb;
+    int known = 0;
+    if (gobuild_read(path, &gb) == 0) {
+        known = go_layout_of_release(gb.go_version, &gl) == 0;
+        gobuild_free(&gb);
+    }
+    if (!known && go_layout_read(path, &gl) != 0)
         return;
     struct cgs_go_layout *e = &h->go_layouts[n];
     e->g_m = gl.g_m;
@@ -403,7 +414,7 @@ static int run_start(struct run_session *s)
         trace_write_block(s->sink.trace, TRACE_RATE, 0, 0, &s->procs.ticks_per_ns, sizeof s->procs.ticks_per_ns);
     publish_go_layout(&s->ch, s->pf.found ? s->pf.path : NULL); /* before the program runs: its shim finds it */
     if (output_wanted(&o->out) && !getenv("CGOSCOPE_NO_READ_AHEAD")) /* bench/: the report without it */
-        s->o.out.warm = s->warm = symwarm_start();
+        s->o.out.warm = s->warm = symwarm_start(s->pf.found ? s->pf.path : NULL);
     struct launch l = {s->shim, o->follow, o->timing, o->out.timeline_path ? "1" : NULL};
     s->pid = launch_program(&l, o->prog, &s->ch, &s->exec_errno, err, sizeof err);
     if (s->pid < 0) {

@@ -137,6 +137,32 @@ void go_dwarf_release(Dwarf *dw)
     pthread_mutex_unlock(&kept_lock);
 }
 
+/* Each row read from the DWARF of a cgo program built by that release's toolchain (go_layout_read;
+ * tests/unit/test_gobuild.c checks the row of the toolchain that builds the test programs). */
+static const struct {
+    int minor; /* Go 1.minor */
+    struct go_layout l;
+} release_layouts[] = {
+    {21, {48, 304, 72}}, {22, {48, 296, 72}}, {23, {48, 296, 72}},
+    {24, {48, 296, 72}}, {25, {48, 312, 64}}, {26, {48, 320, 64}},
+};
+
+int go_layout_of_release(const char *v, struct go_layout *out)
+{
+    if (!v || strncmp(v, "go1.", 4) != 0 || strchr(v, ' '))
+        return -1; /* not a release's name, or a GOEXPERIMENT that may move fields */
+    char *end;
+    long minor = strtol(v + 4, &end, 10);
+    if (end == v + 4)
+        return -1;
+    for (size_t i = 0; i < sizeof release_layouts / sizeof release_layouts[0]; i++)
+        if (release_layouts[i].minor == minor) {
+            *out = release_layouts[i].l;
+            return 0;
+        }
+    return -1;
+}
+
 static pthread_mutex_t use_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void go_dwarf_lock(void) { pthread_mutex_lock(&use_lock); }

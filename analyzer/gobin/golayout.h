@@ -13,6 +13,11 @@ struct go_layout {
 
 /* 0 when all three were found in path's DWARF; -1 otherwise (no DWARF, not Go, a field missing). */
 int go_layout_read(const char *path, struct go_layout *out);
+/* The same three from a table of the Go releases checked (1.21 to 1.26), for an executable whose
+ * build info gives go_version: 0 when the release is in it and runs no GOEXPERIMENT (runtime.Version
+ * then ends in " X:..."), -1 otherwise. Costs nothing, where the DWARF costs its inflation (~90 ms for
+ * go-sqlite3's test binary), which the program would otherwise wait for at its start. */
+int go_layout_of_release(const char *go_version, struct go_layout *out);
 
 /* path's DWARF, opened once and kept for the next reader of the same file (go_layout_read at the
  * start of a run, goheap.c's layout and the symbolizer at its end): inflating a large Go binary's

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <string.h>
 
+#include "gobin/golayout.h"
 #include "util/u64map.h"
 
 struct stack_ref {
@@ -40,6 +41,7 @@ struct symwarm {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     _Atomic int stop;
+    char *exe;
     struct warm_proc **v;
     size_t n;
 };
@@ -65,6 +67,11 @@ static void *warm_thread(void *arg)
     struct symwarm *w = arg;
     struct sched_param sp = {0};
     pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp); /* not allowed: it just runs at normal priority */
+    if (w->exe) {
+        go_dwarf_lock();
+        go_dwarf_open(w->exe);
+        go_dwarf_unlock();
+    }
     pthread_mutex_lock(&w->lock);
     while (!atomic_load(&w->stop)) {
         struct warm_proc *e = queued(w);
@@ -109,11 +116,12 @@ static void *warm_thread(void *arg)
     return NULL;
 }
 
-struct symwarm *symwarm_start(void)
+struct symwarm *symwarm_start(const char *exe)
 {
     struct symwarm *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    w->exe = exe ? strdup(exe) : NULL;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     /* Signals stay with the thread that starts it (SIGINT and SIGTERM must reach the run loop). */
@@ -256,6 +264,7 @@ void symwarm_free(struct symwarm *w)
         free(e);
     }
     free(w->v);
+    free(w->exe);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     free(w);

@@ -17,8 +17,10 @@
 
 struct symwarm;
 
-/* NULL when the thread cannot start: the report then does it all itself. */
-struct symwarm *symwarm_start(void);
+/* NULL when the thread cannot start: the report then does it all itself. exe (or NULL): the
+ * program's executable, whose DWARF the thread opens and inflates first (golayout.h keeps it), in
+ * parallel with the program's start. */
+struct symwarm *symwarm_start(const char *exe);
 /* From the thread that feeds the processes (between passes): hands the thread what is new in
  * them since the last call, modules and stacks. The stacks' addresses are read in place: the
  * processes must outlive symwarm_stop. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "gobin/gobuild.h"
+#include "gobin/golayout.h"
 #include "suites.h"
 
 START_TEST(user_packages_with_build_info)
@@ -46,7 +47,29 @@ START_TEST(reads_go_binary)
     ck_assert_uint_ge(b.nmodules, 1);
     ck_assert_str_eq(b.modules[0], "cgoscope.test/testprogs");
     ck_assert_int_eq(gobuild_is_user_package(&b, "cgoscope.test/testprogs/internal/truth.Leak"), 1);
+    /* The table of runtime field offsets has this release, and its row is what the DWARF says. */
+    struct go_layout table, dwarf;
+    ck_assert_int_eq(go_layout_of_release(b.go_version, &table), 0);
+    ck_assert_int_eq(go_layout_read(path, &dwarf), 0);
+    ck_assert_uint_eq(table.g_m, dwarf.g_m);
+    ck_assert_uint_eq(table.m_ncgocall, dwarf.m_ncgocall);
+    ck_assert_uint_eq(table.m_procid, dwarf.m_procid);
     gobuild_free(&b);
+}
+END_TEST
+
+START_TEST(layout_table_versions)
+{
+    struct go_layout l;
+    ck_assert_int_eq(go_layout_of_release("go1.21.13", &l), 0);
+    ck_assert_uint_eq(l.m_ncgocall, 304);
+    ck_assert_int_eq(go_layout_of_release("go1.26rc1", &l), 0);
+    ck_assert_uint_eq(l.m_procid, 64);
+    ck_assert_int_eq(go_layout_of_release("go1.26.8 X:nocoverageredesign", &l), -1);
+    ck_assert_int_eq(go_layout_of_release("go1.20.14", &l), -1);
+    ck_assert_int_eq(go_layout_of_release("go1.27", &l), -1);
+    ck_assert_int_eq(go_layout_of_release("devel go1.27-abcdef", &l), -1);
+    ck_assert_int_eq(go_layout_of_release(NULL, &l), -1);
 }
 END_TEST
 
@@ -66,6 +89,7 @@ Suite *gobuild_suite(void)
     tcase_add_test(tc, user_packages_without_build_info);
     tcase_add_test(tc, reads_go_binary);
     tcase_add_test(tc, not_a_go_binary);
+    tcase_add_test(tc, layout_table_versions);
     suite_add_tcase(s, tc);
     return s;
 }
