@@ -102,9 +102,18 @@ static void stats_sink(void *arg, uint32_t pid, const struct cgs_stats_chunk *c)
 }
 
 
+/* The layouts published from golayout.h's table of releases, checked against the DWARF after the
+ * program ends (check_layout_table). */
+static struct {
+    char *path;
+    struct go_layout l;
+} from_table[CGS_GO_LAYOUTS];
+static size_t nfrom_table;
+
 /* Where the Go runtime of executable path keeps what the shim's store-free cgo calls read
- * (golayout.h), from its DWARF (~10 ms), into the channel's table: once per file. Without DWARF
- * (or not Go) nothing is written, and the shim counts every call in the hook. */
+ * (golayout.h), from the table of Go releases or else its DWARF, into the channel's table: once
+ * per file. Without either (or not Go) nothing is written, and the shim counts every call in the
+ * hook. */
 static void publish_go_layout(struct channel *ch, const char *path)
 {
     struct stat st;
@@ -128,6 +137,8 @@ static void publish_go_layout(struct channel *ch, const char *path)
     }
     if (!known && go_layout_read(path, &gl) != 0)
         return;
+    if (known && nfrom_table < CGS_GO_LAYOUTS && (from_table[nfrom_table].path = strdup(path)) != NULL)
+        from_table[nfrom_table++].l = gl;
     struct cgs_go_layout *e = &h->go_layouts[n];
     e->g_m = gl.g_m;
     e->m_ncgocall = gl.m_ncgocall;
@@ -149,6 +160,27 @@ static void publish_new_layouts(struct channel *ch, struct procset *ps)
             publish_go_layout(ch, p->exe);
         }
     }
+}
+
+/* Every layout taken from the table, against the executable's DWARF (read by now for the report,
+ * or read here): a release whose runtime moved a field would make store-free call counts wrong,
+ * and the user must hear of it. */
+static void check_layout_table(void)
+{
+    for (size_t i = 0; i < nfrom_table; i++) {
+        struct go_layout d;
+        if (go_layout_read(from_table[i].path, &d) == 0 &&
+            (d.g_m != from_table[i].l.g_m || d.m_ncgocall != from_table[i].l.m_ncgocall ||
+             d.m_procid != from_table[i].l.m_procid))
+            fprintf(stderr,
+                    "cgoscope: warning: the Go runtime of %s keeps g.m, m.ncgocall, m.procid at %u, %u, %u, not at "
+                    "%u, %u, %u as cgoscope's table for its release says: its cgo call counts may be wrong. Run "
+                    "again with CGOSCOPE_STORE_FREE_CALLS=0, and please report it.\n",
+                    from_table[i].path, d.g_m, d.m_ncgocall, d.m_procid, from_table[i].l.g_m,
+                    from_table[i].l.m_ncgocall, from_table[i].l.m_procid);
+        free(from_table[i].path);
+    }
+    nfrom_table = 0;
 }
 
 /* Descendants whose parent died before them are reparented to cgoscope (a subreaper): reap
@@ -602,6 +634,7 @@ static int run_finish(struct run_session *s)
     procset_drop_unseen(&s->procs, (uint32_t)s->pid);
     reach_scan_procset(&s->procs); /* lost or held: what still points to each unfreed block */
     clock_phase("reachability scan");
+    check_layout_table();
     if (s->sink.trace) {
         for (size_t i = 0; i < s->procs.n; i++)
             trace_write_end(s->sink.trace, s->procs.v[i]);
