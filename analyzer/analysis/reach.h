@@ -80,8 +80,11 @@ void reach_scan_ended(struct process *p);
 const struct reach_entry *reach_find(const struct reach *r, uint64_t addr);
 const char *reach_kind_name(int kind);
 const char *reach_root_name(int root);
-/* Sets a process's classification from a saved trace's block (trace.c). */
-int reach_set_saved(struct reach *r, const void *data, size_t len);
+/* Sets a process's classification from a saved trace's block (trace.c), a malloc'ed buffer of at
+ * least len bytes. Returns 1 when the reach took the buffer over (the caller lets it go), 0 when
+ * it was read and is still the caller's, -1 when it is damaged (still the caller's, its content
+ * changed). */
+int reach_take_saved(struct reach *r, void *data, size_t len);
 /* The bytes a trace keeps of it; *len set. Caller frees. */
 void *reach_serialize(const struct reach *r, size_t *len);
 /* The largest reach_serialize gives for a process of nblocks blocks unfreed (a bound for readers). */

@@ -329,9 +329,14 @@ static int read_launcher_trace(const uint8_t *data, size_t size, const char *pat
                 }
             }
         } else if (h.kind == TRACE_REACH) {
-            if (reach_set_saved(&p->reach, buf, h.len) != 0 && !err[0])
+            int taken = reach_take_saved(&p->reach, buf, h.len);
+            if (taken == 1) { /* the buffer is the process's table now */
+                buf = NULL;
+                cap = 0;
+            } else if (taken < 0 && !err[0]) {
                 snprintf(err, errlen, "%s: the reachability result of process %u is damaged; its blocks are "
                          "reported unclassified", path, h.pid);
+            }
         } else if (h.kind == TRACE_END && h.len >= sizeof(struct end_block)) {
             struct end_block e;
             memcpy(&e, buf, sizeof e);
