@@ -130,11 +130,11 @@ static void publish_go_layout(struct channel *ch, const char *path)
      * (the symbolizer's read-ahead, in a thread of its own while the program runs). */
     struct go_layout gl;
     struct gobuild gb;
-    int known = 0;
-    if (gobuild_read(path, &gb) == 0) {
-        known = go_layout_of_release(gb.go_version, &gl) == 0;
-        gobuild_free(&gb);
-    }
+    if (gobuild_read(path, &gb) != 0)
+        return; /* not Go (or before 1.18): no runtime to lay out, and its DWARF is not read: the
+                 * read-ahead thread may hold the DWARF lock, and this loop must not wait for it */
+    int known = go_layout_of_release(gb.go_version, &gl) == 0;
+    gobuild_free(&gb);
     if (!known && go_layout_read(path, &gl) != 0)
         return;
     if (known && nfrom_table < CGS_GO_LAYOUTS && (from_table[nfrom_table].path = strdup(path)) != NULL)

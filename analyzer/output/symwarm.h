@@ -8,7 +8,10 @@
  * wants) does it for the addresses of every stack as the stacks arrive, and the report takes the
  * symbolizer over. It only reads ahead: every name, file and line is still resolved by the
  * report, from the process as it ended (symbolizer_sync), so the report is the same with or
- * without it. */
+ * without it. Each step holds go_dwarf_lock (golayout.h) while it reads; the loop that drains
+ * the channel takes that lock only for a Go child of a release outside golayout.c's table and
+ * for --interval's live table, and may then wait for the step in progress (at idle priority: if
+ * the program keeps both CPUs busy, until it blocks on a full channel). */
 #ifndef CGOSCOPE_SYMWARM_H
 #define CGOSCOPE_SYMWARM_H
 
