@@ -17,6 +17,7 @@
 
 #include "ingest/channel.h"
 #include "util/clock.h"
+#include "util/thread.h"
 #include "cmd/commands.h"
 #include "ingest/descendants.h"
 #include "output/gate.h"
@@ -506,12 +507,7 @@ static void exit_watch_start(struct exit_watch *w, pid_t pid, struct channel *ch
 #endif
     if (w->pidfd < 0)
         return;
-    /* Every signal stays with the main thread: SIGINT and SIGTERM must interrupt its sleep. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    w->running = pthread_create(&w->thread, NULL, watch_exit, w) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    w->running = thread_start_quiet(&w->thread, watch_exit, w) == 0; /* signals stay with the loop */
     if (!w->running) {
         close(w->pidfd);
         w->pidfd = -1;

@@ -114,6 +114,15 @@ out:
     return rc;
 }
 
+int gobuild_minor(const char *v)
+{
+    if (!v || strncmp(v, "go1.", 4) != 0)
+        return -1;
+    char *end;
+    long m = strtol(v + 4, &end, 10);
+    return end != v + 4 && (*end == '.' || *end == 0 || *end == 'r' || *end == 'b') ? (int)m : -1;
+}
+
 void gobuild_free(struct gobuild *b)
 {
     for (size_t i = 0; i < b->nmodules; i++)

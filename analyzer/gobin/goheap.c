@@ -199,16 +199,6 @@ static void common_offsets(struct go_heap_layout *o)
     o->g_sched_sp = 56;
 }
 
-/* "go1.23.5" -> 23; -1 for anything else (a devel build, Go 2). */
-static int go_minor(const char *v)
-{
-    if (strncmp(v, "go1.", 4) != 0)
-        return -1;
-    char *end;
-    long m = strtol(v + 4, &end, 10);
-    return end != v + 4 && (*end == '.' || *end == 0 || *end == 'r' || *end == 'b') ? (int)m : -1;
-}
-
 struct code {
     const uint8_t *p;
     uint64_t lo, hi; /* link-time [lo, hi) of the function */
@@ -327,7 +317,7 @@ static int from_code(const char *path, struct go_heap_layout *out)
     struct gobuild gb;
     if (gobuild_read(path, &gb) != 0)
         return -1;
-    int minor = go_minor(gb.go_version);
+    int minor = gobuild_minor(gb.go_version);
     gobuild_free(&gb);
     const struct release_offsets *r = NULL;
     for (size_t i = 0; i < sizeof releases / sizeof releases[0]; i++)

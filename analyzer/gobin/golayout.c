@@ -4,6 +4,7 @@
  * compilation unit named "runtime" is searched, and only its top-level structure types.
  */
 #include "gobin/golayout.h"
+#include "gobin/gobuild.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -149,12 +150,9 @@ static const struct {
 
 int go_layout_of_release(const char *v, struct go_layout *out)
 {
-    if (!v || strncmp(v, "go1.", 4) != 0 || strchr(v, ' '))
-        return -1; /* not a release's name, or a GOEXPERIMENT that may move fields */
-    char *end;
-    long minor = strtol(v + 4, &end, 10);
-    if (end == v + 4)
-        return -1;
+    if (!v || strchr(v, ' '))
+        return -1; /* a GOEXPERIMENT (" X:..."), which may move fields */
+    int minor = gobuild_minor(v);
     for (size_t i = 0; i < sizeof release_layouts / sizeof release_layouts[0]; i++)
         if (release_layouts[i].minor == minor) {
             *out = release_layouts[i].l;

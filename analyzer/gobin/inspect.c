@@ -440,15 +440,6 @@ __attribute__((format(printf, 3, 4))) static void warn(struct inspect *in, const
         in->nwarnings++;
 }
 
-/* "go1.19.3" -> 19; -1 when it is not a release version (devel builds). */
-static int go_minor(const char *v)
-{
-    int major, minor;
-    if (sscanf(v, "go%d.%d", &major, &minor) != 2 || major != 1)
-        return -1;
-    return minor;
-}
-
 static void warn_go(struct inspect *in)
 {
     if (!in->is_go) {
@@ -457,7 +448,7 @@ static void warn_go(struct inspect *in)
              "allocations, but there are no cgo calls to hook and no Go frames to show");
         return;
     }
-    int minor = in->go_version[0] ? go_minor(in->go_version) : -1;
+    int minor = in->go_version[0] ? gobuild_minor(in->go_version) : -1;
     if (!in->go_version[0])
         warn(in, "rebuild it with Go 1.21 or later",
              "Go version unknown (no readable .go.buildinfo; Go before 1.18 wrote it differently): "

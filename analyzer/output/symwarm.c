@@ -3,7 +3,6 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 
 #include "gobin/golayout.h"
+#include "util/thread.h"
 #include "util/u64map.h"
 
 struct stack_ref {
@@ -124,12 +124,7 @@ struct symwarm *symwarm_start(const char *exe)
     w->exe = exe ? strdup(exe) : NULL;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
-    /* Signals stay with the thread that starts it (SIGINT and SIGTERM must reach the run loop). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    w->running = pthread_create(&w->thread, NULL, warm_thread, w) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    w->running = thread_start_quiet(&w->thread, warm_thread, w) == 0;
     if (!w->running) {
         symwarm_free(w);
         return NULL;
