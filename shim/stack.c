@@ -74,7 +74,11 @@ int cgs_stack_init(void)
 }
 
 #define UC_SETS 64
-#define UC_WAYS 4 /* one call site reached through several chains (a helper called from two places) */
+/* Ways per set: one call site reached through several chains. An allocator wrapper (SQLite's
+ * sqlite3MemMalloc, every allocation of the library) is one return address at one stack depth
+ * for dozens of chains; with 4 ways, 28% of the go-sqlite3 suite's TestStress captures missed
+ * and unwound again (bench/README.md, "Issue 14"). */
+#define UC_WAYS 16
 #define UC_FRAMES 20
 
 struct uc_entry {
@@ -90,6 +94,9 @@ struct uc_entry {
 #define SEEN_SLOTS 1024 /* stack ids this thread found in (or put into) the process's table */
 
 struct cgs_unwind_cache {
+    /* uc_tag of each way's (ra, cfa), 0 when empty: a lookup scans 128 bytes for candidates
+     * instead of touching every way's entry. */
+    uint64_t tag[UC_SETS][UC_WAYS];
     struct uc_entry e[UC_SETS][UC_WAYS];
     uint8_t next[UC_SETS]; /* the way to replace next, round robin */
     /* Direct-mapped by id: a probe of the 8 MiB table is a cache and TLB miss (60% of
@@ -100,8 +107,10 @@ struct cgs_unwind_cache {
 /* A child of fork(): the stacks its parent sent belong to the parent's stream. */
 void cgs_stack_reset(void)
 {
-    if (cgs_tls.ucache) /* its ids were sent in the parent's stream */
-        memset(cgs_tls.ucache, 0, sizeof *cgs_tls.ucache);
+    if (cgs_tls.ucache) { /* its ids were sent in the parent's stream; made again when needed */
+        munmap(cgs_tls.ucache, sizeof *cgs_tls.ucache);
+        cgs_tls.ucache = NULL;
+    }
     cgs_tls.last_free_stack = 0; /* so was the last FREE record */
     for (int d = 0; d < CGS_MAX_CTX; d++) /* so were these */
         for (int i = 0; i < CGS_CTX_IDS; i++)
@@ -376,6 +385,12 @@ static inline uint64_t ctx_id(const struct cgs_cgo_ctx *cx, const struct uc_entr
     return 0;
 }
 
+static inline uint64_t uc_tag(uintptr_t ra, uintptr_t cfa)
+{
+    uint64_t tag = ra ^ (cfa * 0x9e3779b97f4a7c15ull);
+    return tag ? tag : 1;
+}
+
 static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa, uint64_t *pcs,
                                  struct uc_entry **hit)
 {
@@ -402,7 +417,10 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
     }
     uint32_t set = (uint32_t)(((ra >> 3) ^ (cfa >> 4) ^ (cfa >> 12)) & (UC_SETS - 1));
     struct uc_entry *ways = t->ucache->e[set];
+    uint64_t *tags = t->ucache->tag[set], tag = uc_tag(ra, cfa);
     for (int w = 0; w < UC_WAYS; w++) {
+        if (tags[w] != tag)
+            continue;
         struct uc_entry *e = &ways[w];
         if (e->ra != ra || e->cfa != cfa || !e->n)
             continue;
@@ -419,7 +437,8 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
      * from Go comes here: it took a full unwind, and evicted a cached chain, each time. */
     if (stop_here(ra))
         return 0;
-    struct uc_entry *e = &ways[t->ucache->next[set]++ % UC_WAYS];
+    uint32_t way = t->ucache->next[set]++ % UC_WAYS;
+    struct uc_entry *e = &ways[way];
     cgs_scrub_note(t, (uintptr_t)__builtin_frame_address(0), CGS_SCRUB_UNWIND);
     uintptr_t slots[CGS_MAX_C_FRAMES];
     uint32_t nc = unwind_slow(cfa, pcs, slots, CGS_MAX_C_FRAMES, NULL, NULL, NULL);
@@ -433,9 +452,11 @@ static uint32_t capture_c_frames(struct cgs_thread *t, uintptr_t ra, uintptr_t c
         memcpy(e->slot, slots, nc * sizeof *slots);
         memcpy(e->ip, pcs, nc * sizeof *pcs);
         e->chash = hash_frames(pcs, nc);
+        tags[way] = tag;
     } else {
         e->n = 0;
         e->gen++;
+        tags[way] = 0;
     }
     return nc;
 }
