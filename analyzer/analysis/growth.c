@@ -19,9 +19,27 @@ void growth_free(struct growth *g)
     memset(g, 0, sizeof *g);
 }
 
+/* Gives every series a value at every snapshot taken: a series that lags kept its last value
+ * (its stack's live memory did not change since). */
+void growth_settle(struct growth *g)
+{
+    for (size_t s = 0; s < g->nseries; s++) {
+        struct growth_series *gs = g->series[s];
+        if (!gs->n)
+            continue;
+        uint64_t b = gs->bytes[gs->n - 1], k = gs->blocks[gs->n - 1];
+        while (gs->first + gs->n < g->n && gs->n < GROWTH_POINTS) {
+            gs->bytes[gs->n] = b;
+            gs->blocks[gs->n] = k;
+            gs->n++;
+        }
+    }
+}
+
 /* Keeps every other snapshot (the even ones), in the time table and in every series. */
 static void thin(struct growth *g)
 {
+    growth_settle(g); /* a lagging series' last value may be an odd one, about to go */
     uint32_t k = 0;
     for (uint32_t i = 0; i < g->n; i += 2, k++) {
         g->times[k] = g->times[i];
@@ -98,19 +116,27 @@ static void append(struct growth_series *gs, const struct stack_live *sl, uint32
     }
 }
 
-/* A stack whose memory changed: a new series when it has something live and none yet. */
+/* A stack whose memory changed: its series gets the new value (after its last one, repeated over
+ * the snapshots it missed); a new series when it has something live and none yet. */
 static void visit(struct growth *g, const struct liveset *live, size_t i, uint32_t at)
 {
     const struct stack_live *sl = &live->per_stack[i];
-    if (!sl->bytes || u64map_get(&g->index, sl->stack ? sl->stack : 1))
-        return; /* nothing live and never seen, or its series has its value already */
+    uint64_t *v = u64map_get(&g->index, sl->stack ? sl->stack : 1);
+    if (v) {
+        append(g->series[*v - 1], sl, at);
+        return;
+    }
+    if (!sl->bytes)
+        return; /* nothing live and never seen */
     struct growth_series *gs = series_for(g, sl->stack, (uint32_t)i, at);
     if (gs)
         append(gs, sl, at);
 }
 
-/* Every series gets a value; stacks without one are looked at only if their memory changed since
- * the last snapshot (a stack that did not change has no series because it had nothing live). */
+/* Only the stacks whose memory changed since the last snapshot are looked at: the other series
+ * lag, their last value standing for the snapshots since, until growth_settle or their next
+ * change writes it out. (Appending to every series at every snapshot was most of the growth
+ * tables' cost on the go-sqlite3 suite: thousands of series, a cache miss each.) */
 void growth_snapshot(struct growth *g, struct liveset *live, uint64_t now)
 {
     if (g->n == GROWTH_POINTS)
@@ -119,8 +145,6 @@ void growth_snapshot(struct growth *g, struct liveset *live, uint64_t now)
     g->times[at] = now;
     g->total_bytes[at] = live->live_bytes;
     g->total_blocks[at] = live->live_count;
-    for (size_t i = 0; i < g->nseries; i++)
-        append(g->series[i], &live->per_stack[g->series[i]->live_index], at);
     if (at == 0 || live->changed_all)
         for (size_t i = 0; i < live->nstacks; i++)
             visit(g, live, i, at);

@@ -37,6 +37,7 @@ void process_finish(struct process *p)
     process_cut(p, UINT64_MAX); /* nothing more will be read: every held event goes */
     if (p->clock.last_ts)
         growth_snapshot(&p->growth, &p->live, p->clock.last_ts);
+    growth_settle(&p->growth);
     lifetime_finish(&p->life, &p->live); /* what is still pending freed no live block */
 }
 

@@ -572,6 +572,7 @@ static void run_loop(struct run_session *s)
             }
         }
         if (next_table && t >= next_table && s->main_proc) {
+            growth_settle(&s->main_proc->growth);
             live_table_print(&s->lt, stderr, s->main_proc, t - started);
             next_table += o->interval;
         }

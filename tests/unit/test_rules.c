@@ -112,6 +112,68 @@ START_TEST(growth_rule)
 }
 END_TEST
 
+static const struct growth_series *series_of(const struct growth *g, uint64_t stack)
+{
+    for (size_t i = 0; i < g->nseries; i++)
+        if (g->series[i]->stack == stack)
+            return g->series[i];
+    return NULL;
+}
+
+/* Snapshots visit only the stacks that changed; the others' series lag until growth_settle. After
+ * settling, every series has the value its stack held at each snapshot kept, through a thinning
+ * of the table (a series last written at an odd snapshot, which thinning drops) and a free. */
+START_TEST(growth_series_lag_and_settle)
+{
+    struct liveset live;
+    struct growth g;
+    liveset_init(&live);
+    growth_init(&g, 1);
+    enum { A = 0xa, B = 0xb, C = 0xc, SNAPS = 300 };
+    uint64_t a_bytes = 0, addr = 0x10000;
+    for (uint64_t t = 1; t <= SNAPS; t++) {
+        /* A grows by 100 every 3rd snapshot; B takes 50 at snapshot 6 (index 5: odd) and keeps it; C
+         * takes 70 at snapshot 2 and frees it at snapshot 200. */
+        if (t % 3 == 0) {
+            ck_assert_int_eq(liveset_alloc(&live, addr++, 100, A, t), 0);
+            a_bytes += 100;
+        }
+        if (t == 6)
+            ck_assert_int_eq(liveset_alloc(&live, 0x500, 50, B, t), 0);
+        if (t == 2)
+            ck_assert_int_eq(liveset_alloc(&live, 0x700, 70, C, t), 0);
+        if (t == 200)
+            ck_assert_int_eq(liveset_free_block(&live, 0x700, t), 1);
+        growth_snapshot(&g, &live, t);
+    }
+    growth_settle(&g);
+    ck_assert_uint_lt(g.n, SNAPS); /* thinned at least once */
+    const struct growth_series *sa = series_of(&g, A), *sb = series_of(&g, B), *sc = series_of(&g, C);
+    ck_assert_ptr_nonnull(sa);
+    ck_assert_ptr_nonnull(sb);
+    ck_assert_ptr_nonnull(sc);
+    const struct growth_series *all[3] = {sa, sb, sc};
+    for (int k = 0; k < 3; k++) {
+        const struct growth_series *s = all[k];
+        ck_assert_uint_eq(s->first + s->n, g.n);
+        for (uint32_t j = 0; j < s->n; j++) {
+            uint64_t t = g.times[s->first + j], want;
+            if (s == sa)
+                want = t / 3 * 100;
+            else if (s == sb)
+                want = t >= 6 ? 50 : 0;
+            else
+                want = t >= 2 && t < 200 ? 70 : 0;
+            ck_assert_msg(s->bytes[j] == want, "series %d at t=%llu: %llu bytes, want %llu", k,
+                          (unsigned long long)t, (unsigned long long)s->bytes[j], (unsigned long long)want);
+        }
+    }
+    ck_assert_uint_eq(sa->bytes[sa->n - 1], a_bytes);
+    growth_free(&g);
+    liveset_free(&live);
+}
+END_TEST
+
 Suite *rules_suite(void)
 {
     Suite *s = suite_create("rules");
@@ -119,6 +181,7 @@ Suite *rules_suite(void)
     tcase_add_test(tc, hist_buckets_and_their_bounds);
     tcase_add_test(tc, quantiles_from_the_histogram);
     tcase_add_test(tc, growth_rule);
+    tcase_add_test(tc, growth_series_lag_and_settle);
     suite_add_tcase(s, tc);
     return s;
 }
