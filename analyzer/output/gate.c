@@ -162,8 +162,11 @@ void gate_apply(struct gate *g, struct report *reports, size_t n)
 {
     if (!g)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        suppressions_memo_begin(&g->supp); /* each report's frames name its own symbolizer's strings */
         apply_one(g, &reports[i]);
+        suppressions_memo_end(&g->supp);
+    }
     g->applied = 1;
 }
 

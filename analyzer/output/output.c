@@ -63,6 +63,7 @@ int output_reports(struct process *procs, size_t n, const struct output_options 
     }
     clock_phase("report build (symbolize)");
     gate_apply(o->gate, reports, n);
+    clock_phase("suppressions");
     if (!o->quiet) {
         struct report_options ro = {.show_runtime = o->show_runtime, .full_stacks = o->full_stacks,
                                     .full_report = o->full_report,

@@ -30,6 +30,7 @@ void suppressions_init(struct suppressions *s) { memset(s, 0, sizeof *s); }
 
 void suppressions_free(struct suppressions *s)
 {
+    suppressions_memo_end(s);
     for (size_t i = 0; i < s->n; i++) {
         free(s->v[i].pattern);
         free(s->v[i].glob);
@@ -227,9 +228,58 @@ static int rule_matches(const struct suppression *r, const struct report_frame *
            (f->object && glob_match(r->glob, f->object));
 }
 
+#define MEMO_RULES 63              /* rules a memo's mask holds */
+#define MEMO_SET (1ull << 63)      /* the mask is known (a 0 mask is a value too) */
+
+void suppressions_memo_begin(struct suppressions *s)
+{
+    suppressions_memo_end(s);
+    if (s->n > MEMO_RULES || !(s->memo = malloc(sizeof *s->memo)))
+        return; /* matched rule by rule */
+    u64map_init(s->memo);
+}
+
+void suppressions_memo_end(struct suppressions *s)
+{
+    if (s->memo) {
+        u64map_free(s->memo);
+        free(s->memo);
+        s->memo = NULL;
+    }
+}
+
+/* The rules str matches, bit i for rule i. */
+static uint64_t string_rules(struct suppressions *s, const char *str)
+{
+    if (!str)
+        return 0;
+    int added = 0;
+    uint64_t *v = u64map_put(s->memo, (uint64_t)(uintptr_t)str, &added);
+    if (v && !added)
+        return *v & ~MEMO_SET;
+    uint64_t m = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (glob_match(s->v[i].glob, str))
+            m |= 1ull << i;
+    if (v)
+        *v = m | MEMO_SET;
+    return m;
+}
+
 struct suppression *suppressions_match_type(struct suppressions *s, int type, const struct report_frame *frames,
                                             size_t n)
 {
+    if (s->memo) {
+        /* The first rule of the type that matches a frame: the same answer as rule by rule. */
+        uint64_t want = 0, hit = 0;
+        for (size_t i = 0; i < s->n; i++)
+            if (s->v[i].type == type)
+                want |= 1ull << i;
+        for (size_t k = 0; k < n && want; k++)
+            hit |= (string_rules(s, frames[k].function) | string_rules(s, frames[k].file) |
+                    string_rules(s, frames[k].object)) & want;
+        return hit ? &s->v[__builtin_ctzll(hit)] : NULL;
+    }
     for (size_t i = 0; i < s->n; i++)
         for (size_t k = 0; k < n && s->v[i].type == type; k++)
             if (rule_matches(&s->v[i], &frames[k]))

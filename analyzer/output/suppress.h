@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "output/report.h"
+#include "util/u64map.h"
 
 /* What a rule suppresses: the word before its colon. */
 enum suppression_type {
@@ -34,6 +35,8 @@ struct suppression {
 struct suppressions {
     struct suppression *v;
     size_t n, cap;
+    /* Between suppressions_memo_begin and _end: string address -> the rules it matches. */
+    struct u64map *memo;
 };
 
 void suppressions_init(struct suppressions *s);
@@ -48,6 +51,11 @@ int suppressions_add_defaults(struct suppressions *s);
 const char *suppressions_default_text(void);
 /* The first leak rule matching any of these frames, or NULL. */
 struct suppression *suppressions_match(struct suppressions *s, const struct report_frame *frames, size_t n);
+/* While the strings of the frames to be matched stay where they are (one report's symbolizer),
+ * each distinct string is matched against the rules once: a report's groups share most frames
+ * (the go-sqlite3 suite's ~1,700 groups: 21 ms of matching without it, after the program ended). */
+void suppressions_memo_begin(struct suppressions *s);
+void suppressions_memo_end(struct suppressions *s);
 /* The same for rules of one type (enum suppression_type). */
 struct suppression *suppressions_match_type(struct suppressions *s, int type, const struct report_frame *frames,
                                             size_t n);

@@ -156,6 +156,50 @@ START_TEST(defaults_spare_user_stacks)
 }
 END_TEST
 
+/* With the memo (each distinct string matched once), the first matching rule of each type is the
+ * one rule-by-rule matching finds; asked twice, from the memo the second time. Over 63 rules the
+ * memo stays off. */
+START_TEST(memo_finds_the_same_rule)
+{
+    struct suppressions s;
+    suppressions_init(&s);
+    char err[128];
+    ck_assert_int_eq(suppressions_parse(&s,
+                                        "double_free:leakNames\n"
+                                        "leak:*pthread_create*\n"
+                                        "invalid_free:^/src/prog$\n"
+                                        "leak:main.go\n",
+                                        "t", err, sizeof err),
+                     0);
+    ck_assert_int_eq(suppressions_add_defaults(&s), 0);
+    struct report_frame bare = {.pc = 0x1234};
+    const struct report_frame *stacks[] = {cstring_stack, tls_stack, cthread_stack, &bare};
+    const size_t lens[] = {NCSTRING, 4, 4, 1};
+    struct suppression *want[4][3];
+    for (int k = 0; k < 4; k++)
+        for (int type = 0; type < 3; type++)
+            want[k][type] = suppressions_match_type(&s, type, stacks[k], lens[k]);
+    ck_assert_ptr_eq(want[0][SUPP_LEAK], &s.v[3]);        /* main.go, not a later default */
+    ck_assert_ptr_eq(want[1][SUPP_LEAK], &s.v[1]);        /* pthread_create, before _dl_ */
+    ck_assert_ptr_eq(want[0][SUPP_DOUBLE_FREE], &s.v[0]);
+    ck_assert_ptr_null(want[3][SUPP_LEAK]);
+    suppressions_memo_begin(&s);
+    ck_assert_ptr_nonnull(s.memo);
+    for (int round = 0; round < 2; round++)
+        for (int k = 0; k < 4; k++)
+            for (int type = 0; type < 3; type++)
+                ck_assert_ptr_eq(suppressions_match_type(&s, type, stacks[k], lens[k]), want[k][type]);
+    suppressions_memo_end(&s);
+    ck_assert_ptr_null(s.memo);
+    for (int i = 0; i < 60; i++)
+        ck_assert_int_eq(suppressions_parse(&s, "leak:no_such_function_anywhere\n", "t", err, sizeof err), 0);
+    suppressions_memo_begin(&s);
+    ck_assert_ptr_null(s.memo);
+    ck_assert_ptr_eq(suppressions_match(&s, cstring_stack, NCSTRING), &s.v[3]);
+    suppressions_free(&s);
+}
+END_TEST
+
 static struct report three_groups(struct leak_group *g)
 {
     memset(g, 0, 3 * sizeof *g);
@@ -537,6 +581,7 @@ Suite *gate_suite(void)
     tcase_add_test(tc, load_file_and_errors);
     tcase_add_test(tc, match_any_frame_any_field);
     tcase_add_test(tc, defaults_spare_user_stacks);
+    tcase_add_test(tc, memo_finds_the_same_rule);
     tcase_add_test(tc, apply_moves_counts);
     tcase_add_test(tc, stable_names);
     tcase_add_test(tc, path_expansion);
