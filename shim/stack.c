@@ -91,7 +91,7 @@ struct uc_entry {
     uint64_t ip[UC_FRAMES];
 };
 
-#define SEEN_SLOTS 1024 /* stack ids this thread found in (or put into) the process's table */
+#define SEEN_SLOTS 4096 /* stack ids this thread found in (or put into) the process's table */
 
 struct cgs_unwind_cache {
     /* uc_tag of each way's (ra, cfa), 0 when empty: a lookup scans 128 bytes for candidates
