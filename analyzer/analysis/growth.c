@@ -19,13 +19,15 @@ void growth_free(struct growth *g)
     memset(g, 0, sizeof *g);
 }
 
-/* Gives every series a value at every snapshot taken: a series that lags kept its last value
- * (its stack's live memory did not change since). */
-void growth_settle(struct growth *g)
+/* Gives series a value at every snapshot taken: a series that lags kept its last value (its
+ * stack's live memory did not change since). `all` = 0 leaves out the series whose last value
+ * is 0: nothing live, so no report reads them (growth_sites), and writing them out would touch
+ * memory for nothing. */
+static void settle(struct growth *g, int all)
 {
     for (size_t s = 0; s < g->nseries; s++) {
         struct growth_series *gs = g->series[s];
-        if (!gs->n)
+        if (!gs->n || (!all && !gs->bytes[gs->n - 1]))
             continue;
         uint64_t b = gs->bytes[gs->n - 1], k = gs->blocks[gs->n - 1];
         while (gs->first + gs->n < g->n && gs->n < GROWTH_POINTS) {
@@ -36,10 +38,12 @@ void growth_settle(struct growth *g)
     }
 }
 
+void growth_settle(struct growth *g) { settle(g, 0); }
+
 /* Keeps every other snapshot (the even ones), in the time table and in every series. */
 static void thin(struct growth *g)
 {
-    growth_settle(g); /* a lagging series' last value may be an odd one, about to go */
+    settle(g, 1); /* a lagging series' last value may be an odd one, about to go */
     uint32_t k = 0;
     for (uint32_t i = 0; i < g->n; i += 2, k++) {
         g->times[k] = g->times[i];

@@ -44,8 +44,9 @@ void growth_free(struct growth *g);
 void growth_tick(struct growth *g, struct liveset *live, uint64_t now);
 /* Takes one unconditionally (the program ended). */
 void growth_snapshot(struct growth *g, struct liveset *live, uint64_t now);
-/* Writes out the values of series that lag (unchanged since their last value): before reading
- * the series. process_finish does it after the last snapshot. */
+/* Writes out the values of series that lag (unchanged since their last value) and hold
+ * something: before reading the series (growth_sites reads only those). process_finish does it
+ * after the last snapshot. */
 void growth_settle(struct growth *g);
 
 /* The robust trend of a series: Theil-Sen slope (median of pairwise slopes) in units per
