@@ -548,12 +548,13 @@ void cgs_thread_done(struct cgs_thread *t)
 {
     if (t->chunk < 0 || !descs)
         return;
+    uint32_t undrained = 0;
     if (!file_mode)
-        atomic_fetch_add_explicit(&hdr->undrained, 1, memory_order_relaxed);
+        undrained = atomic_fetch_add_explicit(&hdr->undrained, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&descs[t->chunk].state, CGS_CHUNK_FULL, memory_order_release);
     t->chunk = -1;
     t->off = 0;
-    if (!file_mode)
+    if (!file_mode && undrained >= CGS_WAKE_UNDRAINED)
         wake_analyzer();
 }
 
