@@ -20,7 +20,11 @@
 
 #include "shim.h"
 
-#define TABLE_BITS 20
+/* 262,144 slots (2 MiB): the go-sqlite3 suite makes 19,394 distinct stacks. Ids are hashes, so
+ * each lands on a random page: the 8 MiB table this was had all of its 2,048 pages faulted in by
+ * that suite, at ~10 us a fault on a virtual machine. Past ~150k stacks probes start to run out
+ * and frames are sent again (the analyzer keeps one copy). */
+#define TABLE_BITS 18
 #define TABLE_PROBES 32
 
 static _Atomic uint64_t *table; /* open addressing; 0 = empty */
@@ -104,7 +108,7 @@ struct cgs_unwind_cache {
     uint64_t tag[UC_SETS][UC_WAYS];
     struct uc_entry e[UC_SETS][UC_WAYS];
     uint8_t next[UC_SETS]; /* the way to replace next, round robin */
-    /* Direct-mapped by id: a probe of the 8 MiB table is a cache and TLB miss (60% of
+    /* Direct-mapped by id: a probe of the 2 MiB table is a cache and TLB miss (60% of
      * cgs_stack_capture's time on the go-sqlite3 suite); an id found here is known to be there. */
     uint64_t seen[SEEN_SLOTS];
 };

@@ -26,7 +26,7 @@
 #include "shim.h"
 
 #define MAX_MODULES 512
-#define RULE_BITS 16
+#define RULE_BITS 15 /* 32,768 return addresses (512 KiB); the suite of go-sqlite3 meets a few thousand */
 #define RULE_PROBES 16
 
 struct module {
