@@ -117,8 +117,8 @@ static void record_free(struct cgs_thread *t, void *p, struct cgs_caller c)
     return;
 #endif
     /* The free's stack, so that a double or invalid free names its Go line (docs/lifetime.md).
-     * The same capture as an allocation's: a free repeated from one place within one cgo call
-     * costs a check of the unwind cache and of the call's last ids. */
+     * The same capture as an allocation's: a free repeated from one place under the same Go
+     * frames costs a check of the unwind cache, whose entry keeps the id it made last. */
     uint64_t stack = cgs_stack_capture(t, c.ra, c.cfa);
     if (stack && stack == t->last_free_stack) {
         /* The same stack as this thread's last free: the short record says so. */

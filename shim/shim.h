@@ -22,21 +22,11 @@
  * captured as return addresses at entry (they stay valid if a callback moves the stack). */
 #define CGS_GO_LAZY 0xffffffffu /* ngo: not captured yet; fp says where to start */
 
-#define CGS_CTX_IDS 8
-
 struct cgs_cgo_ctx {
     uint32_t site;
     uint32_t ngo;
     uintptr_t *fp; /* the hook's frame: the chain into the goroutine starts here */
     uintptr_t frame[2]; /* a promoted store-free call (lean.c): its frame, as the hook's would be */
-    /* Stack ids already made during this call, by the unwind-cache entry (and its fill count)
-     * that gave the C frames: C frames + these Go frames hash to the same id every time.
-     * Emptied whenever go_pcs is (re)captured, which every new call does before its first use. */
-    struct {
-        const void *entry;
-        uint64_t gen, id;
-    } ids[CGS_CTX_IDS];
-    uint32_t next_id;
     uint64_t ghash; /* hash of go_pcs[0..ngo) */
     uint64_t go_pcs[CGS_MAX_GO_FRAMES];
 };

@@ -121,9 +121,6 @@ void cgs_stack_reset(void)
         cgs_tls.ucache = NULL;
     }
     cgs_tls.last_free_stack = 0; /* so was the last FREE record */
-    for (int d = 0; d < CGS_MAX_CTX; d++) /* so were these */
-        for (int i = 0; i < CGS_CTX_IDS; i++)
-            cgs_tls.ctx[d].ids[i].entry = NULL;
     void *m = mmap(NULL, sizeof(uint64_t) << TABLE_BITS, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m != MAP_FAILED) {
@@ -194,9 +191,6 @@ void cgs_capture_go_frames(struct cgs_thread *t, struct cgs_cgo_ctx *c, uintptr_
     }
     c->ngo = n;
     c->ghash = hash_frames(c->go_pcs, n);
-    for (int i = 0; i < CGS_CTX_IDS; i++)
-        c->ids[i].entry = NULL;
-    c->next_id = 0;
 }
 
 static inline uint64_t mix(uint64_t h)
@@ -383,17 +377,6 @@ static inline struct cgs_cgo_ctx *current_ctx(struct cgs_thread *t)
     return t->depth > 0 && t->depth <= CGS_MAX_CTX ? &t->ctx[t->depth - 1] : NULL;
 }
 
-/* The id this cgo call already made from the C frames of entry e, or 0. */
-static inline uint64_t ctx_id(const struct cgs_cgo_ctx *cx, const struct uc_entry *e)
-{
-    if (cx->ngo == CGS_GO_LAZY)
-        return 0;
-    for (int i = 0; i < CGS_CTX_IDS; i++)
-        if (cx->ids[i].entry == e && cx->ids[i].gen == e->gen)
-            return cx->ids[i].id;
-    return 0;
-}
-
 static inline uint64_t uc_tag(uintptr_t ra, uintptr_t cfa)
 {
     uint64_t tag = ra ^ (cfa * 0x9e3779b97f4a7c15ull);
@@ -564,11 +547,6 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
         if (e && e->id && t->depth == 0)
             return e->id; /* a chain seen before, outside any cgo call: its frames were sent */
         cx = current_ctx(t);
-        if (e && cx) {
-            uint64_t id = ctx_id(cx, e);
-            if (id)
-                return id; /* this cgo call made the same stack before: its frames were sent */
-        }
         ch = e ? e->chash : hash_frames(pcs, nc);
         n = nc;
         if (cx) {
@@ -579,21 +557,14 @@ uint64_t cgs_stack_capture(struct cgs_thread *t, uintptr_t ra, uintptr_t cfa)
             n = nc + (cx->ngo < CGS_MAX_FRAMES - nc ? cx->ngo : CGS_MAX_FRAMES - nc);
         }
     }
-    if (e && cx && e->memo_id && e->memo_ghash == gh && e->memo_site == site && e->memo_n == n) {
-        uint32_t i = cx->next_id++ % CGS_CTX_IDS; /* sent when the memo was made */
-        cx->ids[i].entry = e;
-        cx->ids[i].gen = e->gen;
-        cx->ids[i].id = e->memo_id;
+    /* The same chain under the same Go frames (in this cgo call or an earlier one): the id it
+     * made then, whose frames were sent then. */
+    if (e && cx && e->memo_id && e->memo_ghash == gh && e->memo_site == site && e->memo_n == n)
         return e->memo_id;
-    }
     uint64_t h = stack_id(ch, gh, site, nc, n);
     if (e && t->depth == 0)
         e->id = h;
     if (e && cx) {
-        uint32_t i = cx->next_id++ % CGS_CTX_IDS;
-        cx->ids[i].entry = e;
-        cx->ids[i].gen = e->gen;
-        cx->ids[i].id = h;
         e->memo_ghash = gh;
         e->memo_site = site;
         e->memo_n = n;

@@ -197,17 +197,11 @@ static void mark_changed(struct liveset *s, struct stack_live *sl)
 {
     if (sl->changed || s->changed_all)
         return;
-    if (s->nchanged == s->capchanged) {
-        size_t nc = s->capchanged ? s->capchanged * 2 : 1024;
-        uint32_t *nv = realloc(s->changed, nc * sizeof *nv);
-        if (!nv) {
-            s->changed_all = 1;
-            return;
-        }
-        s->changed = nv;
-        s->capchanged = nc;
+    uint32_t index = (uint32_t)(sl - s->per_stack);
+    if (push((void **)&s->changed, &s->nchanged, &s->capchanged, &index, sizeof index) != 0) {
+        s->changed_all = 1;
+        return;
     }
-    s->changed[s->nchanged++] = (uint32_t)(sl - s->per_stack);
     sl->changed = 1;
 }
 
