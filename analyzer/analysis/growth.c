@@ -70,7 +70,7 @@ static void thin(struct growth *g)
     g->interval *= 2;
 }
 
-static struct growth_series *series_for(struct growth *g, uint64_t stack, uint32_t live_index, uint32_t at)
+static struct growth_series *series_for(struct growth *g, uint64_t stack, uint32_t at)
 {
     uint64_t key = stack ? stack : 1;
     uint64_t *v = u64map_get(&g->index, key);
@@ -95,7 +95,6 @@ static struct growth_series *series_for(struct growth *g, uint64_t stack, uint32
         return NULL;
     }
     gs->stack = stack;
-    gs->live_index = live_index;
     gs->first = at;
     g->series[g->nseries++] = gs;
     *slot = g->nseries;
@@ -132,7 +131,7 @@ static void visit(struct growth *g, const struct liveset *live, size_t i, uint32
     }
     if (!sl->bytes)
         return; /* nothing live and never seen */
-    struct growth_series *gs = series_for(g, sl->stack, (uint32_t)i, at);
+    struct growth_series *gs = series_for(g, sl->stack, at);
     if (gs)
         append(gs, sl, at);
 }

@@ -19,7 +19,6 @@
 
 struct growth_series {
     uint64_t stack;
-    uint32_t live_index; /* its entry in the live set's per_stack */
     uint32_t first; /* index in the time table of its first value */
     uint32_t n;
     uint64_t bytes[GROWTH_POINTS];
